@@ -1,0 +1,1 @@
+"""Pure product logic: no Azure SDK, no sqlite3, no environment reads."""

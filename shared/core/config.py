@@ -1,0 +1,100 @@
+"""The configuration file: customer sources and activities, validated once at start-up."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from shared.core.errors import ConfigError
+
+
+def _as_column_list(value: Any) -> Any:
+    # A field given as one column name means the same as a list of one.
+    return [value] if isinstance(value, str) else value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=256)]
+Columns = Annotated[list[Name], BeforeValidator(_as_column_list), Field(min_length=1)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CustomerSource(_Model):
+    entity: Name
+    key: Name
+    customerId: Name | None = None
+    attributes: list[Name] = []
+
+
+class Relationship(_Model):
+    name: Name
+    foreignKey: Columns
+    customerEntity: Name
+    customerKey: Name
+
+
+class ActivityConfig(_Model):
+    name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    entity: Name
+    primaryKey: Columns
+    timestamp: Columns
+    event: Columns
+    webAddress: Columns | None = None
+    details: Columns | None = None
+    activityType: Name
+    showInTimeline: bool = True
+    filter: dict[Name, Annotated[list[str], Field(min_length=1)]] = {}
+    relationship: Relationship | None = None
+
+
+class Config(_Model):
+    customerSources: list[CustomerSource] = []
+    activities: list[ActivityConfig] = []
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Config:
+        names = [a.name for a in self.activities]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(f"activities[{i}].name: duplicate activity name {name!r}")
+        sources = {s.entity: s for s in self.customerSources}
+        for i, activity in enumerate(self.activities):
+            rel = activity.relationship
+            if rel is None:
+                continue
+            source = sources.get(rel.customerEntity)
+            where = f"activities[{i}].relationship"
+            if source is None:
+                raise ValueError(
+                    f"{where}.customerEntity: {rel.customerEntity!r} is not a customerSources entity"
+                )
+            if rel.customerKey != source.key:
+                raise ValueError(
+                    f"{where}.customerKey: {rel.customerKey!r} is not the key of "
+                    f"{rel.customerEntity!r} ({source.key!r})"
+                )
+        return self
+
+
+def parse_config(data: bytes | str, origin: str = "config") -> Config:
+    """Validate a configuration document; ConfigError names the offending field."""
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"{origin}: not valid JSON: {exc}") from None
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: {_describe(exc)}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
+    message = first["msg"].removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {message}{more}" if where else f"{message}{more}"

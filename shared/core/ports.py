@@ -1,0 +1,101 @@
+"""The ports the services talk to; adapters satisfy them structurally."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO, Protocol
+
+from shared.core.model import (
+    Activity,
+    Customer,
+    CustomerRow,
+    LedgerEntry,
+    Page,
+    Reject,
+    SourceFile,
+    TimelineQuery,
+)
+
+
+class FileSource(Protocol):
+    """Files of an export, by '/'-separated path relative to the source's root."""
+
+    def list(self, prefix: str = "", recursive: bool = True) -> Iterator[SourceFile]:
+        """Files under folder `prefix` ('' for the root); only its direct files unless recursive."""
+        ...
+
+    def stat(self, path: str) -> SourceFile:
+        """The file as it is now; raises NotFound."""
+        ...
+
+    def open(self, path: str) -> tuple[SourceFile, BinaryIO]:
+        """A binary stream of the file and the version (ETag) actually being read."""
+        ...
+
+
+class ProfileStore(Protocol):
+    """Activities, customers and rejects; idempotent writes, customer linking in either order."""
+
+    def write(
+        self,
+        activities: Sequence[Activity],
+        customers: Sequence[CustomerRow],
+        rejects: Sequence[Reject],
+    ) -> int:
+        """Upsert one batch; returns how many of `activities` have no customer yet.
+
+        When two activities share an ActivityId the one with the greatest
+        (SourceFile, SourceRow) wins, whatever the order of calls.
+        """
+        ...
+
+    def forget_file(self, path: str, keep_etag: str) -> None:
+        """Remove what earlier versions (other ETags) of `path` wrote."""
+        ...
+
+    def get_customer(self, customer_id: str) -> Customer | None: ...
+
+    def activity_counts(self, customer_id: str) -> dict[str, int]: ...
+
+    def timeline(self, customer_id: str, query: TimelineQuery) -> Page: ...
+
+    def search_customers(self, text: str, limit: int) -> list[Customer]: ...
+
+    def list_activities(
+        self, activity_type: str | None, unmatched: bool, limit: int | None
+    ) -> list[Activity]: ...
+
+    def list_rejects(self, limit: int | None) -> list[Reject]: ...
+
+    def count_unmatched(self) -> int: ...
+
+    def relink(self) -> int:
+        """Link unmatched activities whose customer is now known; returns how many."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Ledger(Protocol):
+    """Per-file processing records keyed by (path, ETag)."""
+
+    def get(self, path: str, etag: str) -> LedgerEntry | None: ...
+
+    def latest(self, path: str) -> LedgerEntry | None:
+        """The most recently started entry of `path`, whatever its ETag."""
+        ...
+
+    def claim(
+        self, path: str, etag: str, now: str, lease_until: str, force: bool = False
+    ) -> LedgerEntry | None:
+        """Mark (path, etag) running and count an attempt; None when done (unless force) or held.
+
+        Safe when several workers claim the same file at once: one wins.
+        """
+        ...
+
+    def record(self, entry: LedgerEntry) -> None:
+        """Store the outcome of an attempt."""
+        ...
+
+    def entries(self, status: str | None = None) -> Iterator[LedgerEntry]: ...

@@ -1,0 +1,122 @@
+"""Reads: the customer card, timeline pages, search, the activity preview and ledger health."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+from shared.core.errors import BadRequest, NotFound
+from shared.core.mapping import to_utc
+from shared.core.model import COUNT_FIELDS, FAILED, QUARANTINED, STATUSES, TimelineQuery
+from shared.core.paging import check_limit, decode_cursor
+from shared.core.ports import Ledger, ProfileStore
+
+_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,1024}$")
+MAX_SEARCH_RESULTS = 100
+MAX_PREVIEW = 10_000
+
+
+def check_id(value: str, what: str = "customer id") -> str:
+    if not _ID.match(value):
+        raise BadRequest(f"{what} must be 1 to 1024 printable characters")
+    return value
+
+
+def parse_time(value: str | None, what: str) -> str | None:
+    if value is None or value == "":
+        return None
+    moment = to_utc(value)
+    if moment is None:
+        raise BadRequest(f"{what} must be an ISO 8601 date or time, got {value[:40]!r}")
+    return moment
+
+
+def timeline_query(
+    types: list[str] | tuple[str, ...] = (),
+    since: str | None = None,
+    until: str | None = None,
+    limit: int | None = None,
+    continuation: str | None = None,
+) -> TimelineQuery:
+    """Validate timeline arguments as a caller gave them (CLI options, HTTP query)."""
+    for t in types:
+        check_id(t, "type")
+    query = TimelineQuery(
+        tuple(types), parse_time(since, "from"), parse_time(until, "to"),
+        check_limit(limit), continuation or None,
+    )  # fmt: skip
+    if query.continuation:
+        decode_cursor(query.continuation)  # refuse a bad token before any lookup
+    if query.since and query.until and query.since >= query.until:
+        raise BadRequest("'from' must be earlier than 'to'")
+    return query
+
+
+def customer_profile(store: ProfileStore, customer_id: str) -> dict[str, Any]:
+    customer = store.get_customer(check_id(customer_id))
+    if customer is None:
+        raise NotFound(f"no customer {customer_id!r}")
+    record = customer.to_record()
+    record["ActivityCounts"] = store.activity_counts(customer_id)
+    return record
+
+
+def customer_card(store: ProfileStore, customer_id: str, query: TimelineQuery) -> dict[str, Any]:
+    """The customer, and one page of their timeline, newest first."""
+    customer = store.get_customer(check_id(customer_id))
+    if customer is None:
+        raise NotFound(f"no customer {customer_id!r}")
+    page = store.timeline(customer_id, query)
+    return {
+        "customer": customer.to_record(),
+        "activities": [a.to_record() for a in page.items],
+        "continuation": page.continuation,
+    }
+
+
+def search(store: ProfileStore, text: str, limit: int | None = None) -> list[dict[str, Any]]:
+    text = text.strip()
+    if not text:
+        raise BadRequest("search text must not be empty")
+    check_id(text, "search text")
+    found = store.search_customers(text, check_limit(limit, 20, MAX_SEARCH_RESULTS))
+    return [c.to_record() for c in found]
+
+
+def preview(
+    store: ProfileStore,
+    activity_type: str | None = None,
+    unmatched: bool = False,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    if activity_type is not None:
+        check_id(activity_type, "type")
+    if limit is not None:
+        check_limit(limit, maximum=MAX_PREVIEW)
+    return [a.to_record() for a in store.list_activities(activity_type, unmatched, limit)]
+
+
+def status(ledger: Ledger, store: ProfileStore) -> dict[str, Any]:
+    """Ledger health: files by status (each file at its latest ETag), row totals, last error."""
+    latest: dict[str, Any] = {}
+    for entry in ledger.entries():
+        known = latest.get(entry.path)
+        if known is None or (entry.started_at or "") >= (known.started_at or ""):
+            latest[entry.path] = entry
+    by_status = Counter(e.status for e in latest.values())
+    totals = dict.fromkeys(COUNT_FIELDS, 0)
+    for entry in latest.values():
+        for name, value in entry.counts.to_record().items():
+            totals[name] += value
+    errors = [e for e in latest.values() if e.status in (FAILED, QUARANTINED) and e.error]
+    last = max(errors, key=lambda e: e.finished_at or "", default=None)
+    return {
+        "files": {s: by_status.get(s, 0) for s in STATUSES},
+        **totals,
+        "unmatched_now": store.count_unmatched(),
+        "quarantined": sorted(e.path for e in latest.values() if e.status == QUARANTINED),
+        "last_error": (
+            {"path": last.path, "error": last.error, "at": last.finished_at} if last else None
+        ),
+    }

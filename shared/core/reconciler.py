@@ -1,0 +1,80 @@
+"""The reconciler: process every file the ledger has not done, within a time budget."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+
+from shared.core.cdm import Catalog, is_metadata
+from shared.core.config import Config
+from shared.core.model import DONE, FAILED, QUARANTINED, SKIPPED, IngestReport
+from shared.core.services import IngestOptions, Ports, ingest_file, is_due, iso
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class ReconcileReport:
+    listed: int = 0
+    processed: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    quarantined: int = 0
+    relinked: int = 0
+    # Files due but not reached before the time budget ran out.
+    remaining: int = 0
+    reports: list[IngestReport] = dataclasses.field(default_factory=list)
+
+    def to_record(self) -> dict[str, int]:
+        record = dataclasses.asdict(self)
+        del record["reports"]
+        return record
+
+
+def reconcile(
+    ports: Ports,
+    config: Config,
+    options: IngestOptions | None = None,
+    *,
+    prefix: str = "",
+    budget_seconds: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReconcileReport:
+    """Process what the ledger has not done at each file's current ETag; re-link unmatched."""
+    options = options or IngestOptions()
+    deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+    files = sorted(ports.source.list(prefix), key=lambda f: (not is_metadata(f.path), f.path))
+    report = ReconcileReport(listed=len(files))
+    catalog = Catalog(ports.source, options.root, cache=True)
+    now = iso(options.clock())
+    due = [f for f in files if is_due(ports.ledger.get(f.path, f.etag), now)]
+    for index, file in enumerate(due):
+        if deadline is not None and time.monotonic() > deadline:
+            report.remaining = len(due) - index
+            log.warning("reconcile stopped at its time budget with %d files left", report.remaining)
+            break
+        # Metadata first: a new manifest changes how the data files after it are read.
+        use = None if is_metadata(file.path) else catalog
+        outcome = ingest_file(ports, config, file.path, options, catalog=use)
+        _tally(report, outcome)
+        if progress is not None:
+            progress(index + 1, len(due))
+    report.relinked = ports.store.relink()
+    log.info("reconcile %s", report.to_record())
+    return report
+
+
+def _tally(report: ReconcileReport, outcome: IngestReport) -> None:
+    report.processed += 1
+    report.reports.append(outcome)
+    if outcome.status == DONE:
+        report.done += 1
+    elif outcome.status == SKIPPED:
+        report.skipped += 1
+    elif outcome.status == FAILED:
+        report.failed += 1
+    elif outcome.status == QUARANTINED:
+        report.quarantined += 1

@@ -1,0 +1,251 @@
+"""Ingest and reconcile: the one code path every trigger and command uses to load files."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+
+from shared.core.cdm import Catalog, is_manifest_name, is_metadata
+from shared.core.config import Config
+from shared.core.errors import NotFound, PermanentError
+from shared.core.mapping import EntityMapping, excerpt
+from shared.core.model import (
+    DONE,
+    FAILED,
+    QUARANTINED,
+    RUNNING,
+    SKIPPED,
+    Activity,
+    Counts,
+    CustomerRow,
+    IngestReport,
+    LedgerEntry,
+    Reject,
+    SourceFile,
+)
+from shared.core.parsing import Limits, ParsedRow, file_kind, iter_rows
+from shared.core.ports import FileSource, Ledger, ProfileStore
+
+log = logging.getLogger(__name__)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclasses.dataclass(frozen=True)
+class Ports:
+    source: FileSource
+    store: ProfileStore
+    ledger: Ledger
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestOptions:
+    root: str = ""
+    max_attempts: int = 5
+    lease_seconds: int = 900
+    retry_base_seconds: float = 30.0
+    batch_size: int = 5000
+    limits: Limits = dataclasses.field(default_factory=Limits)
+    clock: Callable[[], datetime] = _utc_now
+
+
+def ingest_file(
+    ports: Ports,
+    config: Config,
+    path: str,
+    options: IngestOptions | None = None,
+    *,
+    force: bool = False,
+    catalog: Catalog | None = None,
+) -> IngestReport:
+    """Load one file into the store, exactly once per ETag; the outcome lands in the ledger."""
+    options = options or IngestOptions()
+    catalog = catalog or Catalog(ports.source, options.root, cache=False)
+    try:
+        file, stream = ports.source.open(path)
+    except NotFound as exc:
+        return IngestReport(path, None, SKIPPED, error=str(exc))
+    with contextlib.closing(stream):
+        if is_metadata(path):
+            return _note_metadata(ports, config, file, options)
+        prior = ports.ledger.get(path, file.etag)
+        if prior is not None and not force and _settled(prior):
+            return _report_of(prior, already=True)
+        now = options.clock()
+        lease = iso(now + timedelta(seconds=options.lease_seconds))
+        entry = ports.ledger.claim(path, file.etag, iso(now), lease, force)
+        if entry is None:
+            return IngestReport(path, None, SKIPPED, error="done or being processed elsewhere")
+        return _attempt(ports, config, file, stream, entry, catalog, options)
+
+
+def _attempt(ports, config, file, stream, entry, catalog, options) -> IngestReport:  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    counts = Counts()
+    try:
+        if file_kind(file.path) is None:
+            raise PermanentError(f"not a CSV or JSON lines file: {file.path}")
+        schema = catalog.describe(file.path)
+        entry.entity = schema.entity
+        mapping = EntityMapping(config, schema.entity)
+        if mapping.is_empty:
+            entry.status, entry.error = (
+                SKIPPED,
+                (f"entity {schema.entity!r} feeds no configured activity or customer source"),
+            )
+        else:
+            ports.store.forget_file(file.path, file.etag)
+            rows = iter_rows(stream, file.path, schema.csv, schema.columns, options.limits)
+            load(ports.store, mapping, rows, file, counts, options.batch_size)
+            entry.status, entry.error = DONE, None
+    except PermanentError as exc:
+        entry.status, entry.error, entry.permanent = FAILED, str(exc), True
+    except Exception as exc:  # storage faults and anything unforeseen: retry, then quarantine
+        _note_transient(entry, exc, options)
+    entry.counts = counts
+    entry.finished_at = iso(options.clock())
+    entry.duration_ms = int((time.monotonic() - started) * 1000)
+    if entry.status != FAILED or entry.permanent:
+        entry.not_before = None
+    ports.ledger.record(entry)
+    log.info(
+        "%s %s entity=%s rows=%d activities=%d unmatched=%d filtered=%d rejected=%d "
+        "customers=%d ms=%d%s", entry.status, file.path, entry.entity, counts.rows,
+        counts.activities, counts.unmatched, counts.filtered, counts.rejected, counts.customers,
+        entry.duration_ms, f" error={entry.error}" if entry.error else "",
+    )  # fmt: skip
+    return _report_of(entry)
+
+
+def _note_transient(entry: LedgerEntry, exc: Exception, options: IngestOptions) -> None:
+    entry.error = f"{type(exc).__name__}: {exc}"[:1000]
+    if entry.attempts >= options.max_attempts:
+        entry.status = QUARANTINED
+        return
+    entry.status = FAILED
+    delay = min(options.retry_base_seconds * 2 ** (entry.attempts - 1), 3600.0)
+    entry.not_before = iso(options.clock() + timedelta(seconds=delay))
+
+
+def load(
+    store: ProfileStore,
+    mapping: EntityMapping,
+    rows: Iterable[ParsedRow],
+    file: SourceFile,
+    counts: Counts,
+    batch_size: int,
+) -> None:
+    """Map parsed rows and write them in batches; row problems become rejects, not errors."""
+    activities: list[Activity] = []
+    customers: list[CustomerRow] = []
+    rejects: list[Reject] = []
+    entity = mapping.entity
+    for parsed in rows:
+        counts.rows += 1
+        if parsed.values is None:
+            rejects.append(
+                Reject(
+                    file.path,
+                    file.etag,
+                    parsed.row,
+                    entity,
+                    parsed.error or "bad row",
+                    parsed.excerpt,
+                )
+            )
+            counts.rejected += 1
+        else:
+            mapped = mapping.map_row(parsed.values, file, parsed.row)
+            activities.extend(mapped.activities)
+            customers.extend(mapped.customers)
+            counts.filtered += mapped.filtered
+            if mapped.reject is not None:
+                rejects.append(
+                    Reject(
+                        file.path,
+                        file.etag,
+                        parsed.row,
+                        entity,
+                        mapped.reject,
+                        excerpt(parsed.values),
+                    )
+                )
+                counts.rejected += 1
+        if len(activities) + len(customers) + len(rejects) >= batch_size:
+            _flush(store, activities, customers, rejects, counts)
+    _flush(store, activities, customers, rejects, counts)
+
+
+def _flush(store, activities, customers, rejects, counts) -> None:  # type: ignore[no-untyped-def]
+    if activities or customers or rejects:
+        counts.unmatched += store.write(activities, customers, rejects)
+        counts.activities += len(activities)
+        counts.customers += len(customers)
+        activities.clear()
+        customers.clear()
+        rejects.clear()
+
+
+def _settled(entry: LedgerEntry) -> bool:
+    """Nothing more to do at this ETag unless someone forces it."""
+    return entry.status in (DONE, SKIPPED, QUARANTINED) or (
+        entry.status == FAILED and entry.permanent
+    )
+
+
+def _report_of(entry: LedgerEntry, already: bool = False) -> IngestReport:
+    status, error = entry.status, entry.error
+    if already and status == DONE:
+        status, error = SKIPPED, f"already done at ETag {entry.etag}"
+    retryable = entry.status == FAILED and not entry.permanent
+    return IngestReport(
+        entry.path, entry.entity, status, entry.counts, error, entry.etag, retryable
+    )
+
+
+def _note_metadata(
+    ports: Ports, config: Config, file: SourceFile, options: IngestOptions
+) -> IngestReport:
+    """A manifest or entity document arrived or changed: retry files it may now describe."""
+    if ports.ledger.get(file.path, file.etag) is not None:
+        return IngestReport(
+            file.path, None, SKIPPED, error="CDM metadata, seen before", etag=file.etag
+        )
+    now = iso(options.clock())
+    kind = "manifest" if is_manifest_name(file.path.rsplit("/", 1)[-1]) else "document"
+    note = f"CDM {kind}, not data"
+    ports.ledger.record(
+        LedgerEntry(file.path, file.etag, SKIPPED, 1, error=note, started_at=now, finished_at=now)
+    )
+    folder = file.path.rsplit("/", 1)[0] + "/" if "/" in file.path else ""
+    # Files that failed or were skipped for want of a schema may now be described.
+    waiting = [
+        e.path
+        for status in (FAILED, SKIPPED)
+        for e in ports.ledger.entries(status)
+        if e.path.startswith(folder) and not is_metadata(e.path) and (e.permanent or status == SKIPPED)
+    ]
+    catalog = Catalog(ports.source, options.root, cache=False)
+    for path in waiting:
+        report = ingest_file(ports, config, path, options, force=True, catalog=catalog)
+        log.info("retried %s after %s changed: %s", path, file.path, report.status)
+    return IngestReport(file.path, None, SKIPPED, error=note, etag=file.etag)
+
+
+def is_due(entry: LedgerEntry | None, now: str) -> bool:
+    """Whether the reconciler should (re)process a file whose ledger entry is `entry`."""
+    if entry is None:
+        return True
+    if entry.status in (FAILED, RUNNING) and not entry.permanent:
+        return (entry.not_before or "") <= now
+    return False

@@ -1,0 +1,65 @@
+"""Configuration validation: errors name the offending field."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from shared.bootstrap import load_config
+from shared.core.config import parse_config
+from shared.core.errors import ConfigError
+
+
+def _with(change) -> bytes:  # type: ignore[no-untyped-def]
+    raw = orjson.loads(orjson.dumps(load_config(None).model_dump()))
+    change(raw)
+    return orjson.dumps(raw)
+
+
+def test_the_shipped_defaults_are_the_documented_example() -> None:
+    config = load_config(None)
+    [activity] = config.activities
+    assert activity.name == "EmailPromotionClicks"
+    assert activity.webAddress == ["Signal.View.Uri", "Signal.Action.View.Uri"]
+    assert activity.primaryKey == ["Signal.Export.Id"]
+    assert activity.relationship.foreignKey == ["Signal.User.AuthId", "Signal.User.Id"]
+    assert config.customerSources[0].key == "CustomerRetailId"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda c: c["activities"][0].pop("timestamp"), "activities[0].timestamp"),
+        (
+            lambda c: c["activities"][0].update(showInTimeline="maybe"),
+            "activities[0].showInTimeline",
+        ),
+        (lambda c: c["activities"][0].update(primaryKey=[]), "activities[0].primaryKey"),
+        (lambda c: c["activities"][0].update(filter={"x": []}), "activities[0].filter.x"),
+        (lambda c: c["activities"][0].update(colour="red"), "activities[0].colour"),
+        (lambda c: c["activities"].append(dict(c["activities"][0])), "activities[1].name"),
+        (
+            lambda c: c["activities"][0]["relationship"].update(customerEntity="Nope"),
+            "activities[0].relationship.customerEntity",
+        ),
+        (
+            lambda c: c["activities"][0]["relationship"].update(customerKey="Email"),
+            "activities[0].relationship.customerKey",
+        ),
+        (lambda c: c["customerSources"][0].pop("key"), "customerSources[0].key"),
+    ],
+)
+def test_a_bad_config_names_the_offending_field(change, field) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError) as caught:
+        parse_config(_with(change), "footprint.json")
+    assert str(caught.value).startswith(f"footprint.json: {field}:")
+
+
+def test_a_config_that_is_not_json_is_refused_with_its_origin() -> None:
+    with pytest.raises(ConfigError, match=r"^cfg\.json: not valid JSON"):
+        parse_config(b"{nope", "cfg.json")
+
+
+def test_a_missing_config_file_is_a_config_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(str(tmp_path / "absent.json"))
