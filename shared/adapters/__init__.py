@@ -1,0 +1,1 @@
+"""Adapters: the only modules that import Azure SDKs or sqlite3."""

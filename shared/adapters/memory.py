@@ -1,0 +1,246 @@
+"""MemoryStore and MemoryLedger: the in-memory doubles of the ports, for tests and dry runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+
+from shared.core.model import (
+    DONE,
+    RUNNING,
+    Activity,
+    AlternateKey,
+    Customer,
+    CustomerRow,
+    LedgerEntry,
+    Page,
+    Reject,
+    TimelineQuery,
+)
+from shared.core.paging import decode_cursor, encode_cursor
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _wins(new: Activity | CustomerRow, old: Activity | CustomerRow | None) -> bool:
+    return old is None or (new.source_file, new.source_row) >= (old.source_file, old.source_row)
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.activities: dict[str, Activity] = {}
+        self.customer_rows: dict[tuple[str, str], tuple[CustomerRow, str]] = {}
+        self.rejects: dict[tuple[str, int], Reject] = {}
+        self._by_foreign_key: dict[tuple[str | None, str | None], set[str]] = defaultdict(set)
+
+    def _customer_of(self, activity: Activity) -> str | None:
+        if activity.customer_entity is None or activity.activity_foreign_key is None:
+            return None
+        found = self.customer_rows.get((activity.customer_entity, activity.activity_foreign_key))
+        return found[0].customer_id if found else None
+
+    def _link(self, entity: str, key: str) -> None:
+        found = self.customer_rows.get((entity, key))
+        customer_id = found[0].customer_id if found else None
+        for activity_id in self._by_foreign_key.get((entity, key), ()):
+            activity = self.activities[activity_id]
+            if activity.customer_id != customer_id:
+                self.activities[activity_id] = activity._replace(customer_id=customer_id)
+
+    def write(
+        self,
+        activities: Sequence[Activity],
+        customers: Sequence[CustomerRow],
+        rejects: Sequence[Reject],
+    ) -> int:
+        with self._lock:
+            now = _utc_now()
+            for row in customers:
+                old = self.customer_rows.get((row.entity, row.key))
+                if _wins(row, old[0] if old else None):
+                    self.customer_rows[(row.entity, row.key)] = (row, now)
+                    self._link(row.entity, row.key)
+            unmatched = 0
+            for activity in activities:
+                linked = activity._replace(customer_id=self._customer_of(activity))
+                unmatched += linked.customer_id is None
+                old_activity = self.activities.get(activity.activity_id)
+                if _wins(linked, old_activity):
+                    if old_activity is not None:
+                        self._unindex(old_activity)
+                    self.activities[activity.activity_id] = linked
+                    fk = (linked.customer_entity, linked.activity_foreign_key)
+                    self._by_foreign_key[fk].add(linked.activity_id)
+            for reject in rejects:
+                self.rejects[(reject.file, reject.row)] = reject
+            return unmatched
+
+    def _unindex(self, activity: Activity) -> None:
+        fk = (activity.customer_entity, activity.activity_foreign_key)
+        self._by_foreign_key[fk].discard(activity.activity_id)
+
+    def forget_file(self, path: str, keep_etag: str) -> None:
+        with self._lock:
+            stale = [
+                k for k, (row, _) in self.customer_rows.items()
+                if row.source_file == path and row.source_etag != keep_etag
+            ]  # fmt: skip
+            for key in stale:
+                del self.customer_rows[key]
+                self._link(*key)
+            for activity_id, a in list(self.activities.items()):
+                if a.source_file == path and a.source_etag != keep_etag:
+                    self._unindex(a)
+                    del self.activities[activity_id]
+            for key, r in list(self.rejects.items()):
+                if r.file == path and r.etag != keep_etag:
+                    del self.rejects[key]
+
+    def get_customer(self, customer_id: str) -> Customer | None:
+        with self._lock:
+            rows = sorted(
+                (
+                    entry
+                    for entry in self.customer_rows.values()
+                    if entry[0].customer_id == customer_id
+                ),
+                key=lambda e: (e[0].entity, e[0].key),
+            )
+        if not rows:
+            return None
+        attributes: dict[str, object] = {}
+        for row, _ in rows:
+            for name, value in row.attributes.items():
+                if attributes.get(name) in (None, ""):
+                    attributes[name] = value
+        keys = tuple(AlternateKey(row.entity, row.key) for row, _ in rows)
+        return Customer(customer_id, attributes, keys, max(updated for _, updated in rows))
+
+    def activity_counts(self, customer_id: str) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        with self._lock:
+            for a in self.activities.values():
+                if a.customer_id == customer_id:
+                    counts[a.activity_type] += 1
+        return dict(sorted(counts.items()))
+
+    def timeline(self, customer_id: str, query: TimelineQuery) -> Page:
+        after = decode_cursor(query.continuation) if query.continuation else None
+        with self._lock:
+            items = [
+                a for a in self.activities.values()
+                if a.customer_id == customer_id and a.show_in_timeline
+                and (not query.types or a.activity_type in query.types)
+                and (query.since is None or a.activity_time >= query.since)
+                and (query.until is None or a.activity_time < query.until)
+                and (after is None or (a.activity_time, a.activity_id) < after)
+            ]  # fmt: skip
+        items.sort(key=lambda a: (a.activity_time, a.activity_id), reverse=True)
+        page = items[: query.limit]
+        more = len(items) > query.limit
+        token = encode_cursor(page[-1].activity_time, page[-1].activity_id) if more else None
+        return Page(page, token)
+
+    def search_customers(self, text: str, limit: int) -> list[Customer]:
+        needle = text.casefold()
+        with self._lock:
+            ids = sorted({
+                row.customer_id for row, _ in self.customer_rows.values()
+                if row.customer_id == text or needle in row.key.casefold()
+                or any(needle in str(v).casefold() for v in row.attributes.values() if v)
+            })  # fmt: skip
+        found = (self.get_customer(customer_id) for customer_id in ids[:limit])
+        return [c for c in found if c is not None]
+
+    def list_activities(
+        self, activity_type: str | None, unmatched: bool, limit: int | None
+    ) -> list[Activity]:
+        with self._lock:
+            items = [
+                a for a in self.activities.values()
+                if (activity_type is None or a.activity_type == activity_type)
+                and (not unmatched or a.customer_id is None)
+            ]  # fmt: skip
+        items.sort(key=lambda a: (a.activity_time, a.activity_id), reverse=True)
+        return items if limit is None else items[:limit]
+
+    def list_rejects(self, limit: int | None) -> list[Reject]:
+        with self._lock:
+            items = sorted(self.rejects.values(), key=lambda r: (r.file, r.row))
+        return items if limit is None else items[:limit]
+
+    def count_unmatched(self) -> int:
+        with self._lock:
+            return sum(1 for a in self.activities.values() if a.customer_id is None)
+
+    def relink(self) -> int:
+        linked = 0
+        with self._lock:
+            for activity_id, a in list(self.activities.items()):
+                if a.customer_id is None:
+                    customer_id = self._customer_of(a)
+                    if customer_id is not None:
+                        self.activities[activity_id] = a._replace(customer_id=customer_id)
+                        linked += 1
+        return linked
+
+    def close(self) -> None:
+        pass
+
+
+class MemoryLedger:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], LedgerEntry] = {}
+        self._order: dict[tuple[str, str], int] = {}
+        self._seq = 0
+
+    def get(self, path: str, etag: str) -> LedgerEntry | None:
+        with self._lock:
+            entry = self._entries.get((path, etag))
+            return dataclasses.replace(entry) if entry else None
+
+    def latest(self, path: str) -> LedgerEntry | None:
+        with self._lock:
+            keys = [k for k in self._entries if k[0] == path]
+            if not keys:
+                return None
+            return dataclasses.replace(self._entries[max(keys, key=self._order.__getitem__)])
+
+    def claim(
+        self, path: str, etag: str, now: str, lease_until: str, force: bool = False
+    ) -> LedgerEntry | None:
+        with self._lock:
+            entry = self._entries.get((path, etag))
+            if entry is not None and not force and entry.status == DONE:
+                return None
+            if entry is not None and entry.status == RUNNING and (entry.not_before or "") > now:
+                return None
+            attempts = entry.attempts + 1 if entry else 1
+            claimed = LedgerEntry(
+                path, etag, RUNNING, attempts, started_at=now, not_before=lease_until
+            )
+            self._seq += 1
+            self._entries[(path, etag)] = claimed
+            self._order[(path, etag)] = self._seq
+            return dataclasses.replace(claimed)
+
+    def record(self, entry: LedgerEntry) -> None:
+        with self._lock:
+            key = (entry.path, entry.etag)
+            if key not in self._order:
+                self._seq += 1
+                self._order[key] = self._seq
+            self._entries[key] = dataclasses.replace(entry)
+
+    def entries(self, status: str | None = None) -> Iterator[LedgerEntry]:
+        with self._lock:
+            items = [dataclasses.replace(e) for e in self._entries.values()]
+        items.sort(key=lambda e: (e.path, e.etag))
+        return iter([e for e in items if status is None or e.status == status])

@@ -1,0 +1,404 @@
+"""SqliteStore and SqliteLedger: the embedded default profile store, one database file."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from shared.core.errors import TransientError
+from shared.core.model import (
+    DONE,
+    RUNNING,
+    Activity,
+    AlternateKey,
+    Counts,
+    Customer,
+    CustomerRow,
+    LedgerEntry,
+    Page,
+    Reject,
+    TimelineQuery,
+)
+from shared.core.paging import decode_cursor, encode_cursor
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS activities (
+    activity_id TEXT PRIMARY KEY, customer_id TEXT, activity_type TEXT NOT NULL,
+    activity_type_display TEXT, activity_name TEXT, activity_time TEXT NOT NULL, title TEXT,
+    external_url TEXT, source_entity TEXT NOT NULL, source_activity_id TEXT NOT NULL,
+    activity_foreign_key TEXT, show_in_timeline INTEGER NOT NULL, source_file TEXT NOT NULL,
+    source_etag TEXT NOT NULL, source_row INTEGER NOT NULL, customer_entity TEXT
+);
+CREATE INDEX IF NOT EXISTS activities_by_customer
+    ON activities (customer_id, activity_time, activity_id);
+CREATE INDEX IF NOT EXISTS activities_by_foreign_key
+    ON activities (customer_entity, activity_foreign_key);
+CREATE INDEX IF NOT EXISTS activities_by_file ON activities (source_file);
+CREATE TABLE IF NOT EXISTS customer_rows (
+    entity TEXT NOT NULL, key TEXT NOT NULL, customer_id TEXT NOT NULL, attributes TEXT NOT NULL,
+    search_text TEXT NOT NULL, source_file TEXT NOT NULL, source_etag TEXT NOT NULL,
+    source_row INTEGER NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (entity, key)
+);
+CREATE INDEX IF NOT EXISTS customer_rows_by_customer ON customer_rows (customer_id);
+CREATE INDEX IF NOT EXISTS customer_rows_by_file ON customer_rows (source_file);
+CREATE TABLE IF NOT EXISTS rejects (
+    file TEXT NOT NULL, row INTEGER NOT NULL, etag TEXT NOT NULL, entity TEXT,
+    reason TEXT NOT NULL, excerpt TEXT NOT NULL, PRIMARY KEY (file, row)
+);
+CREATE TABLE IF NOT EXISTS ledger (
+    path TEXT NOT NULL, etag TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
+    rows INTEGER, activities INTEGER, unmatched INTEGER, filtered INTEGER, rejected INTEGER,
+    customers INTEGER, entity TEXT, error TEXT, permanent INTEGER NOT NULL, started_at TEXT,
+    finished_at TEXT, duration_ms INTEGER, not_before TEXT, seq INTEGER NOT NULL,
+    PRIMARY KEY (path, etag)
+);
+CREATE INDEX IF NOT EXISTS ledger_by_seq ON ledger (seq);
+CREATE INDEX IF NOT EXISTS ledger_by_status ON ledger (status);
+"""
+
+ACTIVITY_COLUMNS = ", ".join(Activity._fields)
+_UPSERT_ACTIVITY = f"""
+INSERT INTO activities ({ACTIVITY_COLUMNS}) VALUES ({", ".join("?" * len(Activity._fields))})
+ON CONFLICT (activity_id) DO UPDATE SET
+    {", ".join(f"{c} = excluded.{c}" for c in Activity._fields[1:])}
+WHERE (excluded.source_file, excluded.source_row) >= (activities.source_file, activities.source_row)
+"""
+_UPSERT_CUSTOMER = """
+INSERT INTO customer_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (entity, key) DO UPDATE SET
+    customer_id = excluded.customer_id, attributes = excluded.attributes,
+    search_text = excluded.search_text, source_file = excluded.source_file,
+    source_etag = excluded.source_etag, source_row = excluded.source_row,
+    updated_at = excluded.updated_at
+WHERE (excluded.source_file, excluded.source_row)
+    >= (customer_rows.source_file, customer_rows.source_row)
+"""
+# Point every activity of one customer key at whichever customer now holds that key.
+_LINK = """
+UPDATE activities SET customer_id =
+    (SELECT customer_id FROM customer_rows WHERE entity = ?1 AND key = ?2)
+WHERE customer_entity = ?1 AND activity_foreign_key = ?2
+    AND customer_id IS NOT (SELECT customer_id FROM customer_rows WHERE entity = ?1 AND key = ?2)
+"""
+_CHUNK = 500
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class SqliteDatabase:
+    """One connection to one database file, shared by the store and the ledger of a process."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.RLock()
+        with self.translate():
+            self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA busy_timeout = 30000")
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+            self.conn.executescript(SCHEMA)
+
+    @contextlib.contextmanager
+    def translate(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            # Locked, busy, full disk, I/O: none of it is the input file's fault.
+            raise TransientError(f"SQLite store {self.path}: {exc}") from None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self.lock, self.translate():
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        with self.lock, self.translate():
+            return self.conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+
+def _search_text(row: CustomerRow) -> str:
+    values = [row.key, row.customer_id, *(str(v) for v in row.attributes.values() if v)]
+    return "\x1f".join(values).casefold()
+
+
+class SqliteStore:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self.db = db
+
+    def write(
+        self,
+        activities: Sequence[Activity],
+        customers: Sequence[CustomerRow],
+        rejects: Sequence[Reject],
+    ) -> int:
+        with self.db.transaction() as conn:
+            if customers:
+                now = _utc_now()
+                conn.executemany(_UPSERT_CUSTOMER, [
+                    (r.entity, r.key, r.customer_id, orjson.dumps(r.attributes).decode(),
+                     _search_text(r), r.source_file, r.source_etag, r.source_row, now)
+                    for r in customers
+                ])  # fmt: skip
+                conn.executemany(_LINK, {(r.entity, r.key) for r in customers})
+            linked = self._resolve(conn, activities)
+            conn.executemany(_UPSERT_ACTIVITY, linked)
+            if rejects:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO rejects VALUES (?, ?, ?, ?, ?, ?)",
+                    [(r.file, r.row, r.etag, r.entity, r.reason, r.excerpt) for r in rejects],
+                )
+        return sum(1 for a in linked if a.customer_id is None)
+
+    def _resolve(self, conn: sqlite3.Connection, activities: Sequence[Activity]) -> list[Activity]:
+        wanted: dict[str, set[str]] = {}
+        for a in activities:
+            if a.customer_entity is not None and a.activity_foreign_key is not None:
+                wanted.setdefault(a.customer_entity, set()).add(a.activity_foreign_key)
+        found: dict[tuple[str, str], str] = {}
+        for entity, keys in wanted.items():
+            ordered = list(keys)
+            for i in range(0, len(ordered), _CHUNK):
+                chunk = ordered[i : i + _CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                sql = f"SELECT key, customer_id FROM customer_rows WHERE entity = ? AND key IN ({marks})"
+                for key, customer_id in conn.execute(sql, [entity, *chunk]):
+                    found[(entity, key)] = customer_id
+        if not found:
+            return list(activities)
+        return [
+            a._replace(customer_id=found.get((a.customer_entity, a.activity_foreign_key)))  # type: ignore[arg-type]
+            for a in activities
+        ]
+
+    def forget_file(self, path: str, keep_etag: str) -> None:
+        with self.db.transaction() as conn:
+            stale = conn.execute(
+                "SELECT entity, key FROM customer_rows WHERE source_file = ? AND source_etag != ?",
+                (path, keep_etag),
+            ).fetchall()
+            conn.execute(
+                "DELETE FROM customer_rows WHERE source_file = ? AND source_etag != ?",
+                (path, keep_etag),
+            )
+            conn.executemany(
+                "UPDATE activities SET customer_id = NULL WHERE customer_entity = ? AND "
+                "activity_foreign_key = ?",
+                stale,
+            )
+            for table, file_col, etag_col in (
+                ("activities", "source_file", "source_etag"),
+                ("rejects", "file", "etag"),
+            ):
+                conn.execute(
+                    f"DELETE FROM {table} WHERE {file_col} = ? AND {etag_col} != ?",
+                    (path, keep_etag),
+                )
+
+    def get_customer(self, customer_id: str) -> Customer | None:
+        rows = self.db.query(
+            "SELECT entity, key, attributes, updated_at FROM customer_rows WHERE customer_id = ? "
+            "ORDER BY entity, key",
+            (customer_id,),
+        )
+        return _customer(customer_id, rows) if rows else None
+
+    def activity_counts(self, customer_id: str) -> dict[str, int]:
+        rows = self.db.query(
+            "SELECT activity_type, count(*) FROM activities WHERE customer_id = ? "
+            "GROUP BY activity_type ORDER BY activity_type",
+            (customer_id,),
+        )
+        return dict(rows)
+
+    def timeline(self, customer_id: str, query: TimelineQuery) -> Page:
+        where = ["customer_id = ?", "show_in_timeline = 1"]
+        params: list[object] = [customer_id]
+        if query.types:
+            where.append(f"activity_type IN ({', '.join('?' * len(query.types))})")
+            params.extend(query.types)
+        if query.since is not None:
+            where.append("activity_time >= ?")
+            params.append(query.since)
+        if query.until is not None:
+            where.append("activity_time < ?")
+            params.append(query.until)
+        if query.continuation:
+            where.append("(activity_time, activity_id) < (?, ?)")
+            params.extend(decode_cursor(query.continuation))
+        rows = self.db.query(
+            f"SELECT {ACTIVITY_COLUMNS} FROM activities WHERE {' AND '.join(where)} "
+            "ORDER BY activity_time DESC, activity_id DESC LIMIT ?",
+            [*params, query.limit + 1],
+        )
+        items = [_activity(r) for r in rows[: query.limit]]
+        more = len(rows) > query.limit
+        token = encode_cursor(items[-1].activity_time, items[-1].activity_id) if more else None
+        return Page(items, token)
+
+    def search_customers(self, text: str, limit: int) -> list[Customer]:
+        pattern = (
+            "%"
+            + text.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            + "%"
+        )
+        ids = self.db.query(
+            "SELECT DISTINCT customer_id FROM customer_rows WHERE customer_id = ? "
+            "OR search_text LIKE ? ESCAPE '\\' ORDER BY customer_id LIMIT ?",
+            (text, pattern, limit),
+        )
+        found = (self.get_customer(customer_id) for (customer_id,) in ids)
+        return [c for c in found if c is not None]
+
+    def list_activities(
+        self, activity_type: str | None, unmatched: bool, limit: int | None
+    ) -> list[Activity]:
+        where, params = ["1"], []
+        if activity_type is not None:
+            where.append("activity_type = ?")
+            params.append(activity_type)
+        if unmatched:
+            where.append("customer_id IS NULL")
+        rows = self.db.query(
+            f"SELECT {ACTIVITY_COLUMNS} FROM activities WHERE {' AND '.join(where)} "
+            "ORDER BY activity_time DESC, activity_id DESC LIMIT ?",
+            [*params, -1 if limit is None else limit],
+        )
+        return [_activity(r) for r in rows]
+
+    def list_rejects(self, limit: int | None) -> list[Reject]:
+        rows = self.db.query(
+            "SELECT file, etag, row, entity, reason, excerpt FROM rejects ORDER BY file, row LIMIT ?",
+            (-1 if limit is None else limit,),
+        )
+        return [Reject(*r) for r in rows]
+
+    def count_unmatched(self) -> int:
+        return self.db.query("SELECT count(*) FROM activities WHERE customer_id IS NULL")[0][0]
+
+    def relink(self) -> int:
+        with self.db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE activities SET customer_id = c.customer_id FROM customer_rows c "
+                "WHERE activities.customer_id IS NULL AND c.entity = activities.customer_entity "
+                "AND c.key = activities.activity_foreign_key"
+            )
+            return cursor.rowcount
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _activity(row: tuple) -> Activity:
+    values = list(row)
+    values[11] = bool(values[11])
+    return Activity(*values)
+
+
+def _customer(customer_id: str, rows: list[tuple]) -> Customer:
+    attributes: dict[str, object] = {}
+    for _, _, raw, _ in rows:
+        for name, value in orjson.loads(raw).items():
+            if attributes.get(name) in (None, ""):
+                attributes[name] = value
+    keys = tuple(AlternateKey(entity, key) for entity, key, _, _ in rows)
+    return Customer(customer_id, attributes, keys, max(r[3] for r in rows))
+
+
+_LEDGER_COLUMNS = (
+    "path, etag, status, attempts, rows, activities, unmatched, filtered, rejected, customers, "
+    "entity, error, permanent, started_at, finished_at, duration_ms, not_before"
+)
+
+
+def _entry(row: tuple) -> LedgerEntry:
+    path, etag, status, attempts, *counts = row[:10]
+    entity, error, permanent, started, finished, duration, not_before = row[10:17]
+    return LedgerEntry(
+        path, etag, status, attempts, Counts(*(c or 0 for c in counts)), entity, error,
+        bool(permanent), started, finished, duration, not_before,
+    )  # fmt: skip
+
+
+def _entry_values(e: LedgerEntry) -> tuple:
+    c = e.counts
+    return (
+        e.path, e.etag, e.status, e.attempts, c.rows, c.activities, c.unmatched, c.filtered,
+        c.rejected, c.customers, e.entity, e.error, int(e.permanent), e.started_at,
+        e.finished_at, e.duration_ms, e.not_before,
+    )  # fmt: skip
+
+
+class SqliteLedger:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self.db = db
+
+    def get(self, path: str, etag: str) -> LedgerEntry | None:
+        rows = self.db.query(
+            f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE path = ? AND etag = ?", (path, etag)
+        )
+        return _entry(rows[0]) if rows else None
+
+    def latest(self, path: str) -> LedgerEntry | None:
+        rows = self.db.query(
+            f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE path = ? ORDER BY seq DESC LIMIT 1",
+            (path,),
+        )
+        return _entry(rows[0]) if rows else None
+
+    def claim(
+        self, path: str, etag: str, now: str, lease_until: str, force: bool = False
+    ) -> LedgerEntry | None:
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE path = ? AND etag = ?", (path, etag)
+            ).fetchall()
+            old = _entry(rows[0]) if rows else None
+            if old is not None and old.status == DONE and not force:
+                return None
+            if old is not None and old.status == RUNNING and (old.not_before or "") > now:
+                return None
+            attempts = old.attempts + 1 if old else 1
+            entry = LedgerEntry(
+                path, etag, RUNNING, attempts, started_at=now, not_before=lease_until
+            )
+            self._put(conn, entry)
+            return entry
+
+    def _put(self, conn: sqlite3.Connection, entry: LedgerEntry) -> None:
+        conn.execute(
+            f"INSERT OR REPLACE INTO ledger ({_LEDGER_COLUMNS}, seq) VALUES "
+            f"({', '.join('?' * 17)}, (SELECT coalesce(max(seq), 0) + 1 FROM ledger))",
+            _entry_values(entry),
+        )
+
+    def record(self, entry: LedgerEntry) -> None:
+        with self.db.transaction() as conn:
+            self._put(conn, entry)
+
+    def entries(self, status: str | None = None) -> Iterator[LedgerEntry]:
+        sql = f"SELECT {_LEDGER_COLUMNS} FROM ledger"
+        rows = self.db.query(
+            sql + (" WHERE status = ?" if status else "") + " ORDER BY path, etag",
+            (status,) if status else (),
+        )
+        return iter([_entry(r) for r in rows])

@@ -1,0 +1,56 @@
+"""The Ledger contract: every implementation must behave the same."""
+
+from __future__ import annotations
+
+from shared.core.model import DONE, FAILED, RUNNING, Counts, LedgerEntry
+
+NOW = "2021-09-28T14:00:00.000Z"
+LEASE = "2021-09-28T14:15:00.000Z"
+LATER = "2021-09-28T14:30:00.000Z"
+
+
+def test_a_claim_marks_the_file_running_and_counts_an_attempt(ledger):  # type: ignore[no-untyped-def]
+    entry = ledger.claim("a.csv", "e1", NOW, LEASE)
+    assert (entry.status, entry.attempts, entry.not_before) == (RUNNING, 1, LEASE)
+    assert ledger.get("a.csv", "e1").status == RUNNING
+
+
+def test_a_held_claim_refuses_a_second_worker_until_its_lease_ends(ledger):  # type: ignore[no-untyped-def]
+    assert ledger.claim("a.csv", "e1", NOW, LEASE) is not None
+    assert ledger.claim("a.csv", "e1", NOW, LEASE) is None
+    again = ledger.claim("a.csv", "e1", LATER, "2021-09-28T14:45:00.000Z")
+    assert again is not None and again.attempts == 2
+
+
+def test_a_done_file_is_not_claimed_again_unless_forced(ledger):  # type: ignore[no-untyped-def]
+    entry = ledger.claim("a.csv", "e1", NOW, LEASE)
+    entry.status, entry.counts = DONE, Counts(rows=10, activities=7)
+    entry.not_before = None
+    ledger.record(entry)
+    assert ledger.claim("a.csv", "e1", LATER, LATER) is None
+    assert ledger.claim("a.csv", "e1", LATER, LATER, force=True).attempts == 2
+
+
+def test_recorded_entries_read_back_whole(ledger):  # type: ignore[no-untyped-def]
+    entry = LedgerEntry(
+        "a.csv", "e1", FAILED, 3, Counts(1, 2, 3, 4, 5, 6), "Events", "boom", True,
+        NOW, LATER, 1234, None,
+    )  # fmt: skip
+    ledger.record(entry)
+    assert ledger.get("a.csv", "e1") == entry
+    assert ledger.get("a.csv", "other") is None
+
+
+def test_latest_is_the_most_recently_started_version_of_a_file(ledger):  # type: ignore[no-untyped-def]
+    ledger.claim("a.csv", "e2", NOW, LEASE)
+    ledger.claim("a.csv", "e1", LATER, LATER)
+    ledger.claim("b.csv", "e9", LATER, LATER)
+    assert ledger.latest("a.csv").etag == "e1"
+    assert ledger.latest("c.csv") is None
+
+
+def test_entries_can_be_listed_by_status(ledger):  # type: ignore[no-untyped-def]
+    ledger.record(LedgerEntry("a.csv", "e1", DONE, 1))
+    ledger.record(LedgerEntry("b.csv", "e1", FAILED, 1))
+    assert [e.path for e in ledger.entries(FAILED)] == ["b.csv"]
+    assert [e.path for e in ledger.entries()] == ["a.csv", "b.csv"]
