@@ -1,0 +1,129 @@
+"""TableLedger: per-file processing records in an Azure Table; one claimer wins a race."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+from azure.data.tables import UpdateMode
+
+from shared.adapters.azure_errors import translated
+from shared.adapters.azure_table_access import TableAccess, if_unchanged
+from shared.adapters.azure_table_keys import Entity, digest, pack, plain_key
+from shared.adapters.azure_table_layout import LEDGER
+from shared.core.errors import TransientError
+from shared.core.model import COUNT_FIELDS, DONE, RUNNING, Counts, LedgerEntry
+
+MAX_TRIES = 8
+# LedgerEntry attribute -> table property; counts are flattened beside them.
+_FIELDS = {
+    "path": "Path", "etag": "FileETag", "status": "Status", "attempts": "Attempts",
+    "entity": "Entity", "error": "Error", "permanent": "Permanent", "started_at": "StartedAt",
+    "finished_at": "FinishedAt", "duration_ms": "DurationMs", "not_before": "NotBefore",
+}  # fmt: skip
+_COUNTS = {name: name.capitalize() for name in COUNT_FIELDS}
+
+
+def _where(path: str, etag: str) -> tuple[str, str]:
+    return digest(path), plain_key(etag)
+
+
+def _record(entry: LedgerEntry, seq: str) -> Entity:
+    partition, row = _where(entry.path, entry.etag)
+    record: Entity = {"PartitionKey": partition, "RowKey": row, "Seq": seq}
+    record.update({prop: getattr(entry, attr) for attr, prop in _FIELDS.items()})
+    record.update({prop: getattr(entry.counts, attr) for attr, prop in _COUNTS.items()})
+    return record
+
+
+def _entry(record: Entity) -> LedgerEntry:
+    values = {attr: record.get(prop) for attr, prop in _FIELDS.items()}
+    counts = Counts(**{attr: record.get(prop) or 0 for attr, prop in _COUNTS.items()})
+    return LedgerEntry(**values, counts=counts)
+
+
+class _Sequence:
+    """Increasing stamps of when entries were started, so `latest` can order them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def next(self) -> str:
+        # Wall-clock nanoseconds, made strictly increasing within this process.
+        with self._lock:
+            self._last = max(self._last + 1, time.time_ns())
+            return f"{self._last:020d}"
+
+
+class TableLedger:
+    def __init__(self, access: TableAccess) -> None:
+        self.io = access
+        self._seq = _Sequence()
+
+    def _read(self, path: str, etag: str) -> Entity | None:
+        record = self.io.get(LEDGER, *_where(path, etag))
+        # A digest collision is absurdly unlikely; checking costs nothing.
+        if record is None or (record["Path"], record["FileETag"]) != (path, etag):
+            return None
+        return record
+
+    def get(self, path: str, etag: str) -> LedgerEntry | None:
+        record = self._read(path, etag)
+        return _entry(record) if record is not None else None
+
+    def latest(self, path: str) -> LedgerEntry | None:
+        found = [
+            r for r in self.io.query(LEDGER, "PartitionKey eq @pk", {"pk": digest(path)})
+            if r["Path"] == path
+        ]  # fmt: skip
+        return _entry(max(found, key=lambda r: r["Seq"])) if found else None
+
+    def claim(
+        self, path: str, etag: str, now: str, lease_until: str, force: bool = False
+    ) -> LedgerEntry | None:
+        """Create the entry if absent, else replace it only as read (If-Match); on a lost
+        race read again and decide again, so exactly one of several claimers wins."""
+        for _ in range(MAX_TRIES):
+            record = self._read(path, etag)
+            old = _entry(record) if record is not None else None
+            if old is not None and old.status == DONE and not force:
+                return None
+            if old is not None and old.status == RUNNING and (old.not_before or "") > now:
+                return None
+            attempts = old.attempts + 1 if old else 1
+            entry = LedgerEntry(
+                path, etag, RUNNING, attempts, started_at=now, not_before=lease_until
+            )
+            if self._put(_record(entry, self._seq.next()), record):
+                return entry
+        raise TransientError(f"claiming {path}: the ledger entry kept changing under us")
+
+    def _put(self, record: Entity, old: Entity | None) -> bool:
+        """Write `record` where `old` was read; False when another writer came first."""
+        table = self.io.table(LEDGER)
+        with translated(f"writing the ledger entry of {record['Path']}"):
+            try:
+                if old is None:
+                    table.create_entity(pack(record))
+                else:
+                    table.update_entity(pack(record), UpdateMode.REPLACE, **if_unchanged(old))
+            except (ResourceExistsError, ResourceModifiedError):
+                return False
+        return True
+
+    def record(self, entry: LedgerEntry) -> None:
+        """Store an outcome, keeping the entry's place in `latest` (set when it was claimed)."""
+        old = self._read(entry.path, entry.etag)
+        seq = old["Seq"] if old is not None else self._seq.next()
+        with translated(f"writing the ledger entry of {entry.path}"):
+            self.io.table(LEDGER).upsert_entity(pack(_record(entry, seq)), mode=UpdateMode.REPLACE)
+
+    def entries(self, status: str | None = None) -> Iterator[LedgerEntry]:
+        if status is None:
+            records = self.io.scan(LEDGER)
+        else:
+            records = self.io.query(LEDGER, "Status eq @status", {"status": status})
+        return iter(sorted((_entry(r) for r in records), key=lambda e: (e.path, e.etag)))

@@ -1,0 +1,203 @@
+"""Azure Table plumbing: one client and thread pool, tables made on first use, batched writes."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import requests
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.pipeline.transport import RequestsTransport
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from shared.adapters.azure_errors import translated
+from shared.adapters.azure_table_keys import Entity, pack, unpack, weight
+from shared.core.errors import ConfigError
+
+T = TypeVar("T")
+R = TypeVar("R")
+Op = tuple  # ("create" | "upsert" | "update" | "delete", entity[, options]) as the SDK takes them
+
+WORKERS = 16
+MAX_OPS = 100  # per transaction, all of one PartitionKey
+MAX_BATCH_BYTES = 1_500_000  # a transaction's body: 4 MiB on Storage, 2 MB on Cosmos DB
+# A few quick retries of throttling and faults; the ledger retries a failed file much later,
+# and a worker stuck in the SDK's default back-off would overrun the function timeout.
+CLIENT_OPTIONS = {
+    "retry_total": 3,
+    "retry_backoff_factor": 0.4,
+    "retry_backoff_max": 4,
+    "connection_timeout": 5,
+    "read_timeout": 30,
+}
+# An If-Match write that lost a race (412) or a create that met a row (409): read again.
+CONFLICTS = frozenset({409, 412})
+
+
+def _transport() -> RequestsTransport:
+    # Room for every worker thread: requests' default pool of 10 would drop connections.
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_maxsize=WORKERS * 2, max_retries=Retry(total=False, redirect=False))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return RequestsTransport(session=session, session_owner=True)
+
+
+class TableAccess:
+    """One service client, thread pool and set of created tables, shared by a store and ledger."""
+
+    def __init__(self, connection_string: str, table_prefix: str) -> None:
+        try:
+            self.service = TableServiceClient.from_connection_string(
+                connection_string, transport=_transport(), **CLIENT_OPTIONS
+            )
+        except ValueError:
+            raise ConfigError("the storage connection string is malformed") from None
+        self.prefix = table_prefix
+        # Cosmos DB for Table returns query results in no particular order; Storage sorts them.
+        self.sorts_results = "cosmos" not in self.service.url.lower()
+        self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="tables")
+        self._tables: dict[str, TableClient] = {}
+        self._lock = threading.Lock()
+
+    def table(self, name: str) -> TableClient:
+        """The client of table `prefix + name`, created on first use by this process."""
+        client = self._tables.get(name)
+        if client is None:
+            with self._lock, translated(f"creating table {self.prefix}{name}"):
+                client = self._tables.get(name)
+                if client is None:
+                    client = self.service.create_table_if_not_exists(self.prefix + name)
+                    self._tables[name] = client
+        return client
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """`fn` over `items` on the pool; never call it from inside a pooled function."""
+        return list(self.pool.map(fn, items))
+
+    def get(self, name: str, partition: str, row: str) -> Entity | None:
+        with translated(f"reading table {self.prefix}{name}"):
+            try:
+                return unpack(self.table(name).get_entity(partition, row))
+            except ResourceNotFoundError:
+                return None
+
+    def query(
+        self,
+        name: str,
+        where: str,
+        parameters: dict[str, Any] | None = None,
+        select: list[str] | None = None,
+        page: int | None = None,
+    ) -> Iterator[Entity]:
+        """Rows matching an OData filter; values only ever arrive through `parameters`."""
+        table = self.table(name)
+        with translated(f"reading table {self.prefix}{name}"):
+            found = table.query_entities(
+                where, parameters=parameters or {}, select=select, results_per_page=page
+            )
+            for entity in found:
+                yield unpack(entity)
+
+    def query_by_row_key(
+        self, name: str, where: str, parameters: dict[str, Any], select: list[str], page: int
+    ) -> Iterator[Entity]:
+        """Rows of one partition in RowKey order, sorted here when the service does not."""
+        rows = self.query(name, where, parameters, select=[*select, "RowKey"], page=page)
+        return rows if self.sorts_results else iter(sorted(rows, key=lambda r: r["RowKey"]))
+
+    def scan(self, name: str) -> Iterator[Entity]:
+        """Every row of a table."""
+        table = self.table(name)
+        with translated(f"reading table {self.prefix}{name}"):
+            for entity in table.list_entities():
+                yield unpack(entity)
+
+    def submit(self, name: str, ops: Sequence[Op]) -> None:
+        """One transaction; raises TableTransactionError for the caller to judge."""
+        table = self.table(name)
+        table.submit_transaction([(op[0], pack(op[1]), *op[2:]) for op in ops])
+
+    def write_all(self, name: str, ops: Iterable[Op]) -> None:
+        """Idempotent operations (upserts, deletes), batched per partition and run in parallel.
+
+        A transaction may touch a row only once: the last operation on a row is kept.
+        """
+        last = {(op[1]["PartitionKey"], op[1]["RowKey"]): op for op in ops}
+        batches = batched(last.values(), lambda op: op[1]["PartitionKey"], lambda op: [op[1]])
+        with translated(f"writing table {self.prefix}{name}"):
+            self.map(lambda batch: self.submit(name, batch), batches)
+
+    def delete_if_unchanged(
+        self, name: str, expected: Sequence[Entity], fields: Sequence[str]
+    ) -> None:
+        """Delete each row that still holds `expected`'s values of `fields`, and only then."""
+        unique = list({(e["PartitionKey"], e["RowKey"]): e for e in expected}.values())
+        found = self.map(lambda e: self.get(name, e["PartitionKey"], e["RowKey"]), unique)
+        doomed = [
+            row for row, wanted in zip(found, unique, strict=True)
+            if row is not None and all(row.get(f) == wanted.get(f) for f in fields)
+        ]  # fmt: skip
+        batches = batched(doomed, lambda row: row["PartitionKey"], lambda row: [row])
+        with translated(f"writing table {self.prefix}{name}"):
+            self.map(lambda batch: self._delete_unchanged(name, batch), batches)
+
+    def _delete_unchanged(self, name: str, rows: list[Entity]) -> None:
+        try:
+            self.submit(name, [("delete", row, if_unchanged(row)) for row in rows])
+            return
+        except TableTransactionError as exc:
+            if not is_conflict(exc) and exc.status_code != 404:
+                raise
+        # One row was gone or rewritten meanwhile (then it is someone's current row, kept):
+        # the others go one by one.
+        for row in rows:
+            with contextlib.suppress(ResourceNotFoundError, ResourceModifiedError):
+                self.table(name).delete_entity(
+                    row["PartitionKey"], row["RowKey"], **if_unchanged(row)
+                )
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.service.close()
+
+
+def batched(
+    items: Iterable[T], partition: Callable[[T], str], entities: Callable[[T], list[Entity]]
+) -> list[list[T]]:
+    """Items grouped into transactions: one partition, at most 100 entities, bounded bytes."""
+    by_partition: dict[str, list[T]] = defaultdict(list)
+    for item in items:
+        by_partition[partition(item)].append(item)
+    batches: list[list[T]] = []
+    for group in by_partition.values():
+        batch: list[T] = []
+        count = size = 0
+        for item in group:
+            parts = entities(item)
+            item_size = sum(weight(e) for e in parts)
+            if batch and (count + len(parts) > MAX_OPS or size + item_size > MAX_BATCH_BYTES):
+                batches.append(batch)
+                batch, count, size = [], 0, 0
+            batch.append(item)
+            count += len(parts)
+            size += item_size
+        if batch:
+            batches.append(batch)
+    return batches
+
+
+def if_unchanged(entity: Entity) -> dict[str, Any]:
+    """Options making a delete or update conditional on the ETag `entity` was read with."""
+    return {"etag": entity["@etag"], "match_condition": MatchConditions.IfNotModified}
+
+
+def is_conflict(exc: TableTransactionError) -> bool:
+    return exc.status_code in CONFLICTS

@@ -1,0 +1,205 @@
+"""Records with lineage in Azure Tables: the greatest (SourceFile, SourceRow) wins, whoever
+writes at the same time, and what one version of a file wrote can be found and forgotten."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+from azure.data.tables import TableTransactionError, UpdateMode
+
+from shared.adapters.azure_errors import translated
+from shared.adapters.azure_table_access import TableAccess, batched, if_unchanged, is_conflict
+from shared.adapters.azure_table_keys import BUCKETS, Entity, digest
+from shared.core.errors import TransientError
+
+MAX_ROUNDS = 8
+
+
+def version(record: Entity) -> tuple[str, int]:
+    return record["SourceFile"], record["SourceRow"]
+
+
+def marker_prefix(file: str, etag: str | None = None) -> str:
+    return "f" + digest(file) + ("" if etag is None else digest(etag))
+
+
+@dataclasses.dataclass(frozen=True)
+class Put:
+    """A record to store unless a greater version is there, with its lineage marker.
+
+    The marker lives in the record's partition, so one transaction writes both, and lets
+    `forget_version` find what a file version wrote. Record RowKeys start with a letter
+    below '~', which keeps a file version's markers inside the range the queries use.
+    """
+
+    record: Entity
+
+    @property
+    def marker(self) -> Entity:
+        prefix = marker_prefix(self.record["SourceFile"], self.record["SourceETag"])
+        return {
+            "PartitionKey": self.record["PartitionKey"],
+            "RowKey": prefix + self.record["RowKey"],
+            "Target": self.record["RowKey"],
+        }
+
+    def entities(self) -> list[Entity]:
+        return [self.record, self.marker]
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    put: Put
+    won: bool
+    old: Entity | None = None  # the record a winning put replaced
+    current: Entity | None = None  # the greater record a losing put left in place
+
+
+def put_greatest(access: TableAccess, name: str, puts: Sequence[Put]) -> list[Outcome]:
+    """Store each record whose version is >= the stored one's, whatever the order of writers.
+
+    Fast path: a transaction of creates per chunk of a partition. A chunk that meets existing
+    rows is read again and written with If-Match on the ETags read, until no writer interferes.
+    """
+    chunks = batched(puts, lambda p: p.record["PartitionKey"], Put.entities)
+    outcomes: list[Outcome] = []
+    with translated(f"writing table {access.prefix}{name}"):
+        results = access.map(lambda chunk: _create(access, name, chunk), chunks)
+        pending = _collect(chunks, results, outcomes)
+        for _ in range(MAX_ROUNDS):
+            if not pending:
+                return outcomes
+            flat = [put for chunk in pending for put in chunk]
+            stored = iter(access.map(lambda p: _stored(access, name, p), flat))
+            reads = [(chunk, [next(stored) for _ in chunk]) for chunk in pending]
+            results = access.map(lambda pair: _replace(access, name, *pair), reads)
+            pending = _collect(pending, results, outcomes)
+    if not pending:
+        return outcomes
+    raise TransientError(f"writing table {access.prefix}{name}: rows kept changing under us")
+
+
+def _collect(
+    chunks: list[list[Put]], results: list[list[Outcome] | None], outcomes: list[Outcome]
+) -> list[list[Put]]:
+    """Adds finished chunks' outcomes; returns the chunks to try again."""
+    for result in results:
+        if result is not None:
+            outcomes.extend(result)
+    return [chunk for chunk, result in zip(chunks, results, strict=True) if result is None]
+
+
+def _same(record: Entity, stored: Entity) -> bool:
+    """Whether the stored row already holds exactly `record` (the service drops None values)."""
+    values = {name: value for name, value in record.items() if value is not None}
+    return values == {name: value for name, value in stored.items() if not name.startswith("@")}
+
+
+def _stored(access: TableAccess, name: str, put: Put) -> Entity | None:
+    return access.get(name, put.record["PartitionKey"], put.record["RowKey"])
+
+
+def _create(access: TableAccess, name: str, chunk: list[Put]) -> list[Outcome] | None:
+    ops = [op for put in chunk for op in (("create", put.record), ("upsert", put.marker))]
+    try:
+        access.submit(name, ops)
+    except TableTransactionError as exc:
+        if is_conflict(exc):
+            return None
+        raise
+    return [Outcome(put, True) for put in chunk]
+
+
+def _replace(
+    access: TableAccess, name: str, chunk: list[Put], stored: list[Entity | None]
+) -> list[Outcome] | None:
+    ops: list[tuple] = []
+    outcomes: list[Outcome] = []
+    for put, old in zip(chunk, stored, strict=True):
+        if old is None:
+            ops += [("create", put.record), ("upsert", put.marker)]
+            outcomes.append(Outcome(put, True))
+        elif _same(put.record, old):
+            # A file processed again: nothing to write (its marker came with the record).
+            outcomes.append(Outcome(put, True, old=old))
+        elif version(put.record) >= version(old):
+            only_if = {"mode": UpdateMode.REPLACE, **if_unchanged(old)}
+            ops += [("update", put.record, only_if), ("upsert", put.marker)]
+            outcomes.append(Outcome(put, True, old=old))
+        else:
+            outcomes.append(Outcome(put, False, current=old))
+    if ops:
+        try:
+            access.submit(name, ops)
+        except TableTransactionError as exc:
+            if is_conflict(exc):
+                return None
+            raise
+    return outcomes
+
+
+def stale_index_rows(
+    outcomes: Sequence[Outcome], index_of: Callable[[Entity], Entity | None]
+) -> list[Entity]:
+    """Index rows that no longer point at a stored record: the replaced one's, or a loser's."""
+    stale = []
+    for outcome in outcomes:
+        mine = index_of(outcome.put.record)
+        if outcome.won:
+            gone, kept = (index_of(outcome.old) if outcome.old else None), mine
+        else:
+            gone, kept = mine, index_of(outcome.current)  # type: ignore[arg-type]
+        if gone is not None and (kept is None or _where(gone) != _where(kept)):
+            stale.append(gone)
+    return stale
+
+
+def forget_version(access: TableAccess, name: str, path: str, keep_etag: str) -> list[Entity]:
+    """Delete the records of `name` that other versions of `path` wrote; returns them."""
+    prefix, kept = marker_prefix(path), marker_prefix(path, keep_etag)
+    where = (
+        "PartitionKey eq @pk and RowKey gt @prefix and RowKey lt @beyond "
+        "and ( RowKey lt @kept or RowKey gt @kept_beyond )"
+    )
+    params = {"prefix": prefix, "beyond": prefix + "~", "kept": kept, "kept_beyond": kept + "~"}
+
+    def forget_partition(partition: str) -> list[Entity]:
+        markers = list(access.query(name, where, {**params, "pk": partition}))
+        gone: list[Entity] = []
+        for start in range(0, len(markers), 50):
+            gone += _forget_markers(access, name, path, keep_etag, markers[start : start + 50])
+        return gone
+
+    partitions = [format(n, "02x") for n in range(BUCKETS)]
+    return [r for found in access.map(forget_partition, partitions) for r in found]
+
+
+def _forget_markers(
+    access: TableAccess, name: str, path: str, keep_etag: str, markers: list[Entity]
+) -> list[Entity]:
+    """Markers and, where still theirs, their records, in one transaction per try."""
+    for attempt in range(MAX_ROUNDS):
+        if attempt:  # after a lost race: only the markers nobody else forgot meanwhile
+            markers = [m for m in markers if access.get(name, *_where(m)) is not None]
+        ops: list[tuple] = []
+        gone = []
+        for m in markers:
+            ops.append(("delete", m))
+            target = access.get(name, m["PartitionKey"], m["Target"])
+            if target and target["SourceFile"] == path and target["SourceETag"] != keep_etag:
+                ops.append(("delete", target, if_unchanged(target)))
+                gone.append(target)
+        try:
+            if ops:
+                with translated(f"writing table {access.prefix}{name}"):
+                    access.submit(name, ops)
+            return gone
+        except TableTransactionError as exc:
+            if not is_conflict(exc) and exc.status_code != 404:
+                raise
+    raise TransientError(f"forgetting {path}: rows kept changing under us")
+
+
+def _where(entity: Entity) -> tuple[str, str]:
+    return entity["PartitionKey"], entity["RowKey"]
