@@ -1,0 +1,122 @@
+"""Builds adapters from settings: stores chosen by URL, imported lazily, one per worker."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.resources
+import logging
+from pathlib import Path
+
+from shared.core.config import Config, parse_config
+from shared.core.errors import ConfigError
+from shared.core.parsing import Limits
+from shared.core.ports import FileSource, Ledger, ProfileStore
+from shared.core.services import IngestOptions, Ports
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STORE_URLS = "sqlite:///PATH.db, memory:, azure-tables:"
+
+
+def load_config(path: str | None) -> Config:
+    """The configuration file at `path`, or the defaults shipped with the app."""
+    if not path:
+        data = importlib.resources.files("shared").joinpath("default_config.json").read_bytes()
+        return parse_config(data, "default config")
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    return parse_config(data, path)
+
+
+def open_store(url: str, settings: Settings) -> tuple[ProfileStore, Ledger]:
+    """The profile store and ledger a store URL names."""
+    if url.startswith("sqlite:///"):
+        from shared.adapters.sqlite import SqliteDatabase, SqliteLedger, SqliteStore
+
+        path = url.removeprefix("sqlite:///")
+        if not path:
+            raise ConfigError("store URL sqlite:/// needs a file path, e.g. sqlite:///footprint.db")
+        db = SqliteDatabase(path)
+        return SqliteStore(db), SqliteLedger(db)
+    if url in ("memory:", "memory://"):
+        from shared.adapters.memory import MemoryLedger, MemoryStore
+
+        return MemoryStore(), MemoryLedger()
+    if url.startswith("azure-tables:"):
+        if url != "azure-tables:":
+            # Secrets belong in settings, which never get printed; a URL ends up in logs.
+            raise ConfigError("store URL azure-tables: takes nothing after the colon")
+        from shared.adapters.azure_tables import open_tables
+
+        conn = _storage_connection(settings, "store azure-tables:")
+        return open_tables(conn, settings.table_prefix)
+    raise ConfigError(f"unknown store URL {url!r}; use one of: {STORE_URLS}")
+
+
+def _storage_connection(settings: Settings, what: str) -> str:
+    if not settings.storage_connection:
+        raise ConfigError(
+            f"{what} needs a storage connection string: "
+            "set FOOTPRINT_STORAGE (or AzureWebJobsStorage)"
+        )
+    return settings.storage_connection
+
+
+def open_source(location: str, settings: Settings) -> FileSource:
+    """A file source for a local folder, or `blob:CONTAINER[/PREFIX]` in the storage account."""
+    if location.startswith("blob:"):
+        from shared.adapters.azure_blob import BlobFileSource
+
+        container, _, prefix = location.removeprefix("blob:").strip("/").partition("/")
+        if not container:
+            raise ConfigError(f"source {location!r} names no container: blob:CONTAINER[/PREFIX]")
+        conn = _storage_connection(settings, f"source {location}")
+        return BlobFileSource.from_connection_string(conn, container, prefix)
+    from shared.adapters.local_files import LocalFileSource
+
+    if not Path(location).is_dir():
+        raise ConfigError(f"source {location!r} is not a folder")
+    return LocalFileSource(location)
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    """What the Functions triggers share in one worker process."""
+
+    settings: Settings
+    config: Config
+    ports: Ports
+    options: IngestOptions
+
+
+_pinned: list[Settings] = []
+
+
+def use_settings(settings: Settings | None) -> None:
+    """Run the triggers with these settings instead of the environment's (footprint dev, tests)."""
+    _pinned[:] = [settings] if settings else []
+    runtime.cache_clear()
+
+
+@functools.cache
+def runtime() -> Runtime:
+    """Built on first use and kept for the worker's life; settings are validated here."""
+    settings = _pinned[0] if _pinned else Settings.from_env()
+    config = load_config(settings.config_path)
+    store, ledger = open_store(settings.store, settings)
+    source = open_source(f"blob:{settings.container}/{settings.prefix}".rstrip("/"), settings)
+    log.info("footprint runtime: store=%s container=%s prefix=%r", settings.store.split(":")[0],
+             settings.container, settings.prefix)  # fmt: skip
+    return Runtime(settings, config, Ports(source, store, ledger), ingest_options(settings))
+
+
+def ingest_options(settings: Settings, root: str = "") -> IngestOptions:
+    return IngestOptions(
+        root=root, max_attempts=settings.max_attempts,
+        retry_base_seconds=settings.retry_base_seconds, batch_size=settings.batch_size,
+        limits=Limits(max_row_bytes=settings.max_row_bytes),
+    )  # fmt: skip

@@ -1,0 +1,379 @@
+"""The `footprint` command: the same services as the triggers, for a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import orjson
+
+from shared import bootstrap
+from shared.core import queries
+from shared.core.cdm import Catalog, inspect, is_manifest_name, is_metadata, is_partition_folder
+from shared.core.errors import FootprintError
+from shared.core.model import FAILED, QUARANTINED, IngestReport
+from shared.core.reconciler import reconcile
+from shared.core.services import Ports, ingest_file
+from shared.settings import Settings
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, no usage dump: the message says what to fix.
+        self.exit(EXIT_BAD_INPUT, f"footprint: {message} (see footprint --help)\n")
+
+
+def _emit(args: argparse.Namespace, value: Any, text: Callable[[Any], str]) -> None:
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE))
+    else:
+        print(text(value))
+    sys.stdout.flush()
+
+
+class Progress:
+    """A one-line progress bar on a terminal's stderr; silent elsewhere."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 1:
+            return
+        width = 30
+        filled = width * done // total
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _context(args: argparse.Namespace) -> tuple[Settings, Any, Any, Any]:
+    settings = Settings.from_env()
+    config = bootstrap.load_config(args.config or settings.config_path)
+    store, ledger = bootstrap.open_store(args.store or settings.store, settings)
+    return settings, config, store, ledger
+
+
+def _ingest_targets(paths: Sequence[str], root: str | None) -> list[tuple[Path, list[str]]]:
+    """Group the command's paths by the folder they are read from, files relative to it."""
+    targets: list[tuple[Path, list[str]]] = []
+    for raw in paths:
+        path = Path(raw).resolve()
+        if path.is_dir() and root is None:
+            files = [p.relative_to(path).as_posix() for p in sorted(path.rglob("*")) if p.is_file()]
+            files.sort(key=lambda f: not is_metadata(f))
+            targets.append((path, files))
+        elif path.is_file() or path.is_dir():
+            base = Path(root).resolve() if root else _default_root(path)
+            if base != path and base not in path.parents:
+                raise FootprintError(f"{raw} is not inside --root {root}")
+            found = sorted(path.rglob("*")) if path.is_dir() else [path]
+            targets.append((base, [p.relative_to(base).as_posix() for p in found if p.is_file()]))
+        else:
+            raise FootprintError(f"no such file or folder: {raw}")
+    return targets
+
+
+def _default_root(path: Path) -> Path:
+    """The export root of a file given alone: its nearest manifest folder, else the folder
+    above the entity folder (past date partitions such as 2021/09/28/14)."""
+    folders = [path] if path.is_dir() else []
+    folders += list(path.parents)
+    for folder in folders:
+        if any(is_manifest_name(p.name) for p in folder.iterdir() if p.is_file()):
+            return folder
+    for folder in folders:
+        if not is_partition_folder(folder.name):
+            return folder.parent
+    return path.parent
+
+
+def _report_line(r: IngestReport) -> str:
+    c = r.counts
+    tail = f"  ({r.error})" if r.error else ""
+    return (
+        f"{r.status:<11} {r.file}  entity={r.entity or '-'} rows={c.rows} activities={c.activities} "
+        f"unmatched={c.unmatched} filtered={c.filtered} rejected={c.rejected} "
+        f"customers={c.customers}{tail}"
+    )
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from shared.adapters.local_files import LocalFileSource
+
+    settings, config, store, ledger = _context(args)
+    targets = _ingest_targets(args.paths, args.root)
+    total = sum(len(files) for _, files in targets)
+    progress, done, worst = Progress("ingest"), 0, 0
+    for base, files in targets:
+        ports = Ports(LocalFileSource(base), store, ledger)
+        options = bootstrap.ingest_options(settings)
+        catalog = Catalog(ports.source, cache=True)
+        for path in files:
+            report = ingest_file(ports, config, path, options, force=args.force,
+                                 catalog=None if is_metadata(path) else catalog)  # fmt: skip
+            report.file = (base / path).as_posix() if not args.relative else path
+            _emit(args, report.to_record(), lambda _, r=report: _report_line(r))
+            worst = max(worst, 1 if report.status in (FAILED, QUARANTINED) else 0)
+            done += 1
+            progress(done, total)
+    store.close()
+    return worst
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    settings, config, store, ledger = _context(args)
+    source = bootstrap.open_source(args.source, settings)
+    ports = Ports(source, store, ledger)
+    report = reconcile(
+        ports, config, bootstrap.ingest_options(settings), prefix=args.prefix.strip("/"),
+        budget_seconds=args.budget, progress=Progress("reconcile"),
+    )  # fmt: skip
+    store.close()
+    _emit(args, report.to_record(), lambda r: "  ".join(f"{k}={v}" for k, v in r.items()))
+    return 1 if report.failed or report.quarantined else 0
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    _, _, store, _ = _context(args)
+    query = queries.timeline_query(
+        args.type or (), args.since, args.until, args.limit, args.continuation
+    )
+    card = queries.customer_card(store, args.customer_id, query)
+    card["customer"]["ActivityCounts"] = store.activity_counts(args.customer_id)
+    if args.json:
+        del card["customer"]["ActivityCounts"]
+    _emit(args, card, format_card)
+    return 0
+
+
+def format_card(card: dict[str, Any]) -> str:
+    c = card["customer"]
+    keys = ", ".join(f"{k['Entity']}:{k['Key']}" for k in c["AlternateKeys"])
+    attrs = "  ".join(f"{k}: {v}" for k, v in c["Attributes"].items() if v not in (None, ""))
+    counts = ", ".join(f"{k} {v}" for k, v in c.get("ActivityCounts", {}).items())
+    lines = [f"Customer {c['CustomerId']}  ({keys})", f"  {attrs}"]
+    if counts:
+        lines.append(f"  activities: {counts}")
+    lines.append("")
+    for a in card["activities"]:
+        title = a["Title"] or a["ActivityName"] or ""
+        lines.append(
+            f"  {a['ActivityTime']}  {a['ActivityTypeDisplay']:<8} {title}  {a['ExternalUrl'] or ''}"
+        )
+    if not card["activities"]:
+        lines.append("  (no activities on the timeline)")
+    if card["continuation"]:
+        lines.append(f"  more: --continuation {card['continuation']}")
+    return "\n".join(lines)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    _, _, store, _ = _context(args)
+    found = queries.search(store, args.text, args.limit)
+    _emit(args, found, lambda cs: "\n".join(
+        f"{c['CustomerId']}  " + "  ".join(str(v) for v in c["Attributes"].values() if v)
+        for c in cs) or "no customers match")  # fmt: skip
+    return 0
+
+
+def cmd_activities(args: argparse.Namespace) -> int:
+    _, _, store, _ = _context(args)
+    items = queries.preview(store, args.type, args.unmatched, args.limit)
+    _emit(args, items, lambda xs: "\n".join(
+        f"{a['ActivityTime']}  {a['ActivityType']}  {a['CustomerId'] or '(unmatched ' + str(a['ActivityForeignKey']) + ')'}"
+        f"  {a['ActivityName'] or ''}  {a['ExternalUrl'] or ''}" for a in xs) or "no activities")  # fmt: skip
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    _, _, store, ledger = _context(args)
+    _emit(args, queries.status(ledger, store), format_status)
+    return 0
+
+
+def format_status(s: dict[str, Any]) -> str:
+    files = "  ".join(f"{k}={v}" for k, v in s["files"].items())
+    totals = "  ".join(
+        f"{k}={s[k]}"
+        for k in ("rows", "activities", "unmatched", "filtered", "rejected", "customers")
+    )
+    lines = [f"files: {files}", f"rows:  {totals}", f"unmatched now: {s['unmatched_now']}"]
+    if s["last_error"]:
+        e = s["last_error"]
+        lines.append(f"last error: {e['path']}: {e['error']} ({e['at']})")
+    return "\n".join(lines)
+
+
+def cmd_cdm_inspect(args: argparse.Namespace) -> int:
+    from shared.adapters.local_files import LocalFileSource
+
+    if not Path(args.path).is_dir():
+        raise FootprintError(f"{args.path} is not a folder")
+    result = inspect(LocalFileSource(args.path))
+    _emit(args, result, format_inspect)
+    return 0
+
+
+def format_inspect(result: dict[str, Any]) -> str:
+    lines = []
+    for e in result["entities"]:
+        lines.append(
+            f"{e['name']}  ({len(e['attributes'])} attributes, {len(e['partitions'])} partitions)"
+        )
+        lines.extend(f"    {a['name']}: {a['dataType']}" for a in e["attributes"])
+        lines.extend(
+            f"  - {p['location']}{' (incremental)' if p['incremental'] else ''}"
+            for p in e["partitions"]
+        )
+    return "\n".join(lines)
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    import dataclasses
+    import threading
+
+    from shared import devserver
+    from shared.triggers import build_app
+
+    settings = Settings.from_env()
+    settings = dataclasses.replace(
+        settings,
+        store=args.store or settings.store,
+        config_path=args.config or settings.config_path,
+        storage_connection=args.connection
+        or settings.storage_connection
+        or "UseDevelopmentStorage=true",
+        container=args.container or settings.container,
+    )
+    bootstrap.use_settings(settings)
+    rt = bootstrap.runtime()
+    rt.ports.source.ensure_container()  # type: ignore[attr-defined]
+    period = args.reconcile_every or devserver.schedule_seconds(settings.reconcile_schedule)
+    print(f"footprint dev: watching container {settings.container!r}, reconciling every {period:g} s, "
+          f"HTTP on http://127.0.0.1:{args.port}/api/ (Ctrl+C stops)", file=sys.stderr)  # fmt: skip
+    stop = threading.Event()
+    try:
+        devserver.run(build_app(), rt.ports.source, settings.container, settings.prefix, port=args.port,
+                      poll_seconds=args.poll, reconcile_seconds=period, stop=stop)  # fmt: skip
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from shared.demo import run_demo
+
+    return run_demo(args)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--store", help="store URL (sqlite:///PATH.db); default FOOTPRINT_STORE")
+    common.add_argument("--config", help="configuration file; default FOOTPRINT_CONFIG or built-in")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("-v", "--verbose", action="store_true", help="log each step")
+    parser = _Parser(
+        prog="footprint", description="Web events from CDM exports into customer activities."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser(
+        "demo", parents=[common], help="write a sample export, ingest it, show a card"
+    )
+    p.add_argument("--dir", default="demo", help="where to write the sample export and store")
+    p.set_defaults(run=cmd_demo)
+
+    p = sub.add_parser("ingest", parents=[common], help="ingest files or folders")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--root", help="export root the paths lie in (default: each folder given)")
+    p.add_argument("--force", action="store_true", help="process again even if done at this ETag")
+    p.add_argument("--relative", action="store_true", help="print paths relative to their root")
+    p.set_defaults(run=cmd_ingest)
+
+    p = sub.add_parser("reconcile", parents=[common], help="process what the ledger has not done")
+    p.add_argument(
+        "--source", required=True, help="local export folder, or blob:CONTAINER[/PREFIX]"
+    )
+    p.add_argument("--prefix", default="", help="only files under this folder of the source")
+    p.add_argument("--budget", type=float, help="stop starting new files after this many seconds")
+    p.set_defaults(run=cmd_reconcile)
+
+    p = sub.add_parser("timeline", parents=[common], help="a customer card: profile and activities")
+    p.add_argument("customer_id", metavar="CUSTOMER_ID")
+    p.add_argument("--type", action="append", help="activity type (repeatable)")
+    p.add_argument("--since", help="from this time (ISO 8601), inclusive")
+    p.add_argument("--until", help="up to this time (ISO 8601), exclusive")
+    p.add_argument("--limit", type=_positive, help="activities per page (default 50, at most 500)")
+    p.add_argument("--continuation", help="token printed by the previous page")
+    p.set_defaults(run=cmd_timeline)
+
+    p = sub.add_parser("search", parents=[common], help="customers whose key or attribute matches")
+    p.add_argument("text", metavar="TEXT")
+    p.add_argument("--limit", type=_positive)
+    p.set_defaults(run=cmd_search)
+
+    p = sub.add_parser("activities", parents=[common], help="UnifiedActivity preview")
+    p.add_argument("--type")
+    p.add_argument("--unmatched", action="store_true", help="only activities with no customer yet")
+    p.add_argument("--limit", type=_positive)
+    p.set_defaults(run=cmd_activities)
+
+    p = sub.add_parser("status", parents=[common], help="ledger health")
+    p.set_defaults(run=cmd_status)
+
+    p = sub.add_parser(
+        "dev", parents=[common], help="run the Functions app locally against Azurite"
+    )
+    p.add_argument(
+        "--connection", help="storage connection string (default: settings, else Azurite)"
+    )
+    p.add_argument("--container", help="export container to watch (default FOOTPRINT_CONTAINER)")
+    p.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071)")
+    p.add_argument("--poll", type=float, default=0.5, help="seconds between container listings")
+    p.add_argument("--reconcile-every", type=float, help="seconds between reconciler runs")
+    p.set_defaults(run=cmd_dev)
+
+    cdm = sub.add_parser("cdm", help="Common Data Model folders")
+    cdm_sub = cdm.add_subparsers(dest="cdm_command", required=True, parser_class=_Parser)
+    p = cdm_sub.add_parser("inspect", parents=[common], help="entities, attributes and partitions")
+    p.add_argument("path", metavar="PATH")
+    p.set_defaults(run=cmd_cdm_inspect)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args)
+    except FootprintError as exc:
+        print(f"footprint: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("footprint: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Output piped into `head` and the like: not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -1,0 +1,82 @@
+"""Settings: the one reader of the environment, validated once into a frozen object."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+
+from shared.core.errors import ConfigError
+
+DEFAULTS: dict[str, str] = {
+    "FOOTPRINT_STORE": "sqlite:///footprint.db",
+    "FOOTPRINT_CONFIG": "",
+    "FOOTPRINT_STORAGE": "",
+    "FOOTPRINT_CONTAINER": "exports",
+    "FOOTPRINT_PREFIX": "",
+    "FOOTPRINT_TABLE_PREFIX": "footprint",
+    "FOOTPRINT_MAX_ATTEMPTS": "5",
+    "FOOTPRINT_RETRY_BASE_SECONDS": "30",
+    "FOOTPRINT_RECONCILE_SCHEDULE": "0 */5 * * * *",
+    "FOOTPRINT_RECONCILE_BUDGET_SECONDS": "240",
+    "FOOTPRINT_MAX_ROW_BYTES": str(16 * 1024 * 1024),
+    "FOOTPRINT_MAX_FILE_BYTES": str(2 * 1024**3),
+    "FOOTPRINT_BATCH_SIZE": "5000",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    store: str
+    config_path: str
+    storage_connection: str
+    container: str
+    prefix: str
+    table_prefix: str
+    max_attempts: int
+    retry_base_seconds: float
+    reconcile_schedule: str
+    reconcile_budget_seconds: float
+    max_row_bytes: int
+    max_file_bytes: int
+    batch_size: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        raw = {name: env.get(name, default).strip() for name, default in DEFAULTS.items()}
+        # The Functions host's own storage is the default place for exports and tables.
+        storage = raw["FOOTPRINT_STORAGE"] or env.get("AzureWebJobsStorage", "").strip()
+        return cls(
+            store=raw["FOOTPRINT_STORE"] or DEFAULTS["FOOTPRINT_STORE"],
+            config_path=raw["FOOTPRINT_CONFIG"],
+            storage_connection=storage,
+            container=raw["FOOTPRINT_CONTAINER"],
+            prefix=raw["FOOTPRINT_PREFIX"].strip("/"),
+            table_prefix=_table_prefix(raw["FOOTPRINT_TABLE_PREFIX"]),
+            max_attempts=_number(raw, "FOOTPRINT_MAX_ATTEMPTS", int, 1, 100),
+            retry_base_seconds=_number(raw, "FOOTPRINT_RETRY_BASE_SECONDS", float, 0, 3600),
+            reconcile_schedule=raw["FOOTPRINT_RECONCILE_SCHEDULE"],
+            reconcile_budget_seconds=_number(
+                raw, "FOOTPRINT_RECONCILE_BUDGET_SECONDS", float, 1, 3600
+            ),
+            max_row_bytes=_number(raw, "FOOTPRINT_MAX_ROW_BYTES", int, 1024, 1024**3),
+            max_file_bytes=_number(raw, "FOOTPRINT_MAX_FILE_BYTES", int, 1, 1024**4),
+            batch_size=_number(raw, "FOOTPRINT_BATCH_SIZE", int, 1, 100_000),
+        )
+
+
+def _number(raw: Mapping[str, str], name: str, kind: type, low: float, high: float):  # type: ignore[no-untyped-def]
+    try:
+        value = kind(raw[name])
+    except ValueError:
+        raise ConfigError(f"setting {name}: {raw[name]!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"setting {name}: {value} is outside {low}..{high}")
+    return value
+
+
+def _table_prefix(value: str) -> str:
+    if not (value.isalnum() and value[:1].isalpha() and len(value) <= 40):
+        raise ConfigError(f"setting FOOTPRINT_TABLE_PREFIX: {value!r} must be letters and digits")
+    return value
