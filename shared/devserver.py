@@ -1,0 +1,152 @@
+"""`footprint dev`: the Functions app on a laptop, without Core Tools, against Azurite."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import azure.functions as func
+from azure.functions.timer import TimerRequest
+
+from shared.core.events import BLOB_CREATED
+from shared.core.ports import FileSource
+
+log = logging.getLogger(__name__)
+
+
+def blob_created_event(container: str, blob: str, etag: str, size: int) -> func.EventGridEvent:
+    """The event Event Grid would deliver for a finished upload of `blob`."""
+    return func.EventGridEvent(
+        id=str(uuid.uuid4()),
+        data={
+            "api": "PutBlockList",
+            "eTag": etag,
+            "contentLength": size,
+            "blobType": "BlockBlob",
+            "url": f"http://127.0.0.1/{container}/{blob}",
+        },
+        topic="/subscriptions/local/resourceGroups/local/providers/Microsoft.Storage/storageAccounts/devstoreaccount1",
+        subject=f"/blobServices/default/containers/{container}/blobs/{blob}",
+        event_type=BLOB_CREATED,
+        event_time=datetime.now(UTC),
+        data_version="",
+    )
+
+
+def functions_by_name(app: func.FunctionApp) -> dict[str, Any]:
+    # get_functions() may be called once per app: it registers the blueprints' functions again.
+    return {f.get_function_name(): f for f in app.get_functions()}
+
+
+def schedule_seconds(schedule: str) -> float:
+    """The period of a simple NCRONTAB schedule ('0 */5 * * * *' -> 300); 300 if unsure."""
+    match = re.fullmatch(r"(\S+) (\S+) \* \* \* \*", schedule.strip())
+    if match:
+        seconds, minutes = match.groups()
+        if seconds == "0" and minutes.startswith("*/") and minutes[2:].isdigit():
+            return 60.0 * int(minutes[2:])
+        if seconds.startswith("*/") and seconds[2:].isdigit() and minutes == "*":
+            return float(seconds[2:])
+    return 300.0
+
+
+class BlobWatcher:
+    """Polls the export container and delivers a BlobCreated event for each new or changed file."""
+
+    def __init__(self, source: FileSource, container: str, prefix: str,
+                 deliver: Callable[[func.EventGridEvent], None]) -> None:  # fmt: skip
+        self.source, self.container, self.prefix, self.deliver = source, container, prefix, deliver
+        self.seen: dict[str, str] = {}
+
+    def poll(self) -> int:
+        delivered = 0
+        for file in self.source.list():
+            if self.seen.get(file.path) == file.etag:
+                continue
+            self.seen[file.path] = file.etag
+            blob = f"{self.prefix}/{file.path}" if self.prefix else file.path
+            try:
+                self.deliver(blob_created_event(self.container, blob, file.etag, file.size))
+            except Exception as exc:  # as Event Grid would: try again on the next poll
+                log.warning("event for %s failed, will retry: %s", blob, exc)
+                del self.seen[file.path]
+            delivered += 1
+        return delivered
+
+
+def http_handler(functions: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
+    """A request handler that routes /api/... to the app's HTTP functions."""
+    routes = []
+    for f in functions.values():
+        trigger = f.get_trigger()
+        if trigger.get_binding_name() == "httpTrigger":
+            pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", trigger.route)
+            routes.append(
+                (re.compile(f"^/api/{pattern}$"), set(trigger.methods or ()), f.get_user_function())
+            )
+
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            url = urlsplit(self.path)
+            for pattern, methods, user_function in routes:
+                match = pattern.match(url.path)
+                if match and (not methods or self.command in {str(m) for m in methods}
+                              or self.command in {getattr(m, "value", m) for m in methods}):  # fmt: skip
+                    length = int(self.headers.get("Content-Length") or 0)
+                    req = func.HttpRequest(
+                        self.command, f"http://{self.headers.get('Host', 'localhost')}{self.path}",
+                        headers=dict(self.headers), params=dict(parse_qsl(url.query)),
+                        route_params=match.groupdict(), body=self.rfile.read(length) if length else b"",
+                    )  # fmt: skip
+                    return self._send(user_function(req))
+            self._send(
+                func.HttpResponse(
+                    b'{"error": "no such route"}', status_code=404, mimetype="application/json"
+                )
+            )
+
+        def _send(self, response: func.HttpResponse) -> None:
+            body = response.get_body()
+            self.send_response(response.status_code)
+            self.send_header("Content-Type", response.mimetype or "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.info("http %s", format % args)
+
+    return Handler
+
+
+def run(app: func.FunctionApp, source: FileSource, container: str, prefix: str, *, port: int,
+        poll_seconds: float, reconcile_seconds: float, stop: threading.Event) -> None:  # fmt: skip
+    """Serve HTTP, watch the container and run the reconciler until `stop` is set."""
+    fns = functions_by_name(app)
+    on_event = fns["on_blob_created"].get_user_function()
+    on_timer = fns["reconcile"].get_user_function()
+    server = ThreadingHTTPServer(("127.0.0.1", port), http_handler(fns))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    log.warning("serving the HTTP functions on http://127.0.0.1:%d/api/", server.server_address[1])
+    watcher = BlobWatcher(source, container, prefix, on_event)
+    next_reconcile = time.monotonic()
+    try:
+        while not stop.is_set():
+            if time.monotonic() >= next_reconcile:
+                on_timer(TimerRequest(past_due=False))
+                next_reconcile = time.monotonic() + reconcile_seconds
+            watcher.poll()
+            stop.wait(poll_seconds)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,14 @@
+"""Azure Functions blueprints: translate a trigger's input, call a service, translate back."""
+
+import azure.functions as func
+
+from shared.triggers import events, http, timer
+
+BLUEPRINTS = (events.bp, timer.bp, http.bp)
+
+
+def build_app() -> func.FunctionApp:
+    app = func.FunctionApp()
+    for blueprint in BLUEPRINTS:
+        app.register_functions(blueprint)
+    return app

@@ -1,0 +1,143 @@
+"""The HTTP API: customer cards, search, the activity preview, ledger health, reprocessing."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import azure.functions as func
+import orjson
+
+from shared import bootstrap
+from shared.core import queries
+from shared.core.errors import BadRequest, ConfigError, NotFound, TransientError
+from shared.core.model import SKIPPED
+from shared.core.services import ingest_file
+
+log = logging.getLogger(__name__)
+bp = func.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
+MAX_PATH = 1024
+
+
+def _json(body: Any, status: int = 200) -> func.HttpResponse:
+    return func.HttpResponse(orjson.dumps(body), status_code=status, mimetype="application/json")
+
+
+def json_errors(
+    handler: Callable[[func.HttpRequest], Any],
+) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """Bad input becomes a 4xx JSON body; nothing else (no stack trace, no secrets) leaks out."""
+
+    @functools.wraps(handler)
+    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            return _json(handler(req))
+        except BadRequest as exc:
+            return _json({"error": str(exc)}, 400)
+        except NotFound as exc:
+            return _json({"error": str(exc)}, 404)
+        except (TransientError, ConfigError) as exc:
+            log.error("%s failed: %s", req.url.split("?")[0], exc)
+            return _json({"error": "the store is unavailable, try again"}, 503)
+        except Exception:
+            log.exception("%s failed", req.url.split("?")[0])
+            return _json({"error": "internal error"}, 500)
+
+    return wrapper
+
+
+def _int(req: func.HttpRequest, name: str) -> int | None:
+    raw = req.params.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        raise BadRequest(f"{name} must be a whole number")
+    return int(raw)
+
+
+def _flag(req: func.HttpRequest, name: str) -> bool:
+    raw = (req.params.get(name) or "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise BadRequest(f"{name} must be true or false")
+    return raw in ("true", "1")
+
+
+@bp.function_name("get_customer")
+@bp.route(route="customers/{id}", methods=["GET"])
+@json_errors
+def get_customer(req: func.HttpRequest) -> Any:
+    return queries.customer_profile(bootstrap.runtime().ports.store, req.route_params.get("id", ""))
+
+
+@bp.function_name("get_timeline")
+@bp.route(route="customers/{id}/activities", methods=["GET"])
+@json_errors
+def get_timeline(req: func.HttpRequest) -> Any:
+    p = req.params
+    types = [t for t in (p.get("type") or "").split(",") if t]
+    query = queries.timeline_query(
+        types, p.get("from"), p.get("to"), _int(req, "limit"), p.get("continuation")
+    )
+    return queries.customer_card(
+        bootstrap.runtime().ports.store, req.route_params.get("id", ""), query
+    )
+
+
+@bp.function_name("search_customers")
+@bp.route(route="customers", methods=["GET"])
+@json_errors
+def search_customers(req: func.HttpRequest) -> Any:
+    return queries.search(
+        bootstrap.runtime().ports.store, req.params.get("q", ""), _int(req, "limit")
+    )
+
+
+@bp.function_name("list_activities")
+@bp.route(route="activities", methods=["GET"])
+@json_errors
+def list_activities(req: func.HttpRequest) -> Any:
+    store = bootstrap.runtime().ports.store
+    limit = _int(req, "limit")
+    return queries.preview(
+        store, req.params.get("type") or None, _flag(req, "unmatched"), limit or 100
+    )
+
+
+@bp.function_name("get_status")
+@bp.route(route="status", methods=["GET"])
+@json_errors
+def get_status(req: func.HttpRequest) -> Any:
+    rt = bootstrap.runtime()
+    return queries.status(rt.ports.ledger, rt.ports.store)
+
+
+@bp.function_name("reprocess")
+@bp.route(route="reprocess", methods=["POST"])
+@json_errors
+def reprocess(req: func.HttpRequest) -> Any:
+    rt = bootstrap.runtime()
+    path = _export_path(req)
+    report = ingest_file(rt.ports, rt.config, path, rt.options, force=True)
+    if report.status == SKIPPED and report.etag is None:
+        raise NotFound(f"no file {path!r} in the export container")
+    return report.to_record()
+
+
+def _export_path(req: func.HttpRequest) -> str:
+    """The body's path, which may only name a file inside the export container and prefix."""
+    try:
+        body = orjson.loads(req.get_body() or b"null")
+    except orjson.JSONDecodeError:
+        raise BadRequest('body must be JSON like {"path": "Entity/2021/part.csv"}') from None
+    path = body.get("path") if isinstance(body, dict) else None
+    if not isinstance(path, str) or not path.strip():
+        raise BadRequest('body must be JSON like {"path": "Entity/2021/part.csv"}')
+    parts = path.split("/")
+    if (
+        len(path) > MAX_PATH or path.startswith("/") or "\\" in path or ":" in parts[0]
+        or any(p in ("", ".", "..") for p in parts) or any(ord(c) < 32 for c in path)
+    ):  # fmt: skip
+        raise BadRequest("path must be relative to the export container, without '..'")
+    return path

@@ -1,0 +1,205 @@
+"""The Functions app on Azurite: events, the reconciler timer and the HTTP API, called as the
+host would call the decorated functions."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import orjson
+import pytest
+from azure.eventgrid import EventGridEvent
+from azure.functions.timer import TimerRequest
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from function_app import app
+from shared import bootstrap
+from shared.core.mapping import derived_customer_id
+from shared.settings import Settings
+from tests.e2e import export
+
+pytestmark = pytest.mark.azurite
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "eventgrid"
+R1 = derived_customer_id("RetailCustomers", "R-1")
+FUNCTIONS = {f.get_function_name(): f for f in app.get_functions()}
+
+
+def call(name: str, *args: Any) -> Any:
+    return FUNCTIONS[name].get_user_function()(*args)
+
+
+@pytest.fixture
+def container(azurite, azurite_names) -> Iterator[ContainerClient]:  # type: ignore[no-untyped-def]
+    settings = dataclasses.replace(
+        Settings.from_env({}),
+        store="azure-tables:",
+        storage_connection=azurite.connection_string,
+        container=azurite_names.container,
+        prefix="webevents",
+        table_prefix=azurite_names.table_prefix,
+        retry_base_seconds=0,
+    )
+    bootstrap.use_settings(settings)
+    client = BlobServiceClient.from_connection_string(azurite.connection_string)
+    created = client.create_container(azurite_names.container)
+    yield created
+    bootstrap.use_settings(None)
+
+
+def upload(container: ContainerClient, path: str, data: bytes) -> dict[str, Any]:
+    """Upload under the export prefix; returns the BlobCreated data Event Grid would send."""
+    blob = container.get_blob_client(f"webevents/{path}").upload_blob(data, overwrite=True)
+    return {"api": "PutBlockList", "eTag": blob["etag"], "contentLength": len(data), "blobType": "BlockBlob"}
+
+
+def event(container: ContainerClient, path: str, data: dict[str, Any], *, name: str | None = None) -> func.EventGridEvent:
+    """A BlobCreated event shaped like the Event Grid fixture, parsed with azure-eventgrid."""
+    raw = copy.deepcopy(orjson.loads((FIXTURES / "blob-created.eventgrid.json").read_bytes())[0])
+    blob = name or f"webevents/{path}"
+    raw["subject"] = f"/blobServices/default/containers/{container.container_name}/blobs/{blob}"
+    raw["data"].update(data)
+    parsed = EventGridEvent.from_dict(raw)
+    return func.EventGridEvent(
+        id=parsed.id, data=parsed.data, topic=parsed.topic or "", subject=parsed.subject,
+        event_type=parsed.event_type, event_time=parsed.event_time, data_version=parsed.data_version,
+    )  # fmt: skip
+
+
+def get(route: str, **params: str) -> tuple[int, Any]:
+    names = {
+        "customers/{id}/activities": "get_timeline", "customers/{id}": "get_customer",
+        "customers": "search_customers", "activities": "list_activities", "status": "get_status",
+    }  # fmt: skip
+    route_params = {"id": params.pop("id")} if "id" in params else {}
+    req = func.HttpRequest("GET", f"http://localhost/api/{route}", params=params, route_params=route_params, body=b"")
+    response = call(names[route], req)
+    assert response.mimetype == "application/json"
+    return response.status_code, orjson.loads(response.get_body())
+
+
+def post_reprocess(body: bytes) -> tuple[int, Any]:
+    req = func.HttpRequest("POST", "http://localhost/api/reprocess", body=body)
+    response = call("reprocess", req)
+    return response.status_code, orjson.loads(response.get_body())
+
+
+def cdm_files(tmp_path: Path) -> dict[str, bytes]:
+    root = export.write_cdm_export(tmp_path / "export")
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def activity_ids() -> list[str]:
+    status, items = get("activities", limit="1000")
+    assert status == 200
+    return sorted(a["SourceActivityId"] for a in items)
+
+
+def test_the_bindings_are_what_the_host_needs() -> None:
+    triggers = {name: f.get_trigger() for name, f in FUNCTIONS.items()}
+    assert triggers["on_blob_created"].get_binding_name() == "eventGridTrigger"
+    timer = triggers["reconcile"].get_dict_repr()
+    assert timer["type"] == "timerTrigger" and timer["runOnStartup"] is False
+    assert timer["schedule"] == "%FOOTPRINT_RECONCILE_SCHEDULE%"
+    http = {name: t.get_dict_repr() for name, t in triggers.items() if t.get_binding_name() == "httpTrigger"}
+    assert {(d["route"], str(d["methods"][0].value)) for d in http.values()} == {
+        ("customers/{id}", "GET"), ("customers/{id}/activities", "GET"), ("customers", "GET"),
+        ("activities", "GET"), ("status", "GET"), ("reprocess", "POST"),
+    }  # fmt: skip
+    assert {str(d["authLevel"].value) for d in http.values()} == {"function"}
+
+
+def test_events_in_any_order_put_the_export_on_the_http_timeline(container, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    files = cdm_files(tmp_path)
+    events = [event(container, path, upload(container, path, data)) for path, data in files.items()]
+    random.Random(3).shuffle(events)
+    for e in events:
+        call("on_blob_created", e)
+    status, card = get("customers/{id}/activities", id=R1)
+    assert status == 200
+    assert [a["SourceActivityId"] for a in card["activities"]] == ["e7", "e1", "e11"]
+    assert card["customer"]["Attributes"]["FullName"] == "Ada Moreno"
+    _, profile = get("customers/{id}", id=R1)
+    assert profile["ActivityCounts"] == {"EmailPromotionClicks": 3}
+
+
+def test_a_file_that_never_got_an_event_is_picked_up_by_the_timer(container, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    for path, data in cdm_files(tmp_path).items():
+        upload(container, path, data)
+    assert activity_ids() == []
+    call("reconcile", TimerRequest(past_due=False))
+    assert activity_ids() == ["e1", "e10", "e11", "e2", "e6", "e7", "e8"]
+    _, health = get("status")
+    assert health["files"]["done"] == 4 and health["files"]["failed"] == 0
+
+
+def test_duplicate_stale_and_foreign_events_change_nothing(container, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    files = cdm_files(tmp_path)
+    sent = {path: upload(container, path, data) for path, data in files.items()}
+    for path, data in sent.items():
+        call("on_blob_created", event(container, path, data))
+    before = get("activities", limit="1000")
+    status_before = get("status")[1]["files"]
+    first = export.FIRST_FILE
+    noise = [
+        event(container, first, sent[first]),                                   # redelivered
+        event(container, first, {**sent[first], "eTag": "0x8D0000000000000"}),  # stale ETag
+        event(container, first, {**sent[first], "api": "PutBlock"}),             # unfinished write
+        event(container, first, {**sent[first], "api": "CreateFile"}),
+        event(container, first, {**sent[first], "contentLength": 0}),            # empty
+        event(container, first, sent[first], name=f"elsewhere/{first}"),        # outside the prefix
+        event(container, "notes/readme.txt", sent[first]),                       # unknown kind
+    ]  # fmt: skip
+    for e in noise:
+        call("on_blob_created", e)
+    assert get("activities", limit="1000") == before
+    assert get("status")[1]["files"] == status_before
+
+
+def test_a_manifest_arriving_after_its_data_makes_the_data_readable(container, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    files = cdm_files(tmp_path)
+    headerless = "EmailPromotion/legacy/headerless.csv"
+    data = upload(container, headerless, files[headerless])
+    call("on_blob_created", event(container, headerless, data))
+    assert activity_ids() == []  # no manifest yet: entity "legacy", headers guessed
+    for path in ("EmailPromotion.cdm.json", "webevents.manifest.cdm.json"):
+        call("on_blob_created", event(container, path, upload(container, path, files[path])))
+    assert activity_ids() == ["e11"]
+    assert get("status")[1]["files"]["failed"] == 0
+
+
+def test_reprocess_reads_a_file_again_and_stays_inside_the_container(container, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    files = cdm_files(tmp_path)
+    for path, data in files.items():
+        upload(container, path, data)
+    status, report = post_reprocess(orjson.dumps({"path": export.SECOND_FILE}))
+    assert status == 200 and report["status"] == "done" and report["activities"] == 2
+    for bad in ("../other/x.csv", "/webevents/x.csv", "https://evil.example/x.csv", "a/./b.csv", "a\\b.csv"):
+        status, body = post_reprocess(orjson.dumps({"path": bad}))
+        assert status == 400 and "path" in body["error"], bad
+    assert post_reprocess(b"not json")[0] == 400
+    assert post_reprocess(orjson.dumps({"path": 7}))[0] == 400
+    status, body = post_reprocess(orjson.dumps({"path": "EmailPromotion/none.csv"}))
+    assert status == 404 and "no file" in body["error"]
+
+
+@pytest.mark.parametrize(
+    ("route", "params", "status", "message"),
+    [
+        ("customers/{id}", {"id": "nobody"}, 404, "no customer"),
+        ("customers/{id}", {"id": "x" * 2000}, 400, "customer id"),
+        ("customers/{id}/activities", {"id": R1, "limit": "0"}, 400, "limit"),
+        ("customers/{id}/activities", {"id": R1, "limit": "abc"}, 400, "limit"),
+        ("customers/{id}/activities", {"id": R1, "from": "tuesday"}, 400, "from"),
+        ("customers/{id}/activities", {"id": R1, "continuation": "%%%"}, 400, "continuation"),
+        ("customers", {"q": ""}, 400, "search text"),
+        ("activities", {"unmatched": "perhaps"}, 400, "unmatched"),
+    ],
+)
+def test_bad_http_input_gets_a_4xx_json_error(container, route, params, status, message) -> None:  # type: ignore[no-untyped-def]
+    got, body = get(route, **params)
+    assert got == status and message in body["error"]
