@@ -9,10 +9,13 @@ from collections.abc import Callable
 
 from shared.core.cdm import Catalog, is_metadata
 from shared.core.config import Config
+from shared.core.errors import TransientError
 from shared.core.model import DONE, FAILED, QUARANTINED, SKIPPED, IngestReport
 from shared.core.services import IngestOptions, Ports, ingest_file, is_due, iso
 
 log = logging.getLogger(__name__)
+# Consecutive files that could not even be opened before a pass gives up: storage is down.
+MAX_UNREADABLE = 3
 
 
 @dataclasses.dataclass
@@ -51,6 +54,7 @@ def reconcile(
     catalog = Catalog(ports.source, options.root, cache=True)
     now = iso(options.clock())
     due = [f for f in files if is_due(ports.ledger.get(f.path, f.etag), now)]
+    unreadable = 0
     for index, file in enumerate(due):
         if deadline is not None and time.monotonic() > deadline:
             report.remaining = len(due) - index
@@ -58,8 +62,17 @@ def reconcile(
             break
         # Metadata first: a new manifest changes how the data files after it are read.
         use = None if is_metadata(file.path) else catalog
-        outcome = ingest_file(ports, config, file.path, options, catalog=use)
+        try:
+            outcome = ingest_file(ports, config, file.path, options, catalog=use)
+            unreadable = 0
+        except TransientError as exc:
+            outcome = IngestReport(file.path, None, FAILED, error=str(exc), retryable=True)
+            unreadable += 1
         _tally(report, outcome)
+        if unreadable >= MAX_UNREADABLE:
+            report.remaining = len(due) - index - 1
+            log.warning("reconcile stopped: storage unavailable (%s)", outcome.error)
+            break
         if progress is not None:
             progress(index + 1, len(due))
     report.relinked = ports.store.relink()

@@ -248,3 +248,17 @@ def test_the_demo_prints_a_customer_card_with_weblog_activities(tmp_path: Path) 
     assert "Customer " in done.stdout and "WebLog" in done.stdout
     assert (tmp_path / "demo" / "footprint.db").exists()
     shutil.rmtree(tmp_path / "demo")
+
+
+def test_reconcile_processes_what_the_ledger_has_not_done(cdm_export: Path, tmp_path: Path) -> None:
+    store = tmp_path / "fp.db"
+    ingest(store, cdm_export / export.FIRST_FILE)
+    first = orjson.loads(
+        footprint("reconcile", "--source", str(cdm_export), "--json", store=store).stdout
+    )
+    assert (first["listed"], first["done"], first["failed"]) == (7, 3, 0)
+    again = orjson.loads(
+        footprint("reconcile", "--source", str(cdm_export), "--json", store=store).stdout
+    )
+    assert again["processed"] == 0
+    assert sorted(activities(store)) == ["e1", "e10", "e11", "e2", "e6", "e7", "e8"]
