@@ -6,17 +6,26 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import orjson
-
 from shared import bootstrap
+from shared.cli_output import (
+    Progress,
+    emit,
+    format_activities,
+    format_card,
+    format_customers,
+    format_fields,
+    format_inspect,
+    format_report,
+    format_status,
+)
 from shared.core import queries
 from shared.core.cdm import Catalog, inspect, is_manifest_name, is_metadata, is_partition_folder
 from shared.core.errors import FootprintError
-from shared.core.model import FAILED, QUARANTINED, IngestReport
+from shared.core.model import FAILED, QUARANTINED
 from shared.core.reconciler import reconcile
 from shared.core.services import Ports, ingest_file
 from shared.settings import Settings
@@ -28,32 +37,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line, no usage dump: the message says what to fix.
         self.exit(EXIT_BAD_INPUT, f"footprint: {message} (see footprint --help)\n")
-
-
-def _emit(args: argparse.Namespace, value: Any, text: Callable[[Any], str]) -> None:
-    if args.json:
-        sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE))
-    else:
-        print(text(value))
-    sys.stdout.flush()
-
-
-class Progress:
-    """A one-line progress bar on a terminal's stderr; silent elsewhere."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.enabled = sys.stderr.isatty()
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled or total <= 1:
-            return
-        width = 30
-        filled = width * done // total
-        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        if done == total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
 
 
 def _context(args: argparse.Namespace) -> tuple[Settings, Any, Any, Any]:
@@ -97,16 +80,6 @@ def _default_root(path: Path) -> Path:
     return path.parent
 
 
-def _report_line(r: IngestReport) -> str:
-    c = r.counts
-    tail = f"  ({r.error})" if r.error else ""
-    return (
-        f"{r.status:<11} {r.file}  entity={r.entity or '-'} rows={c.rows} activities={c.activities} "
-        f"unmatched={c.unmatched} filtered={c.filtered} rejected={c.rejected} "
-        f"customers={c.customers}{tail}"
-    )
-
-
 def cmd_ingest(args: argparse.Namespace) -> int:
     from shared.adapters.local_files import LocalFileSource
 
@@ -122,7 +95,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             report = ingest_file(ports, config, path, options, force=args.force,
                                  catalog=None if is_metadata(path) else catalog)  # fmt: skip
             report.file = (base / path).as_posix() if not args.relative else path
-            _emit(args, report.to_record(), lambda _, r=report: _report_line(r))
+            emit(args.json, report.to_record(), lambda _, r=report: format_report(r))
             worst = max(worst, 1 if report.status in (FAILED, QUARANTINED) else 0)
             done += 1
             progress(done, total)
@@ -139,7 +112,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         budget_seconds=args.budget, progress=Progress("reconcile"),
     )  # fmt: skip
     store.close()
-    _emit(args, report.to_record(), lambda r: "  ".join(f"{k}={v}" for k, v in r.items()))
+    emit(args.json, report.to_record(), format_fields)
     return 1 if report.failed or report.quarantined else 0
 
 
@@ -149,69 +122,30 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         args.type or (), args.since, args.until, args.limit, args.continuation
     )
     card = queries.customer_card(store, args.customer_id, query)
-    card["customer"]["ActivityCounts"] = store.activity_counts(args.customer_id)
-    if args.json:
-        del card["customer"]["ActivityCounts"]
-    _emit(args, card, format_card)
+    if not args.json:
+        card["customer"]["ActivityCounts"] = store.activity_counts(args.customer_id)
+    emit(args.json, card, format_card)
     return 0
-
-
-def format_card(card: dict[str, Any]) -> str:
-    c = card["customer"]
-    keys = ", ".join(f"{k['Entity']}:{k['Key']}" for k in c["AlternateKeys"])
-    attrs = "  ".join(f"{k}: {v}" for k, v in c["Attributes"].items() if v not in (None, ""))
-    counts = ", ".join(f"{k} {v}" for k, v in c.get("ActivityCounts", {}).items())
-    lines = [f"Customer {c['CustomerId']}  ({keys})", f"  {attrs}"]
-    if counts:
-        lines.append(f"  activities: {counts}")
-    lines.append("")
-    for a in card["activities"]:
-        title = a["Title"] or a["ActivityName"] or ""
-        lines.append(
-            f"  {a['ActivityTime']}  {a['ActivityTypeDisplay']:<8} {title}  {a['ExternalUrl'] or ''}"
-        )
-    if not card["activities"]:
-        lines.append("  (no activities on the timeline)")
-    if card["continuation"]:
-        lines.append(f"  more: --continuation {card['continuation']}")
-    return "\n".join(lines)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     _, _, store, _ = _context(args)
     found = queries.search(store, args.text, args.limit)
-    _emit(args, found, lambda cs: "\n".join(
-        f"{c['CustomerId']}  " + "  ".join(str(v) for v in c["Attributes"].values() if v)
-        for c in cs) or "no customers match")  # fmt: skip
+    emit(args.json, found, format_customers)
     return 0
 
 
 def cmd_activities(args: argparse.Namespace) -> int:
     _, _, store, _ = _context(args)
     items = queries.preview(store, args.type, args.unmatched, args.limit)
-    _emit(args, items, lambda xs: "\n".join(
-        f"{a['ActivityTime']}  {a['ActivityType']}  {a['CustomerId'] or '(unmatched ' + str(a['ActivityForeignKey']) + ')'}"
-        f"  {a['ActivityName'] or ''}  {a['ExternalUrl'] or ''}" for a in xs) or "no activities")  # fmt: skip
+    emit(args.json, items, format_activities)
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     _, _, store, ledger = _context(args)
-    _emit(args, queries.status(ledger, store), format_status)
+    emit(args.json, queries.status(ledger, store), format_status)
     return 0
-
-
-def format_status(s: dict[str, Any]) -> str:
-    files = "  ".join(f"{k}={v}" for k, v in s["files"].items())
-    totals = "  ".join(
-        f"{k}={s[k]}"
-        for k in ("rows", "activities", "unmatched", "filtered", "rejected", "customers")
-    )
-    lines = [f"files: {files}", f"rows:  {totals}", f"unmatched now: {s['unmatched_now']}"]
-    if s["last_error"]:
-        e = s["last_error"]
-        lines.append(f"last error: {e['path']}: {e['error']} ({e['at']})")
-    return "\n".join(lines)
 
 
 def cmd_cdm_inspect(args: argparse.Namespace) -> int:
@@ -220,22 +154,8 @@ def cmd_cdm_inspect(args: argparse.Namespace) -> int:
     if not Path(args.path).is_dir():
         raise FootprintError(f"{args.path} is not a folder")
     result = inspect(LocalFileSource(args.path))
-    _emit(args, result, format_inspect)
+    emit(args.json, result, format_inspect)
     return 0
-
-
-def format_inspect(result: dict[str, Any]) -> str:
-    lines = []
-    for e in result["entities"]:
-        lines.append(
-            f"{e['name']}  ({len(e['attributes'])} attributes, {len(e['partitions'])} partitions)"
-        )
-        lines.extend(f"    {a['name']}: {a['dataType']}" for a in e["attributes"])
-        lines.extend(
-            f"  - {p['location']}{' (incremental)' if p['incremental'] else ''}"
-            for p in e["partitions"]
-        )
-    return "\n".join(lines)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:

@@ -101,7 +101,7 @@ def run_demo(args) -> int:  # type: ignore[no-untyped-def]
     """Write the sample export, ingest it into SQLite, print the busiest customer's card."""
     from shared import bootstrap
     from shared.adapters.local_files import LocalFileSource
-    from shared.cli import _emit, format_card
+    from shared.cli_output import emit, format_card
     from shared.core import queries
     from shared.core.reconciler import reconcile
     from shared.core.services import Ports
@@ -122,6 +122,6 @@ def run_demo(args) -> int:  # type: ignore[no-untyped-def]
     )
     card = queries.customer_card(store, busiest.customer_id, queries.timeline_query(limit=10))
     card["customer"]["ActivityCounts"] = store.activity_counts(busiest.customer_id)
-    _emit(args, card, format_card)
+    emit(args.json, card, format_card)
     store.close()
     return 0
