@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test reliability lint bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: $(STAMP)
 test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# The reliability suite alone (make test runs it too): prints and writes its summary table.
+reliability: $(STAMP) $(NODE_STAMP)
+	$(BIN)/pytest tests/reliability tests/unit/test_config_properties.py tests/unit/test_mapping_properties.py tests/unit/test_parsing_properties.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

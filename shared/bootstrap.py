@@ -54,7 +54,10 @@ def open_store(url: str, settings: Settings) -> tuple[ProfileStore, Ledger]:
 
         conn = _storage_connection(settings, "store azure-tables:")
         return open_tables(conn, settings.table_prefix)
-    raise ConfigError(f"unknown store URL {url!r}; use one of: {STORE_URLS}")
+    # Only a scheme is echoed: a connection string pasted here by mistake holds a key.
+    scheme = url.partition(":")[0]
+    shown = f"{scheme}:..." if ":" in url and scheme.isalnum() and len(scheme) <= 20 else "?"
+    raise ConfigError(f"unknown store URL {shown}; use one of: {STORE_URLS}")
 
 
 def _storage_connection(settings: Settings, what: str) -> str:
@@ -118,5 +121,5 @@ def ingest_options(settings: Settings, root: str = "") -> IngestOptions:
     return IngestOptions(
         root=root, max_attempts=settings.max_attempts,
         retry_base_seconds=settings.retry_base_seconds, batch_size=settings.batch_size,
-        limits=Limits(max_row_bytes=settings.max_row_bytes),
+        max_file_bytes=settings.max_file_bytes, limits=Limits(max_row_bytes=settings.max_row_bytes),
     )  # fmt: skip

@@ -35,9 +35,13 @@ def _accepts(port: int) -> bool:
 
 
 class Azurite:
-    """One Azurite process, in-memory, on three free ports; `restart` keeps the ports."""
+    """One Azurite process on three free ports; `restart` keeps the ports.
 
-    def __init__(self) -> None:
+    In memory by default; `persistent=True` keeps the data in files under its work folder,
+    so a restart (a storage outage in a test) finds it all again.
+    """
+
+    def __init__(self, persistent: bool = False) -> None:
         node = shutil.which("node")
         if not SCRIPT.is_file() or node is None:
             raise RuntimeError(f"no Azurite at {SCRIPT}: run make test, it installs Azurite")
@@ -47,6 +51,7 @@ class Azurite:
             ports.add(free_port())
         self.blob_port, self.queue_port, self.table_port = sorted(ports)
         self.workdir = Path(tempfile.mkdtemp(prefix="azurite-"))
+        self.persistence = ["--location", str(self.workdir / "data")] if persistent else ["--inMemoryPersistence"]
         self.process: subprocess.Popen[bytes] | None = None
         self.start()
 
@@ -64,7 +69,7 @@ class Azurite:
         log = (self.workdir / "azurite.log").open("ab")
         self.process = subprocess.Popen(
             [
-                self.node, str(SCRIPT), "--silent", "--inMemoryPersistence",
+                self.node, str(SCRIPT), "--silent", *self.persistence,
                 "--skipApiVersionCheck", "--disableTelemetry", "--loose",
                 "--blobHost", "127.0.0.1", "--blobPort", str(self.blob_port),
                 "--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port),
@@ -103,7 +108,7 @@ class Azurite:
             process.wait()
 
     def restart(self) -> None:
-        """Stop and start again on the same ports; in-memory data is lost."""
+        """Stop and start again on the same ports; data in memory is lost, data in files kept."""
         self.stop()
         self.start()
 

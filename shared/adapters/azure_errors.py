@@ -19,6 +19,8 @@ from shared.core.errors import FootprintError, NotFound, PermanentError, Transie
 
 # Besides every 5xx: a timeout or throttling, after which the same request may succeed.
 RETRYABLE_STATUS = frozenset({408, 429})
+# The account refused our credentials (Storage answers 403, not always as an auth error).
+AUTH_STATUS = frozenset({401, 403})
 _SECRETS = re.compile(r"(AccountKey|SharedAccessSignature|sig|se|sv|sp)=[^;&\s]*", re.IGNORECASE)
 
 
@@ -37,7 +39,7 @@ def error_of(exc: AzureError, what: str) -> FootprintError:
     status = getattr(exc, "status_code", None)
     code = getattr(exc, "error_code", None) or type(exc).__name__
     detail = f"{what}: storage said {status} {code}"
-    if isinstance(exc, ClientAuthenticationError):
+    if isinstance(exc, ClientAuthenticationError) or status in AUTH_STATUS:
         # A rotated or wrong key is an operator's fix, never the file's fault: retry later.
         return TransientError(f"{detail} (check the storage connection setting)")
     permanent = status is not None and status < 500 and status not in RETRYABLE_STATUS

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
+from shared.adapters import sqlite_activities
 from shared.core.errors import TransientError
 from shared.core.model import (
     DONE,
@@ -27,19 +30,8 @@ from shared.core.model import (
 )
 from shared.core.paging import decode_cursor, encode_cursor
 
+# The activities' tables are in sqlite_activities.
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS activities (
-    activity_id TEXT PRIMARY KEY, customer_id TEXT, activity_type TEXT NOT NULL,
-    activity_type_display TEXT, activity_name TEXT, activity_time TEXT NOT NULL, title TEXT,
-    external_url TEXT, source_entity TEXT NOT NULL, source_activity_id TEXT NOT NULL,
-    activity_foreign_key TEXT, show_in_timeline INTEGER NOT NULL, source_file TEXT NOT NULL,
-    source_etag TEXT NOT NULL, source_row INTEGER NOT NULL, customer_entity TEXT
-);
-CREATE INDEX IF NOT EXISTS activities_by_customer
-    ON activities (customer_id, activity_time, activity_id);
-CREATE INDEX IF NOT EXISTS activities_by_foreign_key
-    ON activities (customer_entity, activity_foreign_key);
-CREATE INDEX IF NOT EXISTS activities_by_file ON activities (source_file);
 CREATE TABLE IF NOT EXISTS customer_rows (
     entity TEXT NOT NULL, key TEXT NOT NULL, customer_id TEXT NOT NULL, attributes TEXT NOT NULL,
     search_text TEXT NOT NULL, source_file TEXT NOT NULL, source_etag TEXT NOT NULL,
@@ -62,13 +54,7 @@ CREATE INDEX IF NOT EXISTS ledger_by_seq ON ledger (seq);
 CREATE INDEX IF NOT EXISTS ledger_by_status ON ledger (status);
 """
 
-ACTIVITY_COLUMNS = ", ".join(Activity._fields)
-_UPSERT_ACTIVITY = f"""
-INSERT INTO activities ({ACTIVITY_COLUMNS}) VALUES ({", ".join("?" * len(Activity._fields))})
-ON CONFLICT (activity_id) DO UPDATE SET
-    {", ".join(f"{c} = excluded.{c}" for c in Activity._fields[1:])}
-WHERE (excluded.source_file, excluded.source_row) >= (activities.source_file, activities.source_row)
-"""
+ACTIVITY_COLUMNS = ", ".join(Activity._fields)  # as the unified_activities view names them
 _UPSERT_CUSTOMER = """
 INSERT INTO customer_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (entity, key) DO UPDATE SET
@@ -79,14 +65,14 @@ ON CONFLICT (entity, key) DO UPDATE SET
 WHERE (excluded.source_file, excluded.source_row)
     >= (customer_rows.source_file, customer_rows.source_row)
 """
-# Point every activity of one customer key at whichever customer now holds that key.
-_LINK = """
-UPDATE activities SET customer_id =
-    (SELECT customer_id FROM customer_rows WHERE entity = ?1 AND key = ?2)
-WHERE customer_entity = ?1 AND activity_foreign_key = ?2
-    AND customer_id IS NOT (SELECT customer_id FROM customer_rows WHERE entity = ?1 AND key = ?2)
-"""
-_CHUNK = 500
+# A bulk load commits once its transaction holds this many rows or is this old: a commit
+# writes out every page the transaction touched, and rows with random keys touch a page each,
+# so committing each batch of a few thousand rows cost more than writing them.
+BULK_ROWS = 100_000
+BULK_SECONDS = 1.0
+# Enough page cache for the indexes of a few million activities; the default 2 MiB makes
+# every insert with a random key read a page back.
+CACHE_KIB = 64 * 1024
 
 
 def _utc_now() -> str:
@@ -101,12 +87,18 @@ class SqliteDatabase:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
+        self.transactions = 0  # how many began: lets a cache know it is in a new one
+        self._bulk: _Bulk | None = None
+        self._lost: set[int] = set()  # threads whose bulk writes a failed commit undid
         with self.translate():
             self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA busy_timeout = 30000")
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")
+            self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             self.conn.executescript(SCHEMA)
+        with self.transaction() as conn:
+            sqlite_activities.create(conn)
 
     @contextlib.contextmanager
     def translate(self) -> Iterator[None]:
@@ -117,15 +109,49 @@ class SqliteDatabase:
             raise TransientError(f"SQLite store {self.path}: {exc}") from None
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, bulk_rows: int = 0) -> Iterator[sqlite3.Connection]:
+        """A write transaction. One of a bulk load (`bulk_rows` > 0) may stay open for the same
+        thread's next one, until BULK_ROWS or BULK_SECONDS; any other write commits it."""
         with self.lock, self.translate():
-            self.conn.execute("BEGIN IMMEDIATE")
+            me = threading.get_ident()
+            self._begin(me)
             try:
                 yield self.conn
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                self._bulk = None
+                if self.conn.in_transaction:  # some failures end it themselves
+                    self.conn.execute("ROLLBACK")
                 raise
+            bulk = self._bulk or _Bulk(me, time.monotonic())
+            bulk.rows += bulk_rows
+            if bulk_rows and bulk.rows < BULK_ROWS and time.monotonic() - bulk.began < BULK_SECONDS:
+                self._bulk = bulk
+            else:
+                self._commit()
+
+    def _begin(self, me: int) -> None:
+        """Begin, or carry on with this thread's open bulk load; another thread's is committed
+        first, so a rollback here never undoes writes someone else was told were done."""
+        if me in self._lost:
+            self._lost.discard(me)
+            raise sqlite3.OperationalError("a failed commit undid this thread's earlier writes")
+        if self._bulk is not None and self._bulk.thread == me:
+            return
+        if self._bulk is not None:
+            self._commit()
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.transactions += 1
+
+    def _commit(self) -> None:
+        bulk, self._bulk = self._bulk, None
+        try:
             self.conn.execute("COMMIT")
+        except sqlite3.Error:
+            if bulk is not None and bulk.thread != threading.get_ident():
+                self._lost.add(bulk.thread)
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
         with self.lock, self.translate():
@@ -133,7 +159,21 @@ class SqliteDatabase:
 
     def close(self) -> None:
         with self.lock:
-            self.conn.close()
+            try:
+                if self._bulk is not None:
+                    with self.translate():
+                        self._commit()
+            finally:
+                self.conn.close()
+
+
+@dataclasses.dataclass
+class _Bulk:
+    """A write transaction left open between one thread's bulk writes."""
+
+    thread: int
+    began: float
+    rows: int = 0
 
 
 def _search_text(row: CustomerRow) -> str:
@@ -144,6 +184,7 @@ def _search_text(row: CustomerRow) -> str:
 class SqliteStore:
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
+        self._activities = sqlite_activities.ActivityWriter()
 
     def write(
         self,
@@ -151,7 +192,8 @@ class SqliteStore:
         customers: Sequence[CustomerRow],
         rejects: Sequence[Reject],
     ) -> int:
-        with self.db.transaction() as conn:
+        rows = len(activities) + len(customers) + len(rejects)
+        with self.db.transaction(bulk_rows=rows) as conn:
             if customers:
                 now = _utc_now()
                 conn.executemany(_UPSERT_CUSTOMER, [
@@ -159,60 +201,22 @@ class SqliteStore:
                      _search_text(r), r.source_file, r.source_etag, r.source_row, now)
                     for r in customers
                 ])  # fmt: skip
-                conn.executemany(_LINK, {(r.entity, r.key) for r in customers})
-            linked = self._resolve(conn, activities)
-            conn.executemany(_UPSERT_ACTIVITY, linked)
+            self._activities.upsert(conn, self.db.transactions, activities)
             if rejects:
                 conn.executemany(
                     "INSERT OR REPLACE INTO rejects VALUES (?, ?, ?, ?, ?, ?)",
                     [(r.file, r.row, r.etag, r.entity, r.reason, r.excerpt) for r in rejects],
                 )
-        return sum(1 for a in linked if a.customer_id is None)
-
-    def _resolve(self, conn: sqlite3.Connection, activities: Sequence[Activity]) -> list[Activity]:
-        wanted: dict[str, set[str]] = {}
-        for a in activities:
-            if a.customer_entity is not None and a.activity_foreign_key is not None:
-                wanted.setdefault(a.customer_entity, set()).add(a.activity_foreign_key)
-        found: dict[tuple[str, str], str] = {}
-        for entity, keys in wanted.items():
-            ordered = list(keys)
-            for i in range(0, len(ordered), _CHUNK):
-                chunk = ordered[i : i + _CHUNK]
-                marks = ", ".join("?" * len(chunk))
-                sql = f"SELECT key, customer_id FROM customer_rows WHERE entity = ? AND key IN ({marks})"
-                for key, customer_id in conn.execute(sql, [entity, *chunk]):
-                    found[(entity, key)] = customer_id
-        if not found:
-            return list(activities)
-        return [
-            a._replace(customer_id=found.get((a.customer_entity, a.activity_foreign_key)))  # type: ignore[arg-type]
-            for a in activities
-        ]
+            return sqlite_activities.count_unmatched(conn, activities)
 
     def forget_file(self, path: str, keep_etag: str) -> None:
         with self.db.transaction() as conn:
-            stale = conn.execute(
-                "SELECT entity, key FROM customer_rows WHERE source_file = ? AND source_etag != ?",
-                (path, keep_etag),
-            ).fetchall()
             conn.execute(
                 "DELETE FROM customer_rows WHERE source_file = ? AND source_etag != ?",
                 (path, keep_etag),
             )
-            conn.executemany(
-                "UPDATE activities SET customer_id = NULL WHERE customer_entity = ? AND "
-                "activity_foreign_key = ?",
-                stale,
-            )
-            for table, file_col, etag_col in (
-                ("activities", "source_file", "source_etag"),
-                ("rejects", "file", "etag"),
-            ):
-                conn.execute(
-                    f"DELETE FROM {table} WHERE {file_col} = ? AND {etag_col} != ?",
-                    (path, keep_etag),
-                )
+            sqlite_activities.forget(conn, path, keep_etag)
+            conn.execute("DELETE FROM rejects WHERE file = ? AND etag != ?", (path, keep_etag))
 
     def get_customer(self, customer_id: str) -> Customer | None:
         rows = self.db.query(
@@ -224,7 +228,7 @@ class SqliteStore:
 
     def activity_counts(self, customer_id: str) -> dict[str, int]:
         rows = self.db.query(
-            "SELECT activity_type, count(*) FROM activities WHERE customer_id = ? "
+            "SELECT activity_type, count(*) FROM unified_activities WHERE customer_id = ? "
             "GROUP BY activity_type ORDER BY activity_type",
             (customer_id,),
         )
@@ -246,7 +250,7 @@ class SqliteStore:
             where.append("(activity_time, activity_id) < (?, ?)")
             params.extend(decode_cursor(query.continuation))
         rows = self.db.query(
-            f"SELECT {ACTIVITY_COLUMNS} FROM activities WHERE {' AND '.join(where)} "
+            f"SELECT {ACTIVITY_COLUMNS} FROM unified_activities WHERE {' AND '.join(where)} "
             "ORDER BY activity_time DESC, activity_id DESC LIMIT ?",
             [*params, query.limit + 1],
         )
@@ -279,7 +283,7 @@ class SqliteStore:
         if unmatched:
             where.append("customer_id IS NULL")
         rows = self.db.query(
-            f"SELECT {ACTIVITY_COLUMNS} FROM activities WHERE {' AND '.join(where)} "
+            f"SELECT {ACTIVITY_COLUMNS} FROM unified_activities WHERE {' AND '.join(where)} "
             "ORDER BY activity_time DESC, activity_id DESC LIMIT ?",
             [*params, -1 if limit is None else limit],
         )
@@ -293,16 +297,11 @@ class SqliteStore:
         return [Reject(*r) for r in rows]
 
     def count_unmatched(self) -> int:
-        return self.db.query("SELECT count(*) FROM activities WHERE customer_id IS NULL")[0][0]
+        return self.db.query(sqlite_activities.COUNT_UNMATCHED)[0][0]
 
     def relink(self) -> int:
-        with self.db.transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE activities SET customer_id = c.customer_id FROM customer_rows c "
-                "WHERE activities.customer_id IS NULL AND c.entity = activities.customer_entity "
-                "AND c.key = activities.activity_foreign_key"
-            )
-            return cursor.rowcount
+        """Nothing waits to be linked: an activity finds its customer through its key when read."""
+        return 0
 
     def close(self) -> None:
         self.db.close()

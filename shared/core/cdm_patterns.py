@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import posixpath
 import re
 import re._parser as sre  # the stdlib's own regex parser: the only exact way to see nesting
@@ -12,6 +13,11 @@ from urllib.parse import unquote, urlsplit
 
 # Longer paths are never tested against a pattern: it bounds the cost of any backtracking.
 MAX_MATCHED_PATH = 1024
+# Backtracking may try about C(n + d, d) ways of sharing a path of n characters among the d
+# variable repeats of a pattern (.*.*.*x): a path is tested only if that stays in budget, and
+# a pattern with so many repeats that even paths this short would not is refused.
+MATCH_BUDGET = 10**8
+MIN_MATCHED_PATH = 64
 
 _NAMESPACE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
@@ -160,7 +166,39 @@ def compile_pattern(glob: str | None, regular_expression: str | None) -> re.Patt
         raise ValueError(f"{what} does not compile: {e}") from None
     if _nested_repeat(tree, inside=False):
         raise ValueError(f"{what}: regularExpression may take exponential time")
+    if _longest_path(source) < MIN_MATCHED_PATH:
+        raise ValueError(f"{what}: too many variable repeats, matching may take for ever")
     return compiled
+
+
+def _variable_repeats(items: object) -> int:
+    """How many repeats of the parsed regex match a variable number of times (*, +, ?, {m,n})."""
+    if isinstance(items, sre.SubPattern):
+        items = items.data
+    if not isinstance(items, (list, tuple)):
+        return 0
+    count = 0
+    for item in items:
+        if isinstance(item, tuple) and len(item) == 2 and any(item[0] is op for op in _REPEATS):
+            low, high, body = item[1]
+            count += (low != high) + _variable_repeats(body)
+        elif isinstance(item, (list, tuple, sre.SubPattern)):
+            count += _variable_repeats(item)
+    return count
+
+
+@functools.lru_cache(maxsize=512)
+def _longest_path(source: str) -> int:
+    """The longest path a pattern is tested against within MATCH_BUDGET."""
+    repeats = _variable_repeats(sre.parse(source))
+    low, high = 0, MAX_MATCHED_PATH
+    while low < high:
+        middle = (low + high + 1) // 2
+        if math.comb(middle + repeats, repeats) <= MATCH_BUDGET:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _nested_repeat(items: object, inside: bool) -> bool:
@@ -195,4 +233,4 @@ def pattern_matches(regex: re.Pattern[str], root: str, path: str) -> bool:
     if not below:
         return False
     below = "/" + below
-    return len(below) <= MAX_MATCHED_PATH and regex.fullmatch(below) is not None
+    return len(below) <= _longest_path(regex.pattern) and regex.fullmatch(below) is not None

@@ -94,7 +94,15 @@ def parse_config(data: bytes | str, origin: str = "config") -> Config:
 
 def _describe(exc: ValidationError) -> str:
     first = exc.errors()[0]
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
+    where = "".join(_step(p) for p in first["loc"]).lstrip(".")
     message = first["msg"].removeprefix("Value error, ")
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{where}: {message}{more}" if where else f"{message}{more}"
+
+
+def _step(part: int | str) -> str:
+    """One step of a field path; a key that is not plain text is quoted, so the message stays
+    on one line whatever the file holds."""
+    if isinstance(part, int):
+        return f"[{part}]"
+    return f".{part}" if part and part.isprintable() and part.strip() == part else f"[{part!r}]"

@@ -41,7 +41,7 @@ def _dialect(fmt: CsvFormat) -> dict[str, Any]:
     else:
         options["quoting"] = csv.QUOTE_NONE
     try:
-        codecs.lookup(fmt.encoding)
+        "".encode(fmt.encoding)  # LookupError for a codec that is not a text encoding (base64)
         csv.reader((), **options)
     except (LookupError, TypeError, ValueError) as exc:
         raise PermanentError(f"unusable CSV format {fmt}: {exc}") from exc
@@ -199,7 +199,10 @@ class _CsvLines:
             return text
         while True:
             data = self._read1(self._size)
-            text = self._decode(data, not data)
+            try:
+                text = self._decode(data, not data)
+            except UnicodeError as exc:  # a codec without surrogateescape, or not this one's bytes
+                raise PermanentError(f"{self._invalid}: {exc}") from None
             if text and not self._started:
                 self._started, text = True, text.removeprefix("\ufeff")
             if text or not data:

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
 
 from shared.core.config import ActivityConfig, Config, CustomerSource
-from shared.core.model import Activity, CustomerRow, SourceFile
+from shared.core.errors import PermanentError
+from shared.core.model import Activity, CustomerRow, Reject, SourceFile
+from shared.core.parsing import ParsedRow
 
 MAX_KEY_LENGTH = 1024
+# Longer text is a broken row, not an event: every store must hold the record (an Azure
+# Table entity holds at most 1 MiB), so the row is rejected rather than the whole file failed.
+MAX_VALUES_LENGTH = 64 * 1024  # event, details and web address together
+MAX_ATTRIBUTES_LENGTH = 256 * 1024  # a customer row's attribute values together
 EXCERPT_LENGTH = 200
 
 
@@ -30,6 +36,30 @@ def derived_customer_id(entity: str, key: str) -> str:
 
 def to_utc(value: str) -> str | None:
     """ISO 8601 (offset, Z or naive = UTC) -> UTC ISO 8601 with milliseconds; None if invalid."""
+    # Exports write nearly every timestamp already in the output form; recognising that form
+    # (its date and hour seen valid before) saves a datetime round trip on each row.
+    if (
+        len(value) == 24
+        and value[13:19] in _MINUTES_SECONDS
+        and value[19:] in _MILLIS_Z
+        and value[:13] in _VALID_HOURS
+    ):
+        return value
+    moment = _parsed_utc(value)
+    if moment == value and value.isascii():
+        if len(_VALID_HOURS) >= _MAX_VALID_HOURS:
+            _VALID_HOURS.clear()
+        _VALID_HOURS.add(value[:13])
+    return moment
+
+
+_MINUTES_SECONDS = frozenset(f":{m:02d}:{s:02d}" for m in range(60) for s in range(60))
+_MILLIS_Z = frozenset(f".{ms:03d}Z" for ms in range(1000))
+_VALID_HOURS: set[str] = set()  # "YYYY-MM-DDTHH" prefixes of valid timestamps
+_MAX_VALID_HOURS = 100_000
+
+
+def _parsed_utc(value: str) -> str | None:
     text = value.strip()
     if len(text) > 64 or not text[:4].isdigit():
         return None
@@ -53,42 +83,74 @@ def _first(values: Mapping[str, Any], columns: Sequence[str]) -> str | None:
     return None
 
 
-@dataclasses.dataclass(frozen=True)
-class _ActivityRule:
-    config: ActivityConfig
-    filters: tuple[tuple[str, frozenset[str]], ...]
+Getter = Callable[[Mapping[str, Any]], "str | None"]
+# What one activity makes of one row: the activity, why it cannot be one, or None when the
+# activity's filter leaves the row out.
+Rule = Callable[[Mapping[str, Any], str, str, int], "Activity | str | None"]
 
-    def accepts(self, values: Mapping[str, Any]) -> bool:
-        return all(values.get(column) in allowed for column, allowed in self.filters)
 
-    def build(
-        self, values: Mapping[str, Any], entity: str, file: SourceFile, row: int
-    ) -> Activity | str:
-        """The activity of this row, or the reason it cannot be one."""
-        c = self.config
-        key = _first(values, c.primaryKey)
+def _getter(columns: Sequence[str] | None) -> Getter:
+    """The first non-blank value of `columns` in a row (None for no columns at all)."""
+    if not columns:
+        return lambda values: None
+    if len(columns) > 1:
+        return lambda values: _first(values, columns)
+    [column] = columns
+
+    def first(values: Mapping[str, Any]) -> str | None:
+        value = values.get(column)
+        return value if value and not value.isspace() else None
+
+    return first
+
+
+def _activity_rule(c: ActivityConfig, entity: str) -> Rule:
+    """One configured activity compiled for one entity: everything a row does not change is
+    worked out once here, since the returned function runs for every row of every file."""
+    filters = tuple((column, frozenset(allowed)) for column, allowed in c.filter.items())
+    key_of, time_of, event_of = _getter(c.primaryKey), _getter(c.timestamp), _getter(c.event)
+    details_of, address_of = _getter(c.details), _getter(c.webAddress)
+    rel = c.relationship
+    foreign_key_of = _getter(rel.foreignKey if rel else None)
+    customer_entity = rel.customerEntity if rel else None
+    id_prefix = f"{c.name}\x1f{entity}\x1f".encode()  # as activity_id() hashes it
+    name, display, show = c.name, c.activityType, c.showInTimeline
+    timestamps = ", ".join(c.timestamp)
+    no_key, no_time = (
+        f"missing primary key ({', '.join(c.primaryKey)})",
+        f"missing timestamp ({timestamps})",
+    )
+    too_long = f"event, details and web address longer than {MAX_VALUES_LENGTH} characters"
+    new, blake2b = tuple.__new__, hashlib.blake2b
+
+    def build(values: Mapping[str, Any], path: str, etag: str, row: int) -> Activity | str | None:
+        for column, allowed in filters:
+            if values.get(column) not in allowed:
+                return None
+        key = key_of(values)
         if key is None:
-            return f"missing primary key ({', '.join(c.primaryKey)})"
+            return no_key
         if len(key) > MAX_KEY_LENGTH:
             return f"primary key longer than {MAX_KEY_LENGTH} characters"
-        raw_time = _first(values, c.timestamp)
+        raw_time = time_of(values)
         if raw_time is None:
-            return f"missing timestamp ({', '.join(c.timestamp)})"
+            return no_time
         moment = to_utc(raw_time)
         if moment is None:
-            return f"unparseable timestamp {raw_time[:40]!r} in {', '.join(c.timestamp)}"
-        rel = c.relationship
-        foreign_key = _first(values, rel.foreignKey) if rel else None
+            return f"unparseable timestamp {raw_time[:40]!r} in {timestamps}"
+        foreign_key = foreign_key_of(values)
         if foreign_key is not None and len(foreign_key) > MAX_KEY_LENGTH:
             return f"foreign key longer than {MAX_KEY_LENGTH} characters"
-        return Activity(
-            activity_id(c.name, entity, key), None, c.name, c.activityType,
-            _first(values, c.event), moment,
-            _first(values, c.details) if c.details else None,
-            _first(values, c.webAddress) if c.webAddress else None,
-            entity, key, foreign_key, c.showInTimeline,
-            file.path, file.etag, row, rel.customerEntity if rel else None,
-        )  # fmt: skip
+        event, details, address = event_of(values), details_of(values), address_of(values)
+        if len(event or "") + len(details or "") + len(address or "") > MAX_VALUES_LENGTH:
+            return too_long
+        return new(Activity, (
+            blake2b(id_prefix + key.encode(), digest_size=16).hexdigest(), None, name, display,
+            event, moment, details, address, entity, key,
+            foreign_key, show, path, etag, row, customer_entity,
+        ))  # fmt: skip
+
+    return build
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +167,8 @@ class _CustomerRule:
         unified = _first(values, (s.customerId,)) if s.customerId else None
         names = s.attributes or [c for c in values if c not in (s.key, s.customerId)]
         attributes = {name: values.get(name) for name in names}
+        if sum(len(v) for v in attributes.values() if v) > MAX_ATTRIBUTES_LENGTH:
+            return f"customer attributes longer than {MAX_ATTRIBUTES_LENGTH} characters"
         customer_id = unified or derived_customer_id(s.entity, key)
         return CustomerRow(s.entity, key, customer_id, attributes, file.path, file.etag, row)
 
@@ -118,37 +182,56 @@ class MappedRow(NamedTuple):
     filtered: bool
 
 
+@dataclasses.dataclass
+class MappedBatch:
+    """What a run of parsed rows became: records to write, and how many rows made none."""
+
+    activities: list[Activity] = dataclasses.field(default_factory=list)
+    customers: list[CustomerRow] = dataclasses.field(default_factory=list)
+    rejects: list[Reject] = dataclasses.field(default_factory=list)
+    rows: int = 0
+    filtered: int = 0
+
+
 class EntityMapping:
     """What one entity's rows become under a configuration."""
 
     def __init__(self, config: Config, entity: str) -> None:
         self.entity = entity
         self._activities = tuple(
-            _ActivityRule(a, tuple((col, frozenset(vals)) for col, vals in a.filter.items()))
-            for a in config.activities
-            if a.entity == entity
+            (a.name, _activity_rule(a, entity)) for a in config.activities if a.entity == entity
         )
         self._customers = tuple(
             _CustomerRule(s) for s in config.customerSources if s.entity == entity
+        )
+        # A row becomes nothing without one of these: primary keys and customer keys.
+        self._keys = frozenset(
+            [c for a in config.activities if a.entity == entity for c in a.primaryKey]
+            + [s.key for s in config.customerSources if s.entity == entity]
         )
 
     @property
     def is_empty(self) -> bool:
         return not self._activities and not self._customers
 
+    def check_columns(self, columns: Collection[str]) -> None:
+        """Refuse a file whose columns hold no key column: none of its rows could be mapped."""
+        if self._keys and self._keys.isdisjoint(columns):
+            found = ", ".join(list(columns)[:10])[:300]
+            raise PermanentError(
+                f"no key column of {self.entity} ({', '.join(sorted(self._keys))}) among the "
+                f"file's columns [{found}]: wrong delimiter or header?"
+            )
+
     def map_row(self, values: Mapping[str, Any], file: SourceFile, row: int) -> MappedRow:
         activities: list[Activity] = []
         customers: list[CustomerRow] = []
         reasons: list[str] = []
-        for rule in self._activities:
-            if not rule.accepts(values):
-                continue
-            built = rule.build(values, self.entity, file, row)
+        for name, rule in self._activities:
+            built = rule(values, file.path, file.etag, row)
             if isinstance(built, str):
-                reasons.append(
-                    f"{rule.config.name}: {built}" if len(self._activities) > 1 else built
-                )
-            else:
+                reasons.append(f"{name}: {built}" if len(self._activities) > 1 else built)
+            elif built is not None:
                 activities.append(built)
         for customer_rule in self._customers:
             made = customer_rule.build(values, file, row)
@@ -158,6 +241,50 @@ class EntityMapping:
                 customers.append(made)
         filtered = not activities and not customers and not reasons
         return MappedRow(activities, customers, "; ".join(reasons) or None, filtered)
+
+    def map_rows(self, rows: Iterable[ParsedRow], file: SourceFile) -> MappedBatch:
+        """Map a run of parsed rows; rows that cannot be read or mapped become rejects."""
+        batch = MappedBatch()
+        if len(self._activities) == 1 and not self._customers:
+            self._map_events(rows, file, batch)
+            return batch
+        for row, values, error, text in rows:
+            batch.rows += 1
+            if values is None:
+                batch.rejects.append(
+                    Reject(file.path, file.etag, row, self.entity, error or "bad row", text)
+                )
+                continue
+            mapped = self.map_row(values, file, row)
+            batch.activities += mapped.activities
+            batch.customers += mapped.customers
+            batch.filtered += mapped.filtered
+            if mapped.reject is not None:
+                batch.rejects.append(
+                    Reject(file.path, file.etag, row, self.entity, mapped.reject, excerpt(values))
+                )
+        return batch
+
+    def _map_events(self, rows: Iterable[ParsedRow], file: SourceFile, batch: MappedBatch) -> None:
+        """map_rows for the usual entity, events feeding one activity: the same outcome with
+        the per-row work cut to the bone, as this loop runs for every event ingested."""
+        [(_, build)] = self._activities
+        path, etag, entity = file.path, file.etag, self.entity
+        keep, reject = batch.activities.append, batch.rejects.append
+        count = filtered = 0
+        for count, (row, values, error, text) in enumerate(rows, 1):  # noqa: B007
+            if values is None:
+                reject(Reject(path, etag, row, entity, error or "bad row", text))
+                continue
+            made = build(values, path, etag, row)
+            if made is None:
+                filtered += 1
+            elif made.__class__ is str:
+                reject(Reject(path, etag, row, entity, made, excerpt(values)))  # type: ignore[arg-type]
+            else:
+                keep(made)  # type: ignore[arg-type]
+        batch.rows += count
+        batch.filtered += filtered
 
 
 def excerpt(values: Mapping[str, Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 import orjson
 
@@ -11,6 +12,9 @@ from shared.core.errors import BadRequest
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
+# What a token may carry: an ActivityTime as stored and an ActivityId (a 128-bit hex digest).
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+_ACTIVITY_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def check_limit(limit: int | None, default: int = DEFAULT_PAGE, maximum: int = MAX_PAGE) -> int:
@@ -35,5 +39,7 @@ def decode_cursor(token: str) -> tuple[str, str]:
     except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError):
         raise BadRequest("continuation token is not valid") from None
     if not (isinstance(time, str) and isinstance(activity, str)):
+        raise BadRequest("continuation token is not valid")
+    if not (_TIME.fullmatch(time) and _ACTIVITY_ID.fullmatch(activity)):
         raise BadRequest("continuation token is not valid")
     return time, activity

@@ -96,7 +96,10 @@ def iter_rows(
 def sniff_text(binary: BinaryIO, encoding: str) -> None:
     """Refuse a file that is not text at all, rather than rejecting it row by row."""
     sample = binary.peek(_SNIFF)[:_SNIFF]  # type: ignore[attr-defined]
-    text = codecs.getincrementaldecoder(encoding)("surrogateescape").decode(sample)
+    try:
+        text = codecs.getincrementaldecoder(encoding)("surrogateescape").decode(sample)
+    except UnicodeError as exc:  # a codec without surrogateescape, or not this one's bytes
+        raise PermanentError(f"not readable as {encoding}: {exc}") from None
     lines = text.splitlines()
     damaged = sum(1 for line in lines if "\0" in line or UNDECODABLE.search(line))
     if damaged * 2 > len(lines):

@@ -4,27 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from shared.core.cdm import Catalog, is_manifest_name, is_metadata
 from shared.core.config import Config
 from shared.core.errors import NotFound, PermanentError
-from shared.core.mapping import EntityMapping, excerpt
+from shared.core.mapping import EntityMapping
 from shared.core.model import (
     DONE,
     FAILED,
     QUARANTINED,
     RUNNING,
     SKIPPED,
-    Activity,
     Counts,
-    CustomerRow,
     IngestReport,
     LedgerEntry,
-    Reject,
     SourceFile,
 )
 from shared.core.parsing import Limits, ParsedRow, file_kind, iter_rows
@@ -55,6 +53,7 @@ class IngestOptions:
     lease_seconds: int = 900
     retry_base_seconds: float = 30.0
     batch_size: int = 5000
+    max_file_bytes: int = 2 * 1024**3
     limits: Limits = dataclasses.field(default_factory=Limits)
     clock: Callable[[], datetime] = _utc_now
 
@@ -75,6 +74,8 @@ def ingest_file(
         file, stream = ports.source.open(path)
     except NotFound as exc:
         return IngestReport(path, None, SKIPPED, error=str(exc))
+    except PermanentError as exc:  # e.g. a link out of the source: this file, not the run, fails
+        return IngestReport(path, None, FAILED, error=str(exc))
     with contextlib.closing(stream):
         if is_metadata(path):
             return _note_metadata(ports, config, file, options)
@@ -95,6 +96,8 @@ def _attempt(ports, config, file, stream, entry, catalog, options) -> IngestRepo
     try:
         if file_kind(file.path) is None:
             raise PermanentError(f"not a CSV or JSON lines file: {file.path}")
+        if file.size > options.max_file_bytes:
+            raise PermanentError(f"file larger than {options.max_file_bytes} bytes: {file.size}")
         schema = catalog.describe(file.path)
         entry.entity = schema.entity
         mapping = EntityMapping(config, schema.entity)
@@ -105,8 +108,12 @@ def _attempt(ports, config, file, stream, entry, catalog, options) -> IngestRepo
             )
         else:
             ports.store.forget_file(file.path, file.etag)
-            rows = iter_rows(stream, file.path, schema.csv, schema.columns, options.limits)
-            load(ports.store, mapping, rows, file, counts, options.batch_size)
+            parsed = iter_rows(stream, file.path, schema.csv, schema.columns, options.limits)
+            rows = _UntilBroken(parsed)
+            load(ports.store, mapping, _checked(iter(rows), mapping, file.path), file, counts,
+                 options.batch_size)  # fmt: skip
+            if rows.error is not None:
+                raise rows.error
             entry.status, entry.error = DONE, None
     except PermanentError as exc:
         entry.status, entry.error, entry.permanent = FAILED, str(exc), True
@@ -125,6 +132,32 @@ def _attempt(ports, config, file, stream, entry, catalog, options) -> IngestRepo
         entry.duration_ms, f" error={entry.error}" if entry.error else "",
     )  # fmt: skip
     return _report_of(entry)
+
+
+class _UntilBroken:
+    """A file's rows up to where the file breaks (truncated gzip, undecodable text): the break
+    is kept, to be raised once the rows read before it are written, so they still land."""
+
+    def __init__(self, rows: Iterator[ParsedRow]) -> None:
+        self.rows = rows
+        self.error: PermanentError | None = None
+
+    def __iter__(self) -> Iterator[ParsedRow]:
+        try:
+            yield from self.rows
+        except PermanentError as exc:
+            self.error = exc
+
+
+def _checked(rows: Iterator[ParsedRow], mapping: EntityMapping, path: str) -> Iterator[ParsedRow]:
+    """The rows, unless a CSV header holds none of the columns every record needs one of: then
+    no row could become anything (a wrong delimiter reads the header as one column)."""
+    first = next(rows, None)
+    if first is None:
+        return iter(())
+    if first.values is not None and file_kind(path) == "csv":
+        mapping.check_columns(first.values.keys())
+    return itertools.chain((first,), rows)
 
 
 def _note_transient(entry: LedgerEntry, exc: Exception, options: IngestOptions) -> None:
@@ -146,54 +179,18 @@ def load(
     batch_size: int,
 ) -> None:
     """Map parsed rows and write them in batches; row problems become rejects, not errors."""
-    activities: list[Activity] = []
-    customers: list[CustomerRow] = []
-    rejects: list[Reject] = []
-    entity = mapping.entity
-    for parsed in rows:
-        counts.rows += 1
-        if parsed.values is None:
-            rejects.append(
-                Reject(
-                    file.path,
-                    file.etag,
-                    parsed.row,
-                    entity,
-                    parsed.error or "bad row",
-                    parsed.excerpt,
-                )
-            )
-            counts.rejected += 1
-        else:
-            mapped = mapping.map_row(parsed.values, file, parsed.row)
-            activities.extend(mapped.activities)
-            customers.extend(mapped.customers)
-            counts.filtered += mapped.filtered
-            if mapped.reject is not None:
-                rejects.append(
-                    Reject(
-                        file.path,
-                        file.etag,
-                        parsed.row,
-                        entity,
-                        mapped.reject,
-                        excerpt(parsed.values),
-                    )
-                )
-                counts.rejected += 1
-        if len(activities) + len(customers) + len(rejects) >= batch_size:
-            _flush(store, activities, customers, rejects, counts)
-    _flush(store, activities, customers, rejects, counts)
-
-
-def _flush(store, activities, customers, rejects, counts) -> None:  # type: ignore[no-untyped-def]
-    if activities or customers or rejects:
-        counts.unmatched += store.write(activities, customers, rejects)
-        counts.activities += len(activities)
-        counts.customers += len(customers)
-        activities.clear()
-        customers.clear()
-        rejects.clear()
+    rows = iter(rows)
+    while True:
+        batch = mapping.map_rows(itertools.islice(rows, batch_size), file)
+        if not batch.rows:
+            return
+        counts.rows += batch.rows
+        counts.filtered += batch.filtered
+        counts.rejected += len(batch.rejects)
+        if batch.activities or batch.customers or batch.rejects:
+            counts.unmatched += store.write(batch.activities, batch.customers, batch.rejects)
+            counts.activities += len(batch.activities)
+            counts.customers += len(batch.customers)
 
 
 def _settled(entry: LedgerEntry) -> bool:

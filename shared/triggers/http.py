@@ -52,7 +52,7 @@ def _int(req: func.HttpRequest, name: str) -> int | None:
     raw = req.params.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 9:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:  # "²".isdigit(), int("²") fails
         raise BadRequest(f"{name} must be a whole number")
     return int(raw)
 
@@ -100,9 +100,8 @@ def search_customers(req: func.HttpRequest) -> Any:
 def list_activities(req: func.HttpRequest) -> Any:
     store = bootstrap.runtime().ports.store
     limit = _int(req, "limit")
-    return queries.preview(
-        store, req.params.get("type") or None, _flag(req, "unmatched"), limit or 100
-    )
+    limit = 100 if limit is None else limit  # limit=0 is refused, not taken for the default
+    return queries.preview(store, req.params.get("type") or None, _flag(req, "unmatched"), limit)
 
 
 @bp.function_name("get_status")

@@ -1,0 +1,161 @@
+"""The activities of the SQLite store, laid out for bulk loading.
+
+An activity row holds only what differs from one event to the next; what every activity of one
+file version and activity shares (file, ETag, entity, type, timeline flag) is stored once in
+`activity_sources`, so a row is half as wide and a load writes half the pages. An activity's
+customer is not stored: the `unified_activities` view finds it through the activity's customer
+key when read, so nothing needs re-linking when customer rows arrive, change or go, and loading
+maintains two indexes instead of four.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Sequence
+from operator import itemgetter
+
+from shared.core.model import Activity
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS activity_sources (
+    source_id INTEGER PRIMARY KEY, source_file TEXT NOT NULL, source_etag TEXT NOT NULL,
+    source_entity TEXT NOT NULL, activity_type TEXT NOT NULL, activity_type_display TEXT,
+    show_in_timeline INTEGER NOT NULL, customer_entity TEXT
+);
+CREATE INDEX IF NOT EXISTS activity_sources_by_file
+    ON activity_sources (source_file, source_etag);
+CREATE TABLE IF NOT EXISTS activities (
+    activity_id TEXT PRIMARY KEY, source_id INTEGER NOT NULL, source_row INTEGER NOT NULL,
+    activity_name TEXT, activity_time TEXT NOT NULL, title TEXT, external_url TEXT,
+    source_activity_id TEXT NOT NULL, activity_foreign_key TEXT
+);
+CREATE INDEX IF NOT EXISTS activities_by_foreign_key
+    ON activities (activity_foreign_key, source_id);
+CREATE INDEX IF NOT EXISTS activities_by_source ON activities (source_id);
+CREATE VIEW IF NOT EXISTS unified_activities AS
+SELECT a.activity_id, c.customer_id, s.activity_type, s.activity_type_display, a.activity_name,
+    a.activity_time, a.title, a.external_url, s.source_entity, a.source_activity_id,
+    a.activity_foreign_key, s.show_in_timeline, s.source_file, s.source_etag, a.source_row,
+    s.customer_entity
+FROM activities a JOIN activity_sources s ON s.source_id = a.source_id
+LEFT JOIN customer_rows c ON c.entity = s.customer_entity AND c.key = a.activity_foreign_key;
+"""
+_FILE_OF = "(SELECT source_file FROM activity_sources WHERE source_id = {}.source_id)"
+UPSERT = f"""
+INSERT INTO activities VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (activity_id) DO UPDATE SET
+    source_id = excluded.source_id, source_row = excluded.source_row,
+    activity_name = excluded.activity_name, activity_time = excluded.activity_time,
+    title = excluded.title, external_url = excluded.external_url,
+    source_activity_id = excluded.source_activity_id,
+    activity_foreign_key = excluded.activity_foreign_key
+WHERE ({_FILE_OF.format("excluded")}, excluded.source_row)
+    >= ({_FILE_OF.format("activities")}, activities.source_row)
+"""
+_SOURCE_COLUMNS = (
+    "source_file, source_etag, source_entity, activity_type, activity_type_display, "
+    "show_in_timeline, customer_entity"
+)
+_SOURCE_OF = itemgetter(12, 13, 8, 2, 3, 11, 15)  # an Activity's values of _SOURCE_COLUMNS
+_CUSTOMER_KEY_OF = itemgetter(15, 10)  # (customer entity, foreign key)
+_CHUNK = 500
+
+
+class ActivityWriter:
+    """Upserts activities; remembers source ids for as long as one transaction lasts."""
+
+    def __init__(self) -> None:
+        self._sources: dict[tuple, int] = {}
+        self._transaction = -1
+
+    def upsert(
+        self, conn: sqlite3.Connection, transaction: int, activities: Sequence[Activity]
+    ) -> None:
+        if transaction != self._transaction:
+            # Another writer may have forgotten a source since: ids are only sure inside one.
+            self._sources.clear()
+            self._transaction = transaction
+        source_of = _SOURCE_OF
+        ids = self._sources
+        for source in set(map(source_of, activities)) - ids.keys():
+            ids[source] = _source_id(conn, source)
+        conn.executemany(UPSERT, [
+            (a[0], ids[source_of(a)], a[14], a[4], a[5], a[6], a[7], a[9], a[10])
+            for a in activities
+        ])  # fmt: skip
+
+
+def _source_id(conn: sqlite3.Connection, source: tuple) -> int:
+    found = conn.execute(
+        f"SELECT source_id FROM activity_sources WHERE ({_SOURCE_COLUMNS}) IS (?, ?, ?, ?, ?, ?, ?)",
+        source,
+    ).fetchone()
+    if found is not None:
+        return found[0]
+    cursor = conn.execute(
+        f"INSERT INTO activity_sources ({_SOURCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", source
+    )
+    return cursor.lastrowid  # type: ignore[return-value]
+
+
+def count_unmatched(conn: sqlite3.Connection, activities: Sequence[Activity]) -> int:
+    """How many of `activities` no customer row holds the key of now."""
+    keys = Counter(map(_CUSTOMER_KEY_OF, activities))
+    wanted: dict[str, list[str]] = {}
+    for entity, key in keys:
+        if entity is not None and key is not None:
+            wanted.setdefault(entity, []).append(key)
+    found: set[tuple[str, str]] = set()
+    for entity, entity_keys in wanted.items():
+        for i in range(0, len(entity_keys), _CHUNK):
+            chunk = entity_keys[i : i + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT entity, key FROM customer_rows WHERE entity = ? AND key IN ({marks})"
+            found.update(conn.execute(sql, [entity, *chunk]))
+    return sum(n for key, n in keys.items() if key not in found)
+
+
+def forget(conn: sqlite3.Connection, path: str, keep_etag: str) -> None:
+    """Delete the activities, and their sources, that other versions of `path` wrote."""
+    stale = "SELECT source_id FROM activity_sources WHERE source_file = ? AND source_etag != ?"
+    conn.execute(f"DELETE FROM activities WHERE source_id IN ({stale})", (path, keep_etag))
+    conn.execute(f"DELETE FROM activity_sources WHERE source_id IN ({stale})", (path, keep_etag))
+
+
+# Every activity without a customer: counted per customer key, using the foreign-key index,
+# so the customer rows are looked up once per key rather than once per activity.
+COUNT_UNMATCHED = """
+SELECT coalesce(sum(n), 0) FROM (
+    SELECT s.customer_entity AS entity, a.activity_foreign_key AS key, count(*) AS n
+    FROM activities a JOIN activity_sources s ON s.source_id = a.source_id
+    GROUP BY a.activity_foreign_key, a.source_id
+) g WHERE g.entity IS NULL OR g.key IS NULL
+    OR NOT EXISTS (SELECT 1 FROM customer_rows c WHERE c.entity = g.entity AND c.key = g.key)
+"""
+# The first layout: one wide row per activity with its customer copied in, linked by UPDATEs.
+_MIGRATION = f"""
+ALTER TABLE activities RENAME TO activities_v1;
+DROP INDEX IF EXISTS activities_by_customer;
+DROP INDEX IF EXISTS activities_by_foreign_key;
+DROP INDEX IF EXISTS activities_by_file;
+{SCHEMA}
+INSERT INTO activity_sources ({_SOURCE_COLUMNS})
+    SELECT DISTINCT {_SOURCE_COLUMNS} FROM activities_v1;
+INSERT INTO activities SELECT o.activity_id, s.source_id, o.source_row, o.activity_name,
+    o.activity_time, o.title, o.external_url, o.source_activity_id, o.activity_foreign_key
+FROM activities_v1 o JOIN activity_sources s
+    ON ({", ".join(f"s.{c}" for c in _SOURCE_COLUMNS.split(", "))})
+    IS ({", ".join(f"o.{c}" for c in _SOURCE_COLUMNS.split(", "))});
+DROP TABLE activities_v1;
+"""
+
+
+def create(conn: sqlite3.Connection) -> None:
+    """The tables, indexes and view, inside the caller's transaction; a store written by the
+    first layout is brought over."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(activities)")}
+    script = _MIGRATION if "customer_id" in columns else SCHEMA
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)

@@ -1,0 +1,89 @@
+"""A canonical picture of a store, read back through its ports, and how two pictures differ.
+
+Activities, customers and rejects are read the way any reader would, minus what legitimately
+differs between two runs over the same export (ETags, update times), sorted and hashed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from shared.core.ports import ProfileStore
+
+_RUN_SPECIFIC = {"SourceETag", "ETag", "UpdatedAt"}
+
+
+def _canonical(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in sorted(record.items()) if k not in _RUN_SPECIFIC}
+
+
+def activity_key(record: dict[str, Any]) -> tuple[str, str, str]:
+    """What makes two activities the same one: type and source event."""
+    return record["ActivityType"], record["SourceEntity"], record["SourceActivityId"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    activities: list[dict[str, Any]]
+    customers: list[dict[str, Any] | None]
+    rejects: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, store: ProfileStore, customer_ids: Iterable[str]) -> Snapshot:
+        activities = [_canonical(a.to_record()) for a in store.list_activities(None, False, None)]
+        activities.sort(key=lambda r: (activity_key(r), orjson.dumps(r)))
+        customers = []
+        for customer_id in sorted(set(customer_ids)):
+            found = store.get_customer(customer_id)
+            customers.append(_canonical(found.to_record()) if found else None)
+        rejects = sorted(
+            (_canonical(r.to_record()) for r in store.list_rejects(None)),
+            key=lambda r: (r["File"], r["Row"]),
+        )
+        return cls(activities, customers, rejects)
+
+    @property
+    def digest(self) -> str:
+        body = orjson.dumps([self.activities, self.customers, self.rejects])
+        return hashlib.blake2b(body, digest_size=16).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class Difference:
+    lost: int  # activities of the clean run missing here
+    duplicated: int  # extra activities: the same event twice, or one the clean run lacks
+    same: bool  # digests equal: every activity, customer and reject as in the clean run
+    detail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.same and self.lost == 0 and self.duplicated == 0
+
+
+def compare(clean: Snapshot, trial: Snapshot) -> Difference:
+    want = Counter(activity_key(a) for a in clean.activities)
+    got = Counter(activity_key(a) for a in trial.activities)
+    lost = sum((want - got).values())
+    duplicated = sum((got - want).values())
+    same = clean.digest == trial.digest
+    detail = ""
+    if not same:
+        detail = _first_difference(clean, trial)
+    return Difference(lost, duplicated, same, detail)
+
+
+def _first_difference(clean: Snapshot, trial: Snapshot) -> str:
+    for name in ("activities", "customers", "rejects"):
+        a, b = getattr(clean, name), getattr(trial, name)
+        for x, y in zip(a, b, strict=False):
+            if x != y:
+                return f"{name} differ: clean {x} != trial {y}"
+        if len(a) != len(b):
+            return f"{name}: clean has {len(a)}, trial has {len(b)}"
+    return "digests differ"

@@ -1,0 +1,123 @@
+"""Where a trial keeps its profile store: a fresh SQLite file, or fresh tables on Azurite."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from shared import bootstrap
+from shared.adapters.local_files import LocalFileSource
+from shared.core.config import Config
+from shared.core.ports import Ledger, ProfileStore
+from shared.core.reconciler import reconcile
+from shared.core.services import IngestOptions, Ports
+from shared.settings import Settings
+from tests.azurite import Azurite, AzuriteNames
+from tests.reliability.corpus import CORPUS, Corpus
+from tests.reliability.digest import Snapshot
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+CONFIG = bootstrap.load_config(None)
+_numbers = itertools.count()
+
+
+@dataclasses.dataclass(frozen=True)
+class Store:
+    """One store location: its URL and the environment a `footprint` process needs for it."""
+
+    backend: str
+    env: dict[str, str]
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_env(self.env)
+
+    def open(self) -> tuple[ProfileStore, Ledger]:
+        return bootstrap.open_store(self.settings.store, self.settings)
+
+    def process_env(self) -> dict[str, str]:
+        """The environment of a `python -m shared` worker using this store."""
+        keep = {k: v for k, v in os.environ.items() if not k.startswith("FOOTPRINT_")}
+        return {**keep, **self.env, "PYTHONPATH": str(ROOT)}
+
+
+@dataclasses.dataclass
+class Backend:
+    name: str  # "sqlite" or "azure-tables"
+    workdir: Path
+    azurite: Azurite | None = None
+
+    def fresh(self, **extra: str) -> Store:
+        """An empty store no other trial uses."""
+        if self.azurite is None:
+            path = self.workdir / f"store-{next(_numbers)}.db"
+            return Store(self.name, {"FOOTPRINT_STORE": f"sqlite:///{path}", **extra})
+        return Store(self.name, {
+            "FOOTPRINT_STORE": "azure-tables:",
+            "FOOTPRINT_STORAGE": self.azurite.connection_string,
+            "FOOTPRINT_TABLE_PREFIX": AzuriteNames.fresh().table_prefix,
+            **extra,
+        })  # fmt: skip
+
+
+def python() -> str:
+    return sys.executable
+
+
+def later(seconds: float):  # type: ignore[no-untyped-def]
+    """A clock running `seconds` ahead: a reconciler that comes after every lease expired."""
+    return lambda: datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """What a clean single run leaves: the store's picture and each file's ledger counts."""
+
+    snapshot: Snapshot
+    counts: dict[str, dict[str, int]]
+
+
+def load_clean(store: Store, corpus: Corpus, folder: Path, config: Config = CONFIG) -> Reference:
+    """The reference: the export as it finally is, loaded once by one process, in order."""
+    root = corpus.write(folder)
+    profile, ledger = store.open()
+    try:
+        report = reconcile(Ports(LocalFileSource(root), profile, ledger), config, IngestOptions())
+        assert report.failed == 0 and report.quarantined == 0, report.to_record()
+        counts = {e.path: e.counts.to_record() for e in ledger.entries()}
+        return Reference(Snapshot.of(profile, corpus.customer_ids), counts)
+    finally:
+        profile.close()
+
+
+def settle(store: Store, root: Path, corpus: Corpus = CORPUS, lease_seconds: float = 901) -> Snapshot:
+    """Run the reconciler once every lease has expired, then take the store's picture."""
+    profile, ledger = store.open()
+    try:
+        options = IngestOptions(clock=later(lease_seconds), retry_base_seconds=0)
+        reconcile(Ports(LocalFileSource(root), profile, ledger), CONFIG, options)
+        return Snapshot.of(profile, corpus.customer_ids)
+    finally:
+        profile.close()
+
+
+def snapshot(store: Store, corpus: Corpus = CORPUS) -> Snapshot:
+    profile, _ = store.open()
+    try:
+        return Snapshot.of(profile, corpus.customer_ids)
+    finally:
+        profile.close()
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
