@@ -13,8 +13,9 @@ from shared.adapters.azure_errors import translated
 from shared.adapters.azure_table_access import TableAccess, if_unchanged
 from shared.adapters.azure_table_keys import Entity, digest, pack, plain_key
 from shared.adapters.azure_table_layout import LEDGER
+from shared.core.claims import next_claim
 from shared.core.errors import TransientError
-from shared.core.model import COUNT_FIELDS, DONE, RUNNING, Counts, LedgerEntry
+from shared.core.model import COUNT_FIELDS, Counts, LedgerEntry
 
 MAX_TRIES = 8
 # LedgerEntry attribute -> table property; counts are flattened beside them.
@@ -89,14 +90,9 @@ class TableLedger:
         for _ in range(MAX_TRIES):
             record = self._read(path, etag)
             old = _entry(record) if record is not None else None
-            if old is not None and old.status == DONE and not force:
+            entry = next_claim(old, path, etag, now, lease_until, force)
+            if entry is None:
                 return None
-            if old is not None and old.status == RUNNING and (old.not_before or "") > now:
-                return None
-            attempts = old.attempts + 1 if old else 1
-            entry = LedgerEntry(
-                path, etag, RUNNING, attempts, started_at=now, not_before=lease_until
-            )
             if self._put(_record(entry, self._seq.next()), record):
                 return entry
         raise TransientError(f"claiming {path}: the ledger entry kept changing under us")

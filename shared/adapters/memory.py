@@ -6,11 +6,9 @@ import dataclasses
 import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 
+from shared.core.claims import next_claim, utc_now
 from shared.core.model import (
-    DONE,
-    RUNNING,
     Activity,
     AlternateKey,
     Customer,
@@ -21,10 +19,6 @@ from shared.core.model import (
     TimelineQuery,
 )
 from shared.core.paging import decode_cursor, encode_cursor
-
-
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _wins(new: Activity | CustomerRow, old: Activity | CustomerRow | None) -> bool:
@@ -60,7 +54,7 @@ class MemoryStore:
         rejects: Sequence[Reject],
     ) -> int:
         with self._lock:
-            now = _utc_now()
+            now = utc_now()
             for row in customers:
                 old = self.customer_rows.get((row.entity, row.key))
                 if _wins(row, old[0] if old else None):
@@ -217,15 +211,11 @@ class MemoryLedger:
         self, path: str, etag: str, now: str, lease_until: str, force: bool = False
     ) -> LedgerEntry | None:
         with self._lock:
-            entry = self._entries.get((path, etag))
-            if entry is not None and not force and entry.status == DONE:
-                return None
-            if entry is not None and entry.status == RUNNING and (entry.not_before or "") > now:
-                return None
-            attempts = entry.attempts + 1 if entry else 1
-            claimed = LedgerEntry(
-                path, etag, RUNNING, attempts, started_at=now, not_before=lease_until
+            claimed = next_claim(
+                self._entries.get((path, etag)), path, etag, now, lease_until, force
             )
+            if claimed is None:
+                return None
             self._seq += 1
             self._entries[(path, etag)] = claimed
             self._order[(path, etag)] = self._seq
