@@ -33,8 +33,15 @@ reliability: $(STAMP) $(NODE_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-bench: $(STAMP)
-	$(BIN)/python bench/ingest.py
+# Benchmark-only dependencies (DuckDB, pandas, py-spy), never installed for the app itself.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) requirements-bench.txt
+	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
+	touch $@
+
+# One table of every ingest path on one generated export; BENCH_ARGS=--quick for a smoke run.
+bench: $(BENCH_STAMP) $(NODE_STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules demo .pytest_cache .ruff_cache

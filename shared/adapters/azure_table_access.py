@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -170,10 +170,14 @@ class TableAccess:
 
 
 def batched(
-    items: Iterable[T], partition: Callable[[T], str], entities: Callable[[T], list[Entity]]
+    items: Iterable[T],
+    partition: Callable[[T], Hashable],
+    entities: Callable[[T], list[Entity]],
+    max_ops: int = MAX_OPS,
 ) -> list[list[T]]:
-    """Items grouped into transactions: one partition, at most 100 entities, bounded bytes."""
-    by_partition: dict[str, list[T]] = defaultdict(list)
+    """Items grouped into transactions: one partition (or a finer group `partition` names), at
+    most `max_ops` entities, bounded bytes."""
+    by_partition: dict[Hashable, list[T]] = defaultdict(list)
     for item in items:
         by_partition[partition(item)].append(item)
     batches: list[list[T]] = []
@@ -183,7 +187,7 @@ def batched(
         for item in group:
             parts = entities(item)
             item_size = sum(weight(e) for e in parts)
-            if batch and (count + len(parts) > MAX_OPS or size + item_size > MAX_BATCH_BYTES):
+            if batch and (count + len(parts) > max_ops or size + item_size > MAX_BATCH_BYTES):
                 batches.append(batch)
                 batch, count, size = [], 0, 0
             batch.append(item)

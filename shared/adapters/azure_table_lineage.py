@@ -4,12 +4,18 @@ writes at the same time, and what one version of a file wrote can be found and f
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared.adapters.azure_errors import translated
-from shared.adapters.azure_table_access import TableAccess, batched, if_unchanged, is_conflict
+from shared.adapters.azure_table_access import (
+    MAX_OPS,
+    TableAccess,
+    batched,
+    if_unchanged,
+    is_conflict,
+)
 from shared.adapters.azure_table_keys import BUCKETS, Entity, digest
 from shared.core.errors import TransientError
 
@@ -26,26 +32,36 @@ def marker_prefix(file: str, etag: str | None = None) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Put:
-    """A record to store unless a greater version is there, with its lineage marker.
-
-    The marker lives in the record's partition, so one transaction writes both, and lets
-    `forget_version` find what a file version wrote. Record RowKeys start with a letter
-    below '~', which keeps a file version's markers inside the range the queries use.
-    """
+    """A record to store unless a greater version is there."""
 
     record: Entity
 
-    @property
-    def marker(self) -> Entity:
-        prefix = marker_prefix(self.record["SourceFile"], self.record["SourceETag"])
-        return {
-            "PartitionKey": self.record["PartitionKey"],
-            "RowKey": prefix + self.record["RowKey"],
-            "Target": self.record["RowKey"],
-        }
-
     def entities(self) -> list[Entity]:
-        return [self.record, self.marker]
+        return [self.record]
+
+    def chunk(self) -> tuple[str, str, str]:
+        """What the puts of one transaction share: partition and file version."""
+        r = self.record
+        return r["PartitionKey"], r["SourceFile"], r["SourceETag"]
+
+
+def marker(puts: Sequence[Put]) -> Entity:
+    """The lineage marker of puts of one chunk, written in their transaction: it lets
+    `forget_version` find what a file version wrote. One marker names all of a transaction's
+    records, as every entity written costs about as much as another. Record RowKeys start with
+    a letter below '~', which keeps a file version's markers inside the range queries use.
+    """
+    first = puts[0].record
+    return {
+        "PartitionKey": first["PartitionKey"],
+        "RowKey": marker_prefix(first["SourceFile"], first["SourceETag"]) + first["RowKey"],
+        "Targets": "\n".join(put.record["RowKey"] for put in puts),
+    }
+
+
+def _targets(marker: Entity) -> list[str]:
+    # Markers written before they named several records name one, as "Target".
+    return marker["Targets"].split("\n") if "Targets" in marker else [marker["Target"]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +78,7 @@ def put_greatest(access: TableAccess, name: str, puts: Sequence[Put]) -> list[Ou
     Fast path: a transaction of creates per chunk of a partition. A chunk that meets existing
     rows is read again and written with If-Match on the ETags read, until no writer interferes.
     """
-    chunks = batched(puts, lambda p: p.record["PartitionKey"], Put.entities)
+    chunks = batched(puts, Put.chunk, Put.entities, max_ops=MAX_OPS - 1)  # room for the marker
     outcomes: list[Outcome] = []
     with translated(f"writing table {access.prefix}{name}"):
         results = access.map(lambda chunk: _create(access, name, chunk), chunks)
@@ -101,7 +117,8 @@ def _stored(access: TableAccess, name: str, put: Put) -> Entity | None:
 
 
 def _create(access: TableAccess, name: str, chunk: list[Put]) -> list[Outcome] | None:
-    ops = [op for put in chunk for op in (("create", put.record), ("upsert", put.marker))]
+    ops: list[tuple] = [("create", put.record) for put in chunk]
+    ops.append(("upsert", marker(chunk)))
     try:
         access.submit(name, ops)
     except TableTransactionError as exc:
@@ -115,21 +132,25 @@ def _replace(
     access: TableAccess, name: str, chunk: list[Put], stored: list[Entity | None]
 ) -> list[Outcome] | None:
     ops: list[tuple] = []
+    written: list[Put] = []
     outcomes: list[Outcome] = []
     for put, old in zip(chunk, stored, strict=True):
         if old is None:
-            ops += [("create", put.record), ("upsert", put.marker)]
+            ops.append(("create", put.record))
+            written.append(put)
             outcomes.append(Outcome(put, True))
         elif _same(put.record, old):
             # A file processed again: nothing to write (its marker came with the record).
             outcomes.append(Outcome(put, True, old=old))
         elif version(put.record) >= version(old):
             only_if = {"mode": UpdateMode.REPLACE, **if_unchanged(old)}
-            ops += [("update", put.record, only_if), ("upsert", put.marker)]
+            ops.append(("update", put.record, only_if))
+            written.append(put)
             outcomes.append(Outcome(put, True, old=old))
         else:
             outcomes.append(Outcome(put, False, current=old))
     if ops:
+        ops.append(("upsert", marker(written)))
         try:
             access.submit(name, ops)
         except TableTransactionError as exc:
@@ -167,12 +188,27 @@ def forget_version(access: TableAccess, name: str, path: str, keep_etag: str) ->
     def forget_partition(partition: str) -> list[Entity]:
         markers = list(access.query(name, where, {**params, "pk": partition}))
         gone: list[Entity] = []
-        for start in range(0, len(markers), 50):
-            gone += _forget_markers(access, name, path, keep_etag, markers[start : start + 50])
+        for group in _groups(markers):
+            gone += _forget_markers(access, name, path, keep_etag, group)
         return gone
 
     partitions = [format(n, "02x") for n in range(BUCKETS)]
     return [r for found in access.map(forget_partition, partitions) for r in found]
+
+
+def _groups(markers: list[Entity]) -> Iterator[list[Entity]]:
+    """Markers to forget a transaction at a time: with their records, at most MAX_OPS rows."""
+    group: list[Entity] = []
+    size = 0
+    for m in markers:
+        rows = 1 + len(_targets(m))
+        if group and size + rows > MAX_OPS:
+            yield group
+            group, size = [], 0
+        group.append(m)
+        size += rows
+    if group:
+        yield group
 
 
 def _forget_markers(
@@ -186,10 +222,11 @@ def _forget_markers(
         gone = []
         for m in markers:
             ops.append(("delete", m))
-            target = access.get(name, m["PartitionKey"], m["Target"])
-            if target and target["SourceFile"] == path and target["SourceETag"] != keep_etag:
-                ops.append(("delete", target, if_unchanged(target)))
-                gone.append(target)
+            for row_key in _targets(m):
+                target = access.get(name, m["PartitionKey"], row_key)
+                if target and target["SourceFile"] == path and target["SourceETag"] != keep_etag:
+                    ops.append(("delete", target, if_unchanged(target)))
+                    gone.append(target)
         try:
             if ops:
                 with translated(f"writing table {access.prefix}{name}"):

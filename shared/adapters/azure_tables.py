@@ -54,6 +54,7 @@ CustomerKey = tuple[str, str]
 _SCAN_CHUNK = 1000
 # Azure allows 15 comparisons in a filter; more types are filtered here instead.
 _MAX_TYPE_FILTER = 8
+_MAX_KNOWN_KEYS = 200_000
 
 
 def open_tables(connection_string: str, table_prefix: str) -> tuple[TableStore, TableLedger]:
@@ -87,6 +88,11 @@ def _where(entity: Entity) -> tuple[str, str]:
 class TableStore:
     def __init__(self, access: TableAccess) -> None:
         self.io = access
+        # Customer keys known to have a customer row, so that counting a write's unmatched
+        # activities does not read every key of every batch again. A customer row goes only
+        # when its file is forgotten: here, that updates this; in another process, a file
+        # report's count of unmatched activities may be off, and nothing else depends on it.
+        self._customer_keys: set[CustomerKey] = set()
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -125,16 +131,20 @@ class TableStore:
         )
 
     def _unmatched(self, activities: Sequence[Activity], customers: Sequence[CustomerRow]) -> int:
-        known = {(c.entity, c.key) for c in customers}
+        known = self._customer_keys
+        if len(known) > _MAX_KNOWN_KEYS:
+            known.clear()
+        known.update((c.entity, c.key) for c in customers)
         keys = [_customer_key(a) for a in activities]
-        found = self._resolve({k for k in keys if k is not None and k not in known})
-        return sum(1 for k in keys if k is None or (k not in known and k not in found))
+        known.update(self._resolve({k for k in keys if k is not None and k not in known}))
+        return sum(1 for k in keys if k is None or k not in known)
 
     def forget_file(self, path: str, keep_etag: str) -> None:
         gone = forget_version(self.io, ACTIVITIES, path, keep_etag)
         keyed = [row for row in map(keyed_record, gone) if row is not None]
         self.io.delete_if_unchanged(KEYED, keyed, KEYED_IDENTITY)
         gone = forget_version(self.io, CUSTOMER_ROWS, path, keep_etag)
+        self._customer_keys.difference_update((r["Entity"], r["Key"]) for r in gone)
         self.io.delete_if_unchanged(MEMBERS, [member_record(r) for r in gone], MEMBER_IDENTITY)
         stale = self.io.query(
             REJECTS, "PartitionKey eq @file and FileETag ne @keep",

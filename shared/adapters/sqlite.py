@@ -14,10 +14,9 @@ from pathlib import Path
 import orjson
 
 from shared.adapters import sqlite_activities
+from shared.core.claims import next_claim
 from shared.core.errors import TransientError
 from shared.core.model import (
-    DONE,
-    RUNNING,
     Activity,
     AlternateKey,
     Counts,
@@ -67,9 +66,10 @@ WHERE (excluded.source_file, excluded.source_row)
 """
 # A bulk load commits once its transaction holds this many rows or is this old: a commit
 # writes out every page the transaction touched, and rows with random keys touch a page each,
-# so committing each batch of a few thousand rows cost more than writing them.
-BULK_ROWS = 100_000
-BULK_SECONDS = 1.0
+# so committing each batch of a few thousand rows cost more than writing them. Other writers
+# wait for the lock meanwhile (busy_timeout); readers do not.
+BULK_ROWS = 250_000
+BULK_SECONDS = 3.0
 # Enough page cache for the indexes of a few million activities; the default 2 MiB makes
 # every insert with a random key read a page back.
 CACHE_KIB = 64 * 1024
@@ -201,13 +201,12 @@ class SqliteStore:
                      _search_text(r), r.source_file, r.source_etag, r.source_row, now)
                     for r in customers
                 ])  # fmt: skip
-            self._activities.upsert(conn, self.db.transactions, activities)
             if rejects:
                 conn.executemany(
                     "INSERT OR REPLACE INTO rejects VALUES (?, ?, ?, ?, ?, ?)",
                     [(r.file, r.row, r.etag, r.entity, r.reason, r.excerpt) for r in rejects],
                 )
-            return sqlite_activities.count_unmatched(conn, activities)
+            return self._activities.write(conn, self.db.transactions, activities, customers)
 
     def forget_file(self, path: str, keep_etag: str) -> None:
         with self.db.transaction() as conn:
@@ -372,14 +371,9 @@ class SqliteLedger:
                 f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE path = ? AND etag = ?", (path, etag)
             ).fetchall()
             old = _entry(rows[0]) if rows else None
-            if old is not None and old.status == DONE and not force:
+            entry = next_claim(old, path, etag, now, lease_until, force)
+            if entry is None:
                 return None
-            if old is not None and old.status == RUNNING and (old.not_before or "") > now:
-                return None
-            attempts = old.attempts + 1 if old else 1
-            entry = LedgerEntry(
-                path, etag, RUNNING, attempts, started_at=now, not_before=lease_until
-            )
             self._put(conn, entry)
             return entry
 

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from operator import itemgetter
 
-from shared.core.model import Activity
+from shared.core.model import Activity, CustomerRow
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS activity_sources (
@@ -63,27 +63,46 @@ _CHUNK = 500
 
 
 class ActivityWriter:
-    """Upserts activities; remembers source ids for as long as one transaction lasts."""
+    """Upserts activities and counts those without a customer. What it looks up (source ids,
+    which customer keys have a customer row) it remembers for one transaction: inside one, only
+    this writer changes them."""
 
     def __init__(self) -> None:
         self._sources: dict[tuple, int] = {}
+        self._known: dict[tuple[str | None, str | None], bool] = {}
         self._transaction = -1
 
-    def upsert(
-        self, conn: sqlite3.Connection, transaction: int, activities: Sequence[Activity]
-    ) -> None:
+    def write(
+        self,
+        conn: sqlite3.Connection,
+        transaction: int,
+        activities: Sequence[Activity],
+        customers: Sequence[CustomerRow],
+    ) -> int:
+        """Upsert `activities` (after `customers` were); returns how many have no customer."""
         if transaction != self._transaction:
-            # Another writer may have forgotten a source since: ids are only sure inside one.
             self._sources.clear()
+            self._known.clear()
             self._transaction = transaction
+        self._known.update(((c.entity, c.key), True) for c in customers)
         source_of = _SOURCE_OF
         ids = self._sources
-        for source in set(map(source_of, activities)) - ids.keys():
+        sources = set(map(source_of, activities))
+        for source in sources - ids.keys():
             ids[source] = _source_id(conn, source)
-        conn.executemany(UPSERT, [
-            (a[0], ids[source_of(a)], a[14], a[4], a[5], a[6], a[7], a[9], a[10])
-            for a in activities
-        ])  # fmt: skip
+        if len(sources) == 1:  # the usual batch: one file, one activity
+            [one] = [ids[source] for source in sources]
+            rows = [(a[0], one, a[14], a[4], a[5], a[6], a[7], a[9], a[10]) for a in activities]
+        else:
+            rows = [
+                (a[0], ids[source_of(a)], a[14], a[4], a[5], a[6], a[7], a[9], a[10])
+                for a in activities
+            ]
+        conn.executemany(UPSERT, rows)
+        keys = Counter(map(_CUSTOMER_KEY_OF, activities))
+        known = self._known
+        known.update(_look_up(conn, [key for key in keys if key not in known]))
+        return sum(n for key, n in keys.items() if not known[key])
 
 
 def _source_id(conn: sqlite3.Connection, source: tuple) -> int:
@@ -99,21 +118,22 @@ def _source_id(conn: sqlite3.Connection, source: tuple) -> int:
     return cursor.lastrowid  # type: ignore[return-value]
 
 
-def count_unmatched(conn: sqlite3.Connection, activities: Sequence[Activity]) -> int:
-    """How many of `activities` no customer row holds the key of now."""
-    keys = Counter(map(_CUSTOMER_KEY_OF, activities))
-    wanted: dict[str, list[str]] = {}
+def _look_up(
+    conn: sqlite3.Connection, keys: list[tuple[str | None, str | None]]
+) -> dict[tuple[str | None, str | None], bool]:
+    """Whether a customer row holds each (customer entity, key)."""
+    exists = dict.fromkeys(keys, False)
+    by_entity: dict[str, list[str]] = {}
     for entity, key in keys:
         if entity is not None and key is not None:
-            wanted.setdefault(entity, []).append(key)
-    found: set[tuple[str, str]] = set()
-    for entity, entity_keys in wanted.items():
+            by_entity.setdefault(entity, []).append(key)
+    for entity, entity_keys in by_entity.items():
         for i in range(0, len(entity_keys), _CHUNK):
             chunk = entity_keys[i : i + _CHUNK]
             marks = ", ".join("?" * len(chunk))
             sql = f"SELECT entity, key FROM customer_rows WHERE entity = ? AND key IN ({marks})"
-            found.update(conn.execute(sql, [entity, *chunk]))
-    return sum(n for key, n in keys.items() if key not in found)
+            exists.update((found, True) for found in conn.execute(sql, [entity, *chunk]))
+    return exists
 
 
 def forget(conn: sqlite3.Connection, path: str, keep_etag: str) -> None:

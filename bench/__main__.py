@@ -1,0 +1,115 @@
+"""`make bench`: every ingest path measured on the same generated export, printed as one table.
+
+python -m bench            # 1M events + 10k customers (a few minutes)
+python -m bench --quick    # a smoke run on small files
+BENCH_EVENTS=200000 python -m bench --skip-azure
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+
+import orjson
+
+from bench import export
+from bench.measure import child, footprint_ingest
+from bench.table import Row, print_table
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    events: int
+    customers: int
+    azure_events: int
+    latency: tuple[int, int]
+    rss: tuple[int, int]
+
+
+FULL = Sizes(1_000_000, 10_000, 20_000, (1_000, 100_000), (200_000, 2_000_000))
+QUICK = Sizes(50_000, 2_000, 2_000, (1_000, 10_000), (20_000, 200_000))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small files: a smoke run")
+    parser.add_argument("--events", type=int, help="events in the main file (BENCH_EVENTS)")
+    parser.add_argument("--customers", type=int, help="customers (BENCH_CUSTOMERS)")
+    parser.add_argument("--azure-events", type=int, help="events for the Azure Tables run")
+    parser.add_argument("--skip-azure", action="store_true", help="no Azurite measurements")
+    args = parser.parse_args()
+    base = QUICK if args.quick else FULL
+    sizes = dataclasses.replace(
+        base,
+        events=args.events or int(os.environ.get("BENCH_EVENTS", base.events)),
+        customers=args.customers or int(os.environ.get("BENCH_CUSTOMERS", base.customers)),
+        azure_events=args.azure_events or base.azure_events,
+    )
+    with tempfile.TemporaryDirectory(prefix="footprint-bench-") as tmp:
+        rows = run(Path(tmp), sizes, azure=not args.skip_azure)
+    print_table(rows, sizes.events, sizes.customers)
+
+
+def run(tmp: Path, sizes: Sizes, azure: bool) -> list[Row]:
+    root = tmp / "export"
+    customers = export.write_customers(root, sizes.customers)
+    events = export.write_events(root, sizes.events, sizes.customers)
+    print(f"export: {sizes.events:,} events ({export.size_mb(root, events):.0f} MB), "
+          f"{sizes.customers:,} customers, in {root}", flush=True)  # fmt: skip
+    rows = sqlite_rows(tmp, root, customers, events, sizes)
+    rows += reference_rows(tmp, root, customers, events, rows[0])
+    if azure:
+        from bench.azure_paths import azure_rows  # imports the Azure SDKs
+
+        rows += azure_rows(tmp, sizes)
+    rows += rss_rows(tmp, sizes)
+    return rows
+
+
+def sqlite_rows(tmp: Path, root: Path, customers: str, events: str, sizes: Sizes) -> list[Row]:
+    store = tmp / "footprint.db"
+    footprint_ingest(root, store, customers)
+    ours = footprint_ingest(root, store, events)
+    report = orjson.loads(ours.output.splitlines()[-1])
+    ceiling = orjson.loads(child("bench.sqlite_ceiling", str(root), events,
+                                 str(tmp / "ceiling.db")).output)  # fmt: skip
+    ratio = ceiling["seconds"] / ours.seconds
+    return [
+        Row("footprint ingest -> SQLite", sizes.events, "events", ours.seconds, ours.rss_mb,
+            f"{report['activities']:,} activities, {report['unmatched']:,} unmatched"),
+        Row("  raw ceiling: bare executemany upsert, same tables", ceiling["rows"], "rows",
+            ceiling["seconds"], None, f"ours = {ratio:.0%} of it (target >= 90%)"),
+    ]  # fmt: skip
+
+
+def reference_rows(tmp: Path, root: Path, customers: str, events: str, ours: Row) -> list[Row]:
+    rows = []
+    for tool, what in (("duckdb", "DuckDB: read_csv, filter, join, INSERT OR REPLACE (DuckDB table)"),
+                       ("pandas", "pandas: read_csv, filter, merge, to_sql (SQLite)")):  # fmt: skip
+        out = tmp / tool
+        out.mkdir()
+        run = child("bench.references", tool, str(root), customers, events, str(out))
+        activities = orjson.loads(run.output)["rows"]
+        speed = run.seconds / ours.seconds
+        note = f"{activities:,} activities; ours is {speed:.2f}x its speed"
+        note += " (target >= 2x)" if tool == "pandas" else ""
+        rows.append(Row(what, ours.count, "events", run.seconds, run.rss_mb, note))
+    return rows
+
+
+def rss_rows(tmp: Path, sizes: Sizes) -> list[Row]:
+    rows = []
+    for count in sizes.rss:
+        root = tmp / f"rss-{count}"
+        events = export.write_events(root, count, sizes.customers)
+        run = footprint_ingest(root, tmp / f"rss-{count}.db", events)
+        rows.append(Row(f"peak RSS: footprint ingest of {count:,} events", count, "events",
+                        run.seconds, run.rss_mb, "target <= 150 MB, flat"))  # fmt: skip
+    return rows
+
+
+if __name__ == "__main__":
+    main()
