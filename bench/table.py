@@ -18,9 +18,9 @@ class Row:
 
 
 def print_table(rows: list[Row], events: int, customers: int) -> None:
-    cpus = os.cpu_count()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\nfootprint bench: {events:,} events + {customers:,} customers, "
-          f"{cpus} CPUs, Python {platform.python_version()}\n")  # fmt: skip
+          f"{os.cpu_count()} CPUs (load {load}), Python {platform.python_version()}\n")  # fmt: skip
     width = max(len(r.what) for r in rows)
     print(f"{'measurement':<{width}}  {'N':>10}  {'seconds':>8}  {'per second':>18}  "
           f"{'peak RSS':>9}  notes")  # fmt: skip

@@ -41,25 +41,38 @@ CLIENT_OPTIONS = {
 CONFLICTS = frozenset({409, 412})
 
 
-def _transport() -> RequestsTransport:
+def _session() -> requests.Session:
     # Room for every worker thread: requests' default pool of 10 would drop connections.
     session = requests.Session()
     adapter = HTTPAdapter(pool_maxsize=WORKERS * 2, max_retries=Retry(total=False, redirect=False))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    return RequestsTransport(session=session, session_owner=True)
+    return session
+
+
+def _settle_environment(session: requests.Session, url: str) -> None:
+    """Read the proxy and CA bundle settings of the environment once, for the one endpoint:
+    requests would read them again for every request, scanning the whole environment, which
+    cost a quarter of a point read."""
+    found = session.merge_environment_settings(url, {}, None, None, None)
+    session.proxies.update(found["proxies"])
+    session.verify = found["verify"]
+    session.trust_env = False
 
 
 class TableAccess:
     """One service client, thread pool and set of created tables, shared by a store and ledger."""
 
     def __init__(self, connection_string: str, table_prefix: str) -> None:
+        session = _session()
+        transport = RequestsTransport(session=session, session_owner=True)
         try:
             self.service = TableServiceClient.from_connection_string(
-                connection_string, transport=_transport(), **CLIENT_OPTIONS
+                connection_string, transport=transport, **CLIENT_OPTIONS
             )
         except ValueError:
             raise ConfigError("the storage connection string is malformed") from None
+        _settle_environment(session, self.service.url)
         self.prefix = table_prefix
         # Cosmos DB for Table returns query results in no particular order; Storage sorts them.
         self.sorts_results = "cosmos" not in self.service.url.lower()

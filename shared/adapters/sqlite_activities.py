@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS activities (
 );
 CREATE INDEX IF NOT EXISTS activities_by_foreign_key
     ON activities (activity_foreign_key, source_id);
-CREATE INDEX IF NOT EXISTS activities_by_source ON activities (source_id);
+-- No index by source: every row loaded would pay for it, and only a re-written file needs it.
+DROP INDEX IF EXISTS activities_by_source;
 CREATE VIEW IF NOT EXISTS unified_activities AS
 SELECT a.activity_id, c.customer_id, s.activity_type, s.activity_type_display, a.activity_name,
     a.activity_time, a.title, a.external_url, s.source_entity, a.source_activity_id,
@@ -138,9 +139,19 @@ def _look_up(
 
 def forget(conn: sqlite3.Connection, path: str, keep_etag: str) -> None:
     """Delete the activities, and their sources, that other versions of `path` wrote."""
-    stale = "SELECT source_id FROM activity_sources WHERE source_file = ? AND source_etag != ?"
-    conn.execute(f"DELETE FROM activities WHERE source_id IN ({stale})", (path, keep_etag))
-    conn.execute(f"DELETE FROM activity_sources WHERE source_id IN ({stale})", (path, keep_etag))
+    stale = [
+        source_id
+        for (source_id,) in conn.execute(
+            "SELECT source_id FROM activity_sources WHERE source_file = ? AND source_etag != ?",
+            (path, keep_etag),
+        )
+    ]
+    for i in range(0, len(stale), _CHUNK):
+        chunk = stale[i : i + _CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        # A scan of every activity, only when a file was re-written: see SCHEMA.
+        conn.execute(f"DELETE FROM activities WHERE source_id IN ({marks})", chunk)
+        conn.execute(f"DELETE FROM activity_sources WHERE source_id IN ({marks})", chunk)
 
 
 # Every activity without a customer: counted per customer key, using the foreign-key index,

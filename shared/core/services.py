@@ -8,13 +8,12 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from shared.core.cdm import Catalog, is_manifest_name, is_metadata
 from shared.core.config import Config
 from shared.core.errors import NotFound, PermanentError
-from shared.core.mapping import EntityMapping, MappedBatch
+from shared.core.mapping import EntityMapping
 from shared.core.model import (
     DONE,
     FAILED,
@@ -179,34 +178,19 @@ def load(
     counts: Counts,
     batch_size: int,
 ) -> None:
-    """Map parsed rows and write them in batches; row problems become rejects, not errors.
-
-    One batch is written while the next is read and mapped: a store spends most of a write in
-    SQLite or waiting on the network, with the GIL released. Writes stay in order, one at a
-    time, and a failed one raises here.
-    """
+    """Map parsed rows and write them in batches; row problems become rejects, not errors."""
     rows = iter(rows)
-    with ThreadPoolExecutor(1, thread_name_prefix="footprint-write") as writer:
-        writing: tuple[Future[int], MappedBatch] | None = None
-        while True:
-            batch = mapping.map_rows(itertools.islice(rows, batch_size), file)
-            counts.rows += batch.rows
-            counts.filtered += batch.filtered
-            counts.rejected += len(batch.rejects)
-            if writing is not None:
-                _count_written(counts, *writing)
-                writing = None
-            if not batch.rows:
-                return
-            if batch.activities or batch.customers or batch.rejects:
-                records = batch.activities, batch.customers, batch.rejects
-                writing = writer.submit(store.write, *records), batch
-
-
-def _count_written(counts: Counts, future: Future[int], batch: MappedBatch) -> None:
-    counts.unmatched += future.result()
-    counts.activities += len(batch.activities)
-    counts.customers += len(batch.customers)
+    while True:
+        batch = mapping.map_rows(itertools.islice(rows, batch_size), file)
+        if not batch.rows:
+            return
+        counts.rows += batch.rows
+        counts.filtered += batch.filtered
+        counts.rejected += len(batch.rejects)
+        if batch.activities or batch.customers or batch.rejects:
+            counts.unmatched += store.write(batch.activities, batch.customers, batch.rejects)
+            counts.activities += len(batch.activities)
+            counts.customers += len(batch.customers)
 
 
 def _settled(entry: LedgerEntry) -> bool:
