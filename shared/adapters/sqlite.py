@@ -134,6 +134,10 @@ class SqliteDatabase:
     def _begin(self, me: int) -> None:
         """Begin, or carry on with this thread's open bulk load; another thread's is committed
         first, so a rollback here never undoes writes someone else was told were done."""
+        if self._bulk is not None and not self.conn.in_transaction:
+            # SQLite ended it itself after an error (full disk, I/O): its writes are gone.
+            self._lost.add(self._bulk.thread)
+            self._bulk = None
         if me in self._lost:
             self._lost.discard(me)
             raise sqlite3.OperationalError("a failed commit undid this thread's earlier writes")
