@@ -119,13 +119,20 @@ def _stored(access: TableAccess, name: str, put: Put) -> Entity | None:
 def _create(access: TableAccess, name: str, chunk: list[Put]) -> list[Outcome] | None:
     ops: list[tuple] = [("create", put.record) for put in chunk]
     ops.append(("upsert", marker(chunk)))
+    if not _submitted(access, name, ops):
+        return None
+    return [Outcome(put, True) for put in chunk]
+
+
+def _submitted(access: TableAccess, name: str, ops: list[tuple]) -> bool:
+    """Submit one transaction; False when another writer got there first (a conflict)."""
     try:
         access.submit(name, ops)
     except TableTransactionError as exc:
         if is_conflict(exc):
-            return None
+            return False
         raise
-    return [Outcome(put, True) for put in chunk]
+    return True
 
 
 def _replace(
@@ -151,12 +158,8 @@ def _replace(
             outcomes.append(Outcome(put, False, current=old))
     if ops:
         ops.append(("upsert", marker(written)))
-        try:
-            access.submit(name, ops)
-        except TableTransactionError as exc:
-            if is_conflict(exc):
-                return None
-            raise
+        if not _submitted(access, name, ops):
+            return None
     return outcomes
 
 

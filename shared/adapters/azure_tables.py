@@ -5,7 +5,6 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
 from itertools import islice
 from typing import TypeVar
 
@@ -37,6 +36,7 @@ from shared.adapters.azure_table_layout import (
     timeline_key,
 )
 from shared.adapters.azure_table_lineage import Put, forget_version, put_greatest, stale_index_rows
+from shared.core.claims import utc_now
 from shared.core.model import (
     Activity,
     AlternateKey,
@@ -61,10 +61,6 @@ def open_tables(connection_string: str, table_prefix: str) -> tuple[TableStore, 
     """A store and ledger sharing one client; tables are created when first used."""
     access = TableAccess(connection_string, table_prefix)
     return TableStore(access), TableLedger(access)
-
-
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _greatest(records: Iterable[R], key: Callable[[R], Hashable]) -> list[R]:
@@ -121,7 +117,7 @@ class TableStore:
         self.io.delete_if_unchanged(KEYED, stale_index_rows(outcomes, keyed_record), KEYED_IDENTITY)
 
     def _write_customers(self, customers: Sequence[CustomerRow]) -> None:
-        now = _utc_now()
+        now = utc_now()
         latest = _greatest(customers, lambda c: (c.entity, c.key))
         records = [customer_record(c, now) for c in latest]
         self.io.write_all(MEMBERS, [("upsert", member_record(r)) for r in records])

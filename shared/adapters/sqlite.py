@@ -8,13 +8,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
 from shared.adapters import sqlite_activities
-from shared.core.claims import next_claim
+from shared.core.claims import next_claim, utc_now
 from shared.core.errors import TransientError
 from shared.core.model import (
     Activity,
@@ -73,10 +72,6 @@ BULK_SECONDS = 3.0
 # Enough page cache for the indexes of a few million activities; the default 2 MiB makes
 # every insert with a random key read a page back.
 CACHE_KIB = 64 * 1024
-
-
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class SqliteDatabase:
@@ -201,7 +196,7 @@ class SqliteStore:
         rows = len(activities) + len(customers) + len(rejects)
         with self.db.transaction(bulk_rows=rows) as conn:
             if customers:
-                now = _utc_now()
+                now = utc_now()
                 conn.executemany(_UPSERT_CUSTOMER, [
                     (r.entity, r.key, r.customer_id, orjson.dumps(r.attributes).decode(),
                      _search_text(r), r.source_file, r.source_etag, r.source_row, now)
