@@ -29,11 +29,17 @@ CUSTOMER_ROWS = "customerrows"
 MEMBERS = "customers"
 REJECTS = "rejects"
 LEDGER = "ledger"
+OVERLAPS = "overlaps"  # files whose copies of a record met: see shared/core/overlaps.py
 
 # What an index row must still hold for a writer to delete it.
 KEYED_IDENTITY = ("ActivityId", "SourceFile", "SourceRow", "SourceETag")
 MEMBER_IDENTITY = ("CustomerId", "Entity", "Key", "SourceFile", "SourceRow", "SourceETag")
 _LONG_ID = 64
+
+
+def overlap_record(winner: str, loser: str) -> Entity:
+    return {"PartitionKey": digest(winner), "RowKey": digest(loser), "Winner": winner,
+            "Loser": loser}  # fmt: skip
 
 
 def activity_where(activity_id: str) -> tuple[str, str]:

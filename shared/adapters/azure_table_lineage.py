@@ -17,9 +17,11 @@ from shared.adapters.azure_table_access import (
     is_conflict,
 )
 from shared.adapters.azure_table_keys import BUCKETS, Entity, digest
+from shared.adapters.azure_table_layout import OVERLAPS, overlap_record
 from shared.core.errors import TransientError
 
 MAX_ROUNDS = 8
+_PARTITIONS = [format(n, "02x") for n in range(BUCKETS)]
 
 
 def version(record: Entity) -> tuple[str, int]:
@@ -77,6 +79,8 @@ def put_greatest(access: TableAccess, name: str, puts: Sequence[Put]) -> list[Ou
 
     Fast path: a transaction of creates per chunk of a partition. A chunk that meets existing
     rows is read again and written with If-Match on the ETags read, until no writer interferes.
+    A put about to replace another file's record notes the overlap first (OVERLAPS): once
+    replaced, nothing would tell; a losing put's overlap is for the caller to note (`losses`).
     """
     chunks = batched(puts, Put.chunk, Put.entities, max_ops=MAX_OPS - 1)  # room for the marker
     outcomes: list[Outcome] = []
@@ -157,6 +161,12 @@ def _replace(
         else:
             outcomes.append(Outcome(put, False, current=old))
     if ops:
+        displaced = {
+            (o.put.record["SourceFile"], o.old["SourceFile"]) for o in outcomes
+            if o.old is not None and o.put in written and o.old["SourceFile"] != o.put.record["SourceFile"]
+        }  # fmt: skip
+        if displaced:  # one winner file: one partition, at most MAX_OPS - 1 losers
+            access.submit(OVERLAPS, [("upsert", overlap_record(*pair)) for pair in displaced])
         ops.append(("upsert", marker(written)))
         if not _submitted(access, name, ops):
             return None
@@ -179,24 +189,47 @@ def stale_index_rows(
     return stale
 
 
-def forget_version(access: TableAccess, name: str, path: str, keep_etag: str) -> list[Entity]:
-    """Delete the records of `name` that other versions of `path` wrote; returns them."""
+def losses(outcomes: Sequence[Outcome]) -> set[tuple[str, str]]:
+    """(winner file, loser file) of each put that lost to another file's record."""
+    return {
+        (o.current["SourceFile"], o.put.record["SourceFile"]) for o in outcomes
+        if o.current is not None and o.current["SourceFile"] != o.put.record["SourceFile"]
+    }  # fmt: skip
+
+
+def _stale_markers(
+    access: TableAccess, name: str, path: str, keep_etag: str, partition: str, page: int | None
+) -> Iterator[Entity]:
+    """The markers other versions of `path` left in one partition."""
     prefix, kept = marker_prefix(path), marker_prefix(path, keep_etag)
     where = (
         "PartitionKey eq @pk and RowKey gt @prefix and RowKey lt @beyond "
         "and ( RowKey lt @kept or RowKey gt @kept_beyond )"
     )
     params = {"prefix": prefix, "beyond": prefix + "~", "kept": kept, "kept_beyond": kept + "~"}
+    return access.query(name, where, {**params, "pk": partition}, page=page)
+
+
+def has_other_version(access: TableAccess, name: str, path: str, keep_etag: str) -> bool:
+    """Whether another version of `path` left records in `name`."""
+
+    def any_in(partition: str) -> bool:
+        return next(_stale_markers(access, name, path, keep_etag, partition, 1), None) is not None
+
+    return any(access.map(any_in, _PARTITIONS))
+
+
+def forget_version(access: TableAccess, name: str, path: str, keep_etag: str) -> list[Entity]:
+    """Delete the records of `name` that other versions of `path` wrote; returns them."""
 
     def forget_partition(partition: str) -> list[Entity]:
-        markers = list(access.query(name, where, {**params, "pk": partition}))
+        markers = list(_stale_markers(access, name, path, keep_etag, partition, None))
         gone: list[Entity] = []
         for group in _groups(markers):
             gone += _forget_markers(access, name, path, keep_etag, group)
         return gone
 
-    partitions = [format(n, "02x") for n in range(BUCKETS)]
-    return [r for found in access.map(forget_partition, partitions) for r in found]
+    return [r for found in access.map(forget_partition, _PARTITIONS) for r in found]
 
 
 def _groups(markers: list[Entity]) -> Iterator[list[Entity]]:

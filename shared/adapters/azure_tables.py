@@ -20,6 +20,7 @@ from shared.adapters.azure_table_layout import (
     KEYED_IDENTITY,
     MEMBER_IDENTITY,
     MEMBERS,
+    OVERLAPS,
     REJECTS,
     activity_of,
     activity_record,
@@ -31,11 +32,19 @@ from shared.adapters.azure_table_layout import (
     keyed_record,
     member_record,
     members_range,
+    overlap_record,
     reject_of,
     reject_record,
     timeline_key,
 )
-from shared.adapters.azure_table_lineage import Put, forget_version, put_greatest, stale_index_rows
+from shared.adapters.azure_table_lineage import (
+    Put,
+    forget_version,
+    has_other_version,
+    losses,
+    put_greatest,
+    stale_index_rows,
+)
 from shared.core.claims import utc_now
 from shared.core.model import (
     Activity,
@@ -46,6 +55,7 @@ from shared.core.model import (
     Reject,
     TimelineQuery,
 )
+from shared.core.overlaps import reachable
 from shared.core.paging import decode_cursor, encode_cursor
 
 R = TypeVar("R", Activity, CustomerRow)
@@ -63,13 +73,21 @@ def open_tables(connection_string: str, table_prefix: str) -> tuple[TableStore, 
     return TableStore(access), TableLedger(access)
 
 
-def _greatest(records: Iterable[R], key: Callable[[R], Hashable]) -> list[R]:
-    """One record per key: the greatest (source_file, source_row), the later one on a tie."""
+def _greatest(
+    records: Iterable[R], key: Callable[[R], Hashable], met: set[tuple[str, str]]
+) -> list[R]:
+    """One record per key: the greatest (source_file, source_row), the later one on a tie;
+    adds to `met` the (winner file, loser file) of copies from different files."""
     chosen: dict[Hashable, R] = {}
     for record in records:
         old = chosen.get(key(record))
         if old is None or _lineage(record) >= _lineage(old):
             chosen[key(record)] = record
+            winner, loser = record, old
+        else:
+            winner, loser = old, record
+        if loser is not None and loser.source_file != winner.source_file:
+            met.add((winner.source_file, loser.source_file))
     return list(chosen.values())
 
 
@@ -108,20 +126,25 @@ class TableStore:
         return self._unmatched(activities, customers)
 
     def _write_activities(self, activities: Sequence[Activity]) -> None:
-        records = [activity_record(a) for a in _greatest(activities, lambda a: a.activity_id)]
+        met: set[tuple[str, str]] = set()
+        greatest = _greatest(activities, lambda a: a.activity_id, met)
+        records = [activity_record(a) for a in greatest]
         # Index first: a reader skips an index row whose activity says otherwise, but could
         # never find an activity whose index row is missing.
         keyed = [row for row in map(keyed_record, records) if row is not None]
         self.io.write_all(KEYED, [("upsert", row) for row in keyed])
         outcomes = put_greatest(self.io, ACTIVITIES, [Put(r) for r in records])
+        self._note_overlaps(met | losses(outcomes))
         self.io.delete_if_unchanged(KEYED, stale_index_rows(outcomes, keyed_record), KEYED_IDENTITY)
 
     def _write_customers(self, customers: Sequence[CustomerRow]) -> None:
         now = utc_now()
-        latest = _greatest(customers, lambda c: (c.entity, c.key))
+        met: set[tuple[str, str]] = set()
+        latest = _greatest(customers, lambda c: (c.entity, c.key), met)
         records = [customer_record(c, now) for c in latest]
         self.io.write_all(MEMBERS, [("upsert", member_record(r)) for r in records])
         outcomes = put_greatest(self.io, CUSTOMER_ROWS, [Put(r) for r in records])
+        self._note_overlaps(met | losses(outcomes))
         self.io.delete_if_unchanged(
             MEMBERS, stale_index_rows(outcomes, member_record), MEMBER_IDENTITY
         )
@@ -135,13 +158,36 @@ class TableStore:
         known.update(self._resolve({k for k in keys if k is not None and k not in known}))
         return sum(1 for k in keys if k is None or k not in known)
 
+    def _note_overlaps(self, met: set[tuple[str, str]]) -> None:
+        # Losses and copies met inside one batch; replacements are noted by put_greatest. A
+        # crash before this leaves the file unfinished, and its re-run loses again.
+        if met:
+            self.io.write_all(OVERLAPS, [("upsert", overlap_record(*pair)) for pair in met])
+
+    def overlapping_files(self, path: str, keep_etag: str) -> list[str]:
+        def losers_of(winner: str) -> list[str]:
+            found = self.io.query(
+                OVERLAPS, "PartitionKey eq @pk", {"pk": digest(winner)}, select=["Winner", "Loser"]
+            )
+            return sorted(r["Loser"] for r in found if r["Winner"] == winner)
+
+        files = reachable(path, losers_of)
+        if files and any(has_other_version(self.io, name, path, keep_etag)
+                         for name in (ACTIVITIES, CUSTOMER_ROWS)):  # fmt: skip
+            return files
+        return []
+
     def forget_file(self, path: str, keep_etag: str) -> None:
         gone = forget_version(self.io, ACTIVITIES, path, keep_etag)
         keyed = [row for row in map(keyed_record, gone) if row is not None]
         self.io.delete_if_unchanged(KEYED, keyed, KEYED_IDENTITY)
-        gone = forget_version(self.io, CUSTOMER_ROWS, path, keep_etag)
-        self._customer_keys.difference_update((r["Entity"], r["Key"]) for r in gone)
-        self.io.delete_if_unchanged(MEMBERS, [member_record(r) for r in gone], MEMBER_IDENTITY)
+        gone_rows = forget_version(self.io, CUSTOMER_ROWS, path, keep_etag)
+        self._customer_keys.difference_update((r["Entity"], r["Key"]) for r in gone_rows)
+        self.io.delete_if_unchanged(MEMBERS, [member_record(r) for r in gone_rows], MEMBER_IDENTITY)
+        if gone or gone_rows:
+            noted = self.io.query(OVERLAPS, "PartitionKey eq @pk", {"pk": digest(path)},
+                                  select=["PartitionKey", "RowKey", "Winner"])  # fmt: skip
+            self.io.write_all(OVERLAPS, [("delete", r) for r in noted if r["Winner"] == path])
         stale = self.io.query(
             REJECTS, "PartitionKey eq @file and FileETag ne @keep",
             {"file": digest(path), "keep": keep_etag}, select=["PartitionKey", "RowKey"],

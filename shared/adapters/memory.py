@@ -18,6 +18,7 @@ from shared.core.model import (
     Reject,
     TimelineQuery,
 )
+from shared.core.overlaps import reachable
 from shared.core.paging import decode_cursor, encode_cursor
 
 
@@ -32,6 +33,12 @@ class MemoryStore:
         self.customer_rows: dict[tuple[str, str], tuple[CustomerRow, str]] = {}
         self.rejects: dict[tuple[str, int], Reject] = {}
         self._by_foreign_key: dict[tuple[str | None, str | None], set[str]] = defaultdict(set)
+        self.overlaps: dict[str, set[str]] = defaultdict(set)  # winner file -> loser files
+
+    def _overlap(self, new: Activity | CustomerRow, old: Activity | CustomerRow | None) -> None:
+        if old is not None and new.source_file != old.source_file:
+            winner, loser = (new, old) if _wins(new, old) else (old, new)
+            self.overlaps[winner.source_file].add(loser.source_file)
 
     def _customer_of(self, activity: Activity) -> str | None:
         if activity.customer_entity is None or activity.activity_foreign_key is None:
@@ -57,6 +64,7 @@ class MemoryStore:
             now = utc_now()
             for row in customers:
                 old = self.customer_rows.get((row.entity, row.key))
+                self._overlap(row, old[0] if old else None)
                 if _wins(row, old[0] if old else None):
                     self.customer_rows[(row.entity, row.key)] = (row, now)
                     self._link(row.entity, row.key)
@@ -65,6 +73,7 @@ class MemoryStore:
                 linked = activity._replace(customer_id=self._customer_of(activity))
                 unmatched += linked.customer_id is None
                 old_activity = self.activities.get(activity.activity_id)
+                self._overlap(linked, old_activity)
                 if _wins(linked, old_activity):
                     if old_activity is not None:
                         self._unindex(old_activity)
@@ -79,19 +88,33 @@ class MemoryStore:
         fk = (activity.customer_entity, activity.activity_foreign_key)
         self._by_foreign_key[fk].discard(activity.activity_id)
 
+    def _stale(self, path: str, keep_etag: str) -> tuple[list[tuple[str, str]], list[str]]:
+        customers = [
+            k for k, (row, _) in self.customer_rows.items()
+            if row.source_file == path and row.source_etag != keep_etag
+        ]  # fmt: skip
+        activities = [
+            activity_id for activity_id, a in self.activities.items()
+            if a.source_file == path and a.source_etag != keep_etag
+        ]  # fmt: skip
+        return customers, activities
+
+    def overlapping_files(self, path: str, keep_etag: str) -> list[str]:
+        with self._lock:
+            if not any(self._stale(path, keep_etag)):
+                return []
+            return reachable(path, lambda winner: sorted(self.overlaps.get(winner, ())))
+
     def forget_file(self, path: str, keep_etag: str) -> None:
         with self._lock:
-            stale = [
-                k for k, (row, _) in self.customer_rows.items()
-                if row.source_file == path and row.source_etag != keep_etag
-            ]  # fmt: skip
+            stale, stale_activities = self._stale(path, keep_etag)
+            if stale or stale_activities:
+                self.overlaps.pop(path, None)
             for key in stale:
                 del self.customer_rows[key]
                 self._link(*key)
-            for activity_id, a in list(self.activities.items()):
-                if a.source_file == path and a.source_etag != keep_etag:
-                    self._unindex(a)
-                    del self.activities[activity_id]
+            for activity_id in stale_activities:
+                self._unindex(self.activities.pop(activity_id))
             for key, r in list(self.rejects.items()):
                 if r.file == path and r.etag != keep_etag:
                     del self.rejects[key]

@@ -26,6 +26,7 @@ from shared.core.model import (
     Reject,
     TimelineQuery,
 )
+from shared.core.overlaps import reachable
 from shared.core.paging import decode_cursor, encode_cursor
 
 # The activities' tables are in sqlite_activities.
@@ -37,6 +38,18 @@ CREATE TABLE IF NOT EXISTS customer_rows (
 );
 CREATE INDEX IF NOT EXISTS customer_rows_by_customer ON customer_rows (customer_id);
 CREATE INDEX IF NOT EXISTS customer_rows_by_file ON customer_rows (source_file);
+-- Files whose copies of a record met (see shared/core/overlaps.py). A copy that replaces
+-- another file's is noted here by trigger; one that loses, by the writer (upserts that update
+-- nothing count no change). A trigger fired by an upsert cannot INSERT OR IGNORE: the upsert's
+-- conflict clause overrides it, hence NOT EXISTS.
+CREATE TABLE IF NOT EXISTS overlaps (
+    winner TEXT NOT NULL, loser TEXT NOT NULL, PRIMARY KEY (winner, loser)
+) WITHOUT ROWID;
+DROP TRIGGER IF EXISTS customer_rows_overlap;
+CREATE TRIGGER customer_rows_overlap AFTER UPDATE OF source_file ON customer_rows
+WHEN OLD.source_file != NEW.source_file AND NOT EXISTS (
+    SELECT 1 FROM overlaps WHERE winner = NEW.source_file AND loser = OLD.source_file)
+BEGIN INSERT INTO overlaps VALUES (NEW.source_file, OLD.source_file); END;
 CREATE TABLE IF NOT EXISTS rejects (
     file TEXT NOT NULL, row INTEGER NOT NULL, etag TEXT NOT NULL, entity TEXT,
     reason TEXT NOT NULL, excerpt TEXT NOT NULL, PRIMARY KEY (file, row)
@@ -177,6 +190,34 @@ class _Bulk:
     rows: int = 0
 
 
+def _has_stale(conn: sqlite3.Connection, path: str, keep_etag: str) -> bool:
+    """Whether another version of `path` left customer rows or activities."""
+    return conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM customer_rows WHERE source_file = ? AND source_etag != ?) "
+        "OR EXISTS (SELECT 1 FROM activity_sources WHERE source_file = ? AND source_etag != ?)",
+        (path, keep_etag, path, keep_etag),
+    ).fetchone()[0]
+
+
+def _note_losing_customers(conn: sqlite3.Connection, customers: Sequence[CustomerRow]) -> None:
+    """Note the overlaps of customer rows that lost to another file's (the upsert left them)."""
+    for i in range(0, len(customers), sqlite_activities.CHUNK):
+        chunk = customers[i : i + sqlite_activities.CHUNK]
+        stored = dict(
+            ((entity, key), file)
+            for entity, key, file in conn.execute(
+                "SELECT entity, key, source_file FROM customer_rows WHERE (entity, key) IN "
+                f"(VALUES {', '.join(['(?, ?)'] * len(chunk))})",
+                [part for r in chunk for part in (r.entity, r.key)],
+            )
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO overlaps VALUES (?, ?)",
+            {(stored[(r.entity, r.key)], r.source_file) for r in chunk
+             if stored.get((r.entity, r.key), r.source_file) != r.source_file},
+        )  # fmt: skip
+
+
 def _search_text(row: CustomerRow) -> str:
     values = [row.key, row.customer_id, *(str(v) for v in row.attributes.values() if v)]
     return "\x1f".join(values).casefold()
@@ -197,11 +238,13 @@ class SqliteStore:
         with self.db.transaction(bulk_rows=rows) as conn:
             if customers:
                 now = utc_now()
-                conn.executemany(_UPSERT_CUSTOMER, [
+                written = conn.executemany(_UPSERT_CUSTOMER, [
                     (r.entity, r.key, r.customer_id, orjson.dumps(r.attributes).decode(),
                      _search_text(r), r.source_file, r.source_etag, r.source_row, now)
                     for r in customers
                 ])  # fmt: skip
+                if written.rowcount < len(customers):
+                    _note_losing_customers(conn, customers)
             if rejects:
                 conn.executemany(
                     "INSERT OR REPLACE INTO rejects VALUES (?, ?, ?, ?, ?, ?)",
@@ -209,8 +252,19 @@ class SqliteStore:
                 )
             return self._activities.write(conn, self.db.transactions, activities, customers)
 
+    def overlapping_files(self, path: str, keep_etag: str) -> list[str]:
+        with self.db.lock, self.db.translate():
+            conn = self.db.conn
+            if not _has_stale(conn, path, keep_etag):
+                return []
+            return reachable(path, lambda winner: [loser for (loser,) in conn.execute(
+                "SELECT loser FROM overlaps WHERE winner = ? ORDER BY loser", (winner,)
+            )])  # fmt: skip
+
     def forget_file(self, path: str, keep_etag: str) -> None:
         with self.db.transaction() as conn:
+            if _has_stale(conn, path, keep_etag):
+                conn.execute("DELETE FROM overlaps WHERE winner = ?", (path,))
             conn.execute(
                 "DELETE FROM customer_rows WHERE source_file = ? AND source_etag != ?",
                 (path, keep_etag),

@@ -34,6 +34,15 @@ CREATE INDEX IF NOT EXISTS activities_by_foreign_key
     ON activities (activity_foreign_key, source_id);
 -- No index by source: every row loaded would pay for it, and only a re-written file needs it.
 DROP INDEX IF EXISTS activities_by_source;
+-- An activity that replaces another file's copy notes the overlap (see the overlaps table).
+DROP TRIGGER IF EXISTS activities_overlap;
+CREATE TRIGGER activities_overlap AFTER UPDATE OF source_id ON activities
+WHEN OLD.source_id != NEW.source_id
+BEGIN INSERT INTO overlaps SELECT n.source_file, o.source_file
+    FROM activity_sources n, activity_sources o
+    WHERE n.source_id = NEW.source_id AND o.source_id = OLD.source_id
+        AND n.source_file != o.source_file AND NOT EXISTS (SELECT 1 FROM overlaps
+            WHERE winner = n.source_file AND loser = o.source_file); END;
 CREATE VIEW IF NOT EXISTS unified_activities AS
 SELECT a.activity_id, c.customer_id, s.activity_type, s.activity_type_display, a.activity_name,
     a.activity_time, a.title, a.external_url, s.source_entity, a.source_activity_id,
@@ -60,7 +69,7 @@ _SOURCE_COLUMNS = (
 )
 _SOURCE_OF = itemgetter(12, 13, 8, 2, 3, 11, 15)  # an Activity's values of _SOURCE_COLUMNS
 _CUSTOMER_KEY_OF = itemgetter(15, 10)  # (customer entity, foreign key)
-_CHUNK = 500
+CHUNK = 500
 
 
 class ActivityWriter:
@@ -99,11 +108,32 @@ class ActivityWriter:
                 (a[0], ids[source_of(a)], a[14], a[4], a[5], a[6], a[7], a[9], a[10])
                 for a in activities
             ]
-        conn.executemany(UPSERT, rows)
+        if conn.executemany(UPSERT, rows).rowcount < len(rows):
+            _note_losers(conn, activities)
         keys = Counter(map(_CUSTOMER_KEY_OF, activities))
         known = self._known
         known.update(_look_up(conn, [key for key in keys if key not in known]))
         return sum(n for key, n in keys.items() if not known[key])
+
+
+def _note_losers(conn: sqlite3.Connection, activities: Sequence[Activity]) -> None:
+    """Note the overlaps of activities that lost to another file's copy (the upsert left them:
+    rare, so looked up only when a batch changed fewer rows than it held)."""
+    for i in range(0, len(activities), CHUNK):
+        chunk = activities[i : i + CHUNK]
+        stored = dict(
+            conn.execute(
+                "SELECT a.activity_id, s.source_file FROM activities a "
+                "JOIN activity_sources s ON s.source_id = a.source_id "
+                f"WHERE a.activity_id IN ({', '.join('?' * len(chunk))})",
+                [a.activity_id for a in chunk],
+            )
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO overlaps VALUES (?, ?)",
+            {(stored[a.activity_id], a.source_file) for a in chunk
+             if stored.get(a.activity_id, a.source_file) != a.source_file},
+        )  # fmt: skip
 
 
 def _source_id(conn: sqlite3.Connection, source: tuple) -> int:
@@ -129,8 +159,8 @@ def _look_up(
         if entity is not None and key is not None:
             by_entity.setdefault(entity, []).append(key)
     for entity, entity_keys in by_entity.items():
-        for i in range(0, len(entity_keys), _CHUNK):
-            chunk = entity_keys[i : i + _CHUNK]
+        for i in range(0, len(entity_keys), CHUNK):
+            chunk = entity_keys[i : i + CHUNK]
             marks = ", ".join("?" * len(chunk))
             sql = f"SELECT entity, key FROM customer_rows WHERE entity = ? AND key IN ({marks})"
             exists.update((found, True) for found in conn.execute(sql, [entity, *chunk]))
@@ -146,8 +176,8 @@ def forget(conn: sqlite3.Connection, path: str, keep_etag: str) -> None:
             (path, keep_etag),
         )
     ]
-    for i in range(0, len(stale), _CHUNK):
-        chunk = stale[i : i + _CHUNK]
+    for i in range(0, len(stale), CHUNK):
+        chunk = stale[i : i + CHUNK]
         marks = ", ".join("?" * len(chunk))
         # A scan of every activity, only when a file was re-written: see SCHEMA.
         conn.execute(f"DELETE FROM activities WHERE source_id IN ({marks})", chunk)
@@ -187,6 +217,10 @@ def create(conn: sqlite3.Connection) -> None:
     first layout is brought over."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(activities)")}
     script = _MIGRATION if "customer_id" in columns else SCHEMA
-    for statement in script.split(";"):
-        if statement.strip():
-            conn.execute(statement)
+    statement = ""
+    for part in script.split(";"):  # a trigger's body holds several: join until complete
+        statement += part + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip("\n ;"):
+                conn.execute(statement)
+            statement = ""

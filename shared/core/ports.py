@@ -49,8 +49,20 @@ class ProfileStore(Protocol):
         """
         ...
 
+    def overlapping_files(self, path: str, keep_etag: str) -> list[str]:
+        """Files to read again after `forget_file(path, keep_etag)`, because a record it removes
+        may have a copy in them; empty when no other version of `path` left anything.
+
+        A store keeps one copy of a record that several files hold. Each time one file's copy
+        beats another's, whichever was written first, the store notes the overlap (winner,
+        loser); the answer is every file those overlaps lead to from `path`, transitively.
+        """
+        ...
+
     def forget_file(self, path: str, keep_etag: str) -> None:
-        """Remove what earlier versions (other ETags) of `path` wrote."""
+        """Remove what earlier versions (other ETags) of `path` wrote, and, if there was any,
+        the overlaps noted for `path` as a winner: reading the files `overlapping_files`
+        named notes them again where they still hold."""
         ...
 
     def get_customer(self, customer_id: str) -> Customer | None: ...

@@ -93,6 +93,7 @@ def ingest_file(
 def _attempt(ports, config, file, stream, entry, catalog, options) -> IngestReport:  # type: ignore[no-untyped-def]
     started = time.monotonic()
     counts = Counts()
+    again: list[str] = []
     try:
         if file_kind(file.path) is None:
             raise PermanentError(f"not a CSV or JSON lines file: {file.path}")
@@ -107,6 +108,7 @@ def _attempt(ports, config, file, stream, entry, catalog, options) -> IngestRepo
                 (f"entity {schema.entity!r} feeds no configured activity or customer source"),
             )
         else:
+            again = _hand_over(ports, file.path, file.etag)
             ports.store.forget_file(file.path, file.etag)
             parsed = iter_rows(stream, file.path, schema.csv, schema.columns, options.limits)
             rows = _UntilBroken(parsed)
@@ -131,7 +133,25 @@ def _attempt(ports, config, file, stream, entry, catalog, options) -> IngestRepo
         counts.activities, counts.unmatched, counts.filtered, counts.rejected, counts.customers,
         entry.duration_ms, f" error={entry.error}" if entry.error else "",
     )  # fmt: skip
+    for path in again:
+        report = ingest_file(ports, config, path, options, catalog=catalog)
+        log.info("read %s again after %s changed: %s", path, file.path, report.status)
     return _report_of(entry)
+
+
+def _hand_over(ports: Ports, path: str, etag: str) -> list[str]:
+    """The files to read again once other versions of `path` are forgotten, each marked in the
+    ledger as due first, so that a crash before they are read leaves them to the reconciler."""
+    files = ports.store.overlapping_files(path, etag)
+    for other in files:
+        entry = ports.ledger.latest(other)
+        if entry is not None and entry.status == DONE:
+            entry.status, entry.permanent, entry.attempts, entry.not_before = FAILED, False, 0, None
+            entry.error = (
+                f"to read again: {path} changed, and this file may hold copies of its records"
+            )
+            ports.ledger.record(entry)
+    return files
 
 
 class _UntilBroken:
@@ -230,7 +250,9 @@ def _note_metadata(
         e.path
         for status in (FAILED, SKIPPED)
         for e in ports.ledger.entries(status)
-        if e.path.startswith(folder) and not is_metadata(e.path) and (e.permanent or status == SKIPPED)
+        if e.path.startswith(folder)
+        and not is_metadata(e.path)
+        and (e.permanent or status == SKIPPED)
     ]
     catalog = Catalog(ports.source, options.root, cache=False)
     for path in waiting:

@@ -103,6 +103,50 @@ def test_forgetting_a_file_removes_what_its_other_versions_wrote(store):  # type
     assert store.list_activities(None, False, None)[0].customer_id is None
 
 
+def test_files_whose_copies_met_are_named_to_read_again_whatever_the_order(backend_factory):  # type: ignore[no-untyped-def]
+    copies = [activity("k1", file="b.csv"), activity("k1", file="a.csv"), activity("k1", file="c.csv")]
+    for order in itertools.permutations(copies):
+        store, _ = backend_factory()
+        for copy in order:
+            store.write([copy], [], [])
+        # c.csv holds the copy; b.csv's and a.csv's met it, or met each other on the way.
+        assert sorted(store.overlapping_files("c.csv", "e2")) == ["a.csv", "b.csv"], order
+        assert store.overlapping_files("c.csv", "e1") == [], "no other version: nothing to forget"
+
+
+def test_copies_meeting_in_one_batch_and_customer_rows_are_noted_too(store):  # type: ignore[no-untyped-def]
+    store.write([activity("k1", file="b.csv"), activity("k1", file="a.csv")], [], [])
+    store.write([], [customer("R-1", file="c2.csv"), customer("R-1", file="c1.csv")], [])
+    store.write([], [customer("R-2", file="c0.csv")], [])
+    store.write([], [customer("R-2", file="c2.csv")], [])
+    assert store.overlapping_files("b.csv", "e2") == ["a.csv"]
+    assert sorted(store.overlapping_files("c2.csv", "c2")) == ["c0.csv", "c1.csv"]
+    assert store.overlapping_files("a.csv", "e2") == []  # it won nothing
+    # The same overlaps again (a file read twice) are noted once and break nothing.
+    store.write([activity("k1", file="c.csv"), activity("k1", file="b.csv")], [], [])
+    store.write([], [customer("R-2", file="c1.csv"), customer("R-2", file="c2.csv")], [])
+    assert sorted(store.overlapping_files("c.csv", "e2")) == ["a.csv", "b.csv"]
+    assert sorted(store.overlapping_files("c2.csv", "c2")) == ["c0.csv", "c1.csv"]
+    # One file replacing another's copies in two batches meets it twice.
+    store.write([activity("k2", file="a.csv"), activity("k3", file="a.csv")], [], [])
+    store.write([], [customer("R-3", file="c0.csv"), customer("R-4", file="c0.csv")], [])
+    for n in (2, 3):
+        store.write([activity(f"k{n}", file="d.csv")], [customer(f"R-{n + 1}", file="c3.csv")], [])
+    assert store.overlapping_files("d.csv", "e2") == ["a.csv"]
+    assert store.overlapping_files("c3.csv", "c2") == ["c0.csv"]
+
+
+def test_forgetting_a_version_drops_the_overlaps_it_won(store):  # type: ignore[no-untyped-def]
+    store.write([activity("k1", file="a.csv"), activity("k1", file="b.csv")], [], [])
+    store.forget_file("b.csv", "e2")
+    store.write([activity("k2", file="b.csv", etag="e2")], [], [])
+    assert store.overlapping_files("b.csv", "e3") == []
+    # Forgetting nothing keeps them: a retry of the same version must still find them.
+    store.write([activity("k3", file="a.csv"), activity("k3", file="b.csv", etag="e2")], [], [])
+    store.forget_file("b.csv", "e2")
+    assert store.overlapping_files("b.csv", "e3") == ["a.csv"]
+
+
 def test_the_timeline_is_newest_first_and_only_shows_timeline_activities(store):  # type: ignore[no-untyped-def]
     store.write([
         activity("old", time="2021-01-01T00:00:00.000Z"),
