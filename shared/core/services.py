@@ -135,8 +135,28 @@ def _attempt(ports, config, file, stream, entry, catalog, options) -> IngestRepo
     )  # fmt: skip
     for path in again:
         report = ingest_file(ports, config, path, options, catalog=catalog)
+        if report.status == SKIPPED:  # someone else has it, and may have read it too early
+            _replay(ports, config, path, options, catalog)
         log.info("read %s again after %s changed: %s", path, file.path, report.status)
     return _report_of(entry)
+
+
+def _replay(
+    ports: Ports, config: Config, path: str, options: IngestOptions, catalog: Catalog
+) -> None:
+    """Write a file's rows again, leaving its ledger entry to the worker that holds it: rows it
+    wrote before a rewrite forgot the copies they lost to are written again now."""
+    try:
+        file, stream = ports.source.open(path)
+        with contextlib.closing(stream):
+            if file_kind(path) is None or file.size > options.max_file_bytes:
+                return
+            schema = catalog.describe(path)
+            rows = _UntilBroken(iter_rows(stream, path, schema.csv, schema.columns, options.limits))
+            mapping = EntityMapping(config, schema.entity)
+            load(ports.store, mapping, rows, file, Counts(), options.batch_size)
+    except Exception as exc:  # its own worker's run still lands what it can
+        log.warning("could not read %s again: %s", path, exc)
 
 
 def _hand_over(ports: Ports, path: str, etag: str) -> list[str]:

@@ -51,6 +51,30 @@ def test_a_rewrite_dropping_a_shared_event_keeps_the_other_files_copy(backend: B
         store.close()
 
 
+
+def test_a_rewrite_while_another_worker_reads_the_overlapping_file_keeps_its_copy(
+    backend: Backend, tmp_path: Path
+) -> None:
+    event = "x,2021-09-29T10:00:00Z,Email promotion,R-001\n"
+    _write(tmp_path / "EmailPromotion/a.csv", HEADER + event, 1)
+    _write(tmp_path / "EmailPromotion/b.csv", HEADER + event, 1)
+    store, ledger = backend.fresh().open()
+    ports = Ports(LocalFileSource(tmp_path), store, ledger)
+    try:
+        for path in ("EmailPromotion/a.csv", "EmailPromotion/b.csv"):
+            assert ingest_file(ports, CONFIG, path).status == "done"
+        # Another worker holds a.csv now (forced again), its copy of x already written and
+        # beaten by b.csv's; b.csv is rewritten without x meanwhile.
+        [a_entry] = [e for e in ledger.entries() if e.path == "EmailPromotion/a.csv"]
+        far = "2999-01-01T00:00:00.000Z"
+        assert ledger.claim(a_entry.path, a_entry.etag, "2021-01-01T00:00:00.000Z", far, force=True)
+        _write(tmp_path / "EmailPromotion/b.csv", HEADER, 2)
+        assert ingest_file(ports, CONFIG, "EmailPromotion/b.csv").status == "done"
+        events = [(a.source_activity_id, a.source_file) for a in store.list_activities(None, False, None)]
+        assert events == [("x", "EmailPromotion/a.csv")]
+    finally:
+        store.close()
+
 # Case 7: files that hold copies of the same events and customer rows, rewritten over and over
 # in any order, some rewrites dying right after the old version was forgotten; the reconciler
 # then runs. The store must equal a clean run over the final files.
