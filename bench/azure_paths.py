@@ -16,7 +16,7 @@ from typing import Any
 
 import azure.functions as func
 import orjson
-from azure.data.tables import TableServiceClient
+from azure.data.tables import TableClient, TableServiceClient
 from azure.eventgrid import EventGridEvent
 from azure.storage.blob import BlobServiceClient
 
@@ -24,6 +24,7 @@ from bench import export
 from bench.measure import ROOT
 from bench.table import Row
 from shared import bootstrap
+from shared.adapters import azure_table_batch
 from shared.adapters.azure_table_access import MAX_OPS
 from shared.adapters.azure_table_keys import pack
 from shared.adapters.azure_table_layout import activity_record
@@ -45,12 +46,14 @@ READABLE_TIMEOUT = 600.0
 class Throughput:
     activities: int
     ours_seconds: float
-    bare_seconds: float
+    bare_seconds: float  # the SDK's submit_transaction
+    encoder_seconds: float  # the same transactions through Footprint's encoder
 
 
 def table_throughput(azurite: Azurite, root: Path, customers: str, events: str) -> Throughput:
     """`ingest_file` of the events into a TableStore (customers loaded first), against the same
-    activities written as bare 100-row upsert transactions, partitions in parallel."""
+    activities written as bare 100-row upsert transactions, partitions in parallel: sent by the
+    SDK's submit_transaction, and by the transaction encoder the store uses."""
     config = bootstrap.load_config(None)
     store, ledger = open_tables(azurite.connection_string, "b" + uuid.uuid4().hex[:12])
     ports = Ports(LocalFileSource(root), store, ledger)
@@ -59,10 +62,12 @@ def table_throughput(azurite: Azurite, root: Path, customers: str, events: str) 
     report = ingest_file(ports, config, events, IngestOptions())
     ours = time.perf_counter() - started
     store.close()
-    return Throughput(report.counts.activities, ours, _bare_upserts(azurite, root, events))
+    sdk = _bare_upserts(azurite, root, events, TableClient.submit_transaction)
+    encoder = _bare_upserts(azurite, root, events, azure_table_batch.submit)
+    return Throughput(report.counts.activities, ours, sdk, encoder)
 
 
-def _bare_upserts(azurite: Azurite, root: Path, events: str) -> float:
+def _bare_upserts(azurite: Azurite, root: Path, events: str, send: Any) -> float:
     file = SourceFile(events, "etag-1", 0)
     with (root / events).open("rb") as stream:
         batch = EntityMapping(bootstrap.load_config(None), "EmailPromotion").map_rows(
@@ -81,7 +86,7 @@ def _bare_upserts(azurite: Azurite, root: Path, events: str) -> float:
     table = service.create_table("bare" + uuid.uuid4().hex[:12])
     started = time.perf_counter()
     with ThreadPoolExecutor(CEILING_WORKERS) as pool:
-        list(pool.map(table.submit_transaction, transactions))
+        list(pool.map(lambda ops: send(table, ops), transactions))
     return time.perf_counter() - started
 
 
@@ -188,11 +193,15 @@ def azure_rows(tmp: Path, sizes: Any) -> list[Row]:
     finally:
         azurite.close()
     ratio = t.bare_seconds / t.ours_seconds
+    encoder_ratio = t.encoder_seconds / t.ours_seconds
     return [
         Row("Azure Tables (Azurite): ingest_file -> TableStore", t.activities, "activities",
-            t.ours_seconds, None, f"ours = {ratio:.0%} of the bare ceiling (target >= 80%)"),
+            t.ours_seconds, None, f"ours = {ratio:.0%} of the SDK ceiling (target >= 80%), "
+            f"{encoder_ratio:.0%} of the encoder's"),
         Row("  ceiling: bare azure-data-tables upserts, 100/txn, 8 threads", t.activities,
-            "activities", t.bare_seconds, None, "one entity per activity"),
+            "activities", t.bare_seconds, None, "one entity per activity, SDK submit_transaction"),
+        Row("  ceiling: the same through Footprint's transaction encoder", t.activities,
+            "activities", t.encoder_seconds, None, "one entity per activity"),
         Row(f"per-file function, {small:,} rows: BlobCreated -> readable", small, "rows",
             latency[small], None, "median of 3, warm worker (target <= 1 s)"),
         Row(f"per-file function, {large:,} rows: BlobCreated -> readable", large, "rows",
