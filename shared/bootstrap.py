@@ -35,7 +35,8 @@ def load_config(path: str | None) -> Config:
 def open_store(url: str, settings: Settings) -> tuple[ProfileStore, Ledger]:
     """The profile store and ledger a store URL names."""
     if url.startswith("sqlite:///"):
-        from shared.adapters.sqlite import SqliteDatabase, SqliteLedger, SqliteStore
+        from shared.adapters.sqlite import SqliteDatabase, SqliteStore
+        from shared.adapters.sqlite_ledger import SqliteLedger
 
         path = url.removeprefix("sqlite:///")
         if not path:

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from shared.adapters.memory import MemoryLedger, MemoryStore
-from shared.adapters.sqlite import SqliteDatabase, SqliteLedger, SqliteStore
+from shared.adapters.sqlite import SqliteDatabase, SqliteStore
+from shared.adapters.sqlite_ledger import SqliteLedger
 from tests.azurite import AzuriteNames
 
 IMPLEMENTATIONS = ["memory", "sqlite", pytest.param("azure_tables", marks=pytest.mark.azurite)]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.sqlite import SqliteDatabase, SqliteLedger, SqliteStore
+from shared.adapters.sqlite import SqliteDatabase, SqliteStore
+from shared.adapters.sqlite_ledger import SqliteLedger
 from shared.core.model import DONE, LedgerEntry
 from tests.builders import activity
 

@@ -1,0 +1,85 @@
+"""SqliteLedger: the ledger of the embedded store, in the same database file (see sqlite.py,
+whose SCHEMA creates its table)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+
+from shared.adapters.sqlite import SqliteDatabase
+from shared.core.claims import next_claim
+from shared.core.model import Counts, LedgerEntry
+
+_LEDGER_COLUMNS = (
+    "path, etag, status, attempts, rows, activities, unmatched, filtered, rejected, customers, "
+    "entity, error, permanent, started_at, finished_at, duration_ms, not_before"
+)
+
+
+def _entry(row: tuple) -> LedgerEntry:
+    path, etag, status, attempts, *counts = row[:10]
+    entity, error, permanent, started, finished, duration, not_before = row[10:17]
+    return LedgerEntry(
+        path, etag, status, attempts, Counts(*(c or 0 for c in counts)), entity, error,
+        bool(permanent), started, finished, duration, not_before,
+    )  # fmt: skip
+
+
+def _entry_values(e: LedgerEntry) -> tuple:
+    c = e.counts
+    return (
+        e.path, e.etag, e.status, e.attempts, c.rows, c.activities, c.unmatched, c.filtered,
+        c.rejected, c.customers, e.entity, e.error, int(e.permanent), e.started_at,
+        e.finished_at, e.duration_ms, e.not_before,
+    )  # fmt: skip
+
+
+class SqliteLedger:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self.db = db
+
+    def get(self, path: str, etag: str) -> LedgerEntry | None:
+        rows = self.db.query(
+            f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE path = ? AND etag = ?", (path, etag)
+        )
+        return _entry(rows[0]) if rows else None
+
+    def latest(self, path: str) -> LedgerEntry | None:
+        rows = self.db.query(
+            f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE path = ? ORDER BY seq DESC LIMIT 1",
+            (path,),
+        )
+        return _entry(rows[0]) if rows else None
+
+    def claim(
+        self, path: str, etag: str, now: str, lease_until: str, force: bool = False
+    ) -> LedgerEntry | None:
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE path = ? AND etag = ?", (path, etag)
+            ).fetchall()
+            old = _entry(rows[0]) if rows else None
+            entry = next_claim(old, path, etag, now, lease_until, force)
+            if entry is None:
+                return None
+            self._put(conn, entry)
+            return entry
+
+    def _put(self, conn: sqlite3.Connection, entry: LedgerEntry) -> None:
+        conn.execute(
+            f"INSERT OR REPLACE INTO ledger ({_LEDGER_COLUMNS}, seq) VALUES "
+            f"({', '.join('?' * 17)}, (SELECT coalesce(max(seq), 0) + 1 FROM ledger))",
+            _entry_values(entry),
+        )
+
+    def record(self, entry: LedgerEntry) -> None:
+        with self.db.transaction() as conn:
+            self._put(conn, entry)
+
+    def entries(self, status: str | None = None) -> Iterator[LedgerEntry]:
+        sql = f"SELECT {_LEDGER_COLUMNS} FROM ledger"
+        rows = self.db.query(
+            sql + (" WHERE status = ?" if status else "") + " ORDER BY path, etag",
+            (status,) if status else (),
+        )
+        return iter([_entry(r) for r in rows])
