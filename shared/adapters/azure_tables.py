@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import time
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from itertools import islice
@@ -65,6 +66,7 @@ _SCAN_CHUNK = 1000
 # Azure allows 15 comparisons in a filter; more types are filtered here instead.
 _MAX_TYPE_FILTER = 8
 _MAX_KNOWN_KEYS = 200_000
+_MISSING_SECONDS = 60.0
 
 
 def open_tables(connection_string: str, table_prefix: str) -> tuple[TableStore, TableLedger]:
@@ -107,6 +109,10 @@ class TableStore:
         # when its file is forgotten: here, that updates this; in another process, a file
         # report's count of unmatched activities may be off, and nothing else depends on it.
         self._customer_keys: set[CustomerKey] = set()
+        # Keys found without a customer row, and when: not read again for a while, as the
+        # events of unknown visitors recur in every batch. A customer row written here clears
+        # its key; one written by another process meanwhile leaves the count off, as above.
+        self._missing: dict[CustomerKey, float] = {}
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -150,12 +156,23 @@ class TableStore:
         )
 
     def _unmatched(self, activities: Sequence[Activity], customers: Sequence[CustomerRow]) -> int:
-        known = self._customer_keys
+        known, missing = self._customer_keys, self._missing
         if len(known) > _MAX_KNOWN_KEYS:
             known.clear()
-        known.update((c.entity, c.key) for c in customers)
+        if len(missing) > _MAX_KNOWN_KEYS:
+            missing.clear()
+        for c in customers:
+            known.add((c.entity, c.key))
+            missing.pop((c.entity, c.key), None)
         keys = [_customer_key(a) for a in activities]
-        known.update(self._resolve({k for k in keys if k is not None and k not in known}))
+        now = time.monotonic()
+        wanted = {
+            k for k in keys
+            if k is not None and k not in known and now - missing.get(k, -_MISSING_SECONDS) >= _MISSING_SECONDS
+        }  # fmt: skip
+        found = self._resolve(wanted)
+        known.update(found)
+        missing.update((k, now) for k in wanted if k not in found)
         return sum(1 for k in keys if k is None or k not in known)
 
     def _note_overlaps(self, met: set[tuple[str, str]]) -> None:
