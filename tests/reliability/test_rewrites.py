@@ -28,6 +28,11 @@ def _write(path: Path, text: str, version: int) -> None:
     os.utime(path, ns=(version * 10**9, version * 10**9))  # a new ETag for each version
 
 
+def _record(backend: Backend, want: list[str], got: list[str], ok: bool) -> None:
+    lost = len(set(want) - set(got))
+    summary.record(f"7 rewrites of overlapping files / {backend.name}", ok, lost, len(got) - len(set(got)))
+
+
 def test_a_rewrite_dropping_a_shared_event_keeps_the_other_files_copy(backend: Backend, tmp_path: Path) -> None:
     event = "x,2021-09-29T10:00:00Z,Email promotion,R-001\n"
     _write(tmp_path / "EmailPromotion/a.csv", HEADER + event, 1)
@@ -46,6 +51,7 @@ def test_a_rewrite_dropping_a_shared_event_keeps_the_other_files_copy(backend: B
         events = sorted(a.source_activity_id for a in store.list_activities(None, False, None))
         names = [c.attributes.get("FullName") for c in store.search_customers("R-001", 10)]
         # A clean run over a.csv and the new b.csv has x (from a.csv) and R-001 (from a.csv).
+        _record(backend, ["x", "y"], events, (events, names) == (["x", "y"], ["Ada"]))
         assert (events, names) == (["x", "y"], ["Ada"])
     finally:
         store.close()
@@ -71,6 +77,7 @@ def test_a_rewrite_while_another_worker_reads_the_overlapping_file_keeps_its_cop
         _write(tmp_path / "EmailPromotion/b.csv", HEADER, 2)
         assert ingest_file(ports, CONFIG, "EmailPromotion/b.csv").status == "done"
         events = [(a.source_activity_id, a.source_file) for a in store.list_activities(None, False, None)]
+        _record(backend, ["x"], [e for e, _ in events], events == [("x", "EmailPromotion/a.csv")])
         assert events == [("x", "EmailPromotion/a.csv")]
     finally:
         store.close()
