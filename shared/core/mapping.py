@@ -94,7 +94,17 @@ def _getter(columns: Sequence[str] | None) -> Getter:
     if not columns:
         return lambda values: None
     if len(columns) > 1:
-        return lambda values: _first(values, columns)
+        names = tuple(columns)
+
+        # _first's loop inlined rather than called from a lambda: one call less per row.
+        def first_of(values: Mapping[str, Any]) -> str | None:
+            for column in names:
+                value = values.get(column)
+                if value and not value.isspace():
+                    return value
+            return None
+
+        return first_of
     [column] = columns
 
     def first(values: Mapping[str, Any]) -> str | None:
@@ -113,7 +123,9 @@ def _activity_rule(c: ActivityConfig, entity: str) -> Rule:
     rel = c.relationship
     foreign_key_of = _getter(rel.foreignKey if rel else None)
     customer_entity = rel.customerEntity if rel else None
-    id_prefix = f"{c.name}\x1f{entity}\x1f".encode()  # as activity_id() hashes it
+    # As activity_id() hashes: copying a hash of the prefix costs a third less per row than
+    # hashing the prefix again (blake2b's keyword arguments are slow to parse).
+    id_hash = hashlib.blake2b(f"{c.name}\x1f{entity}\x1f".encode(), digest_size=16)
     name, display, show = c.name, c.activityType, c.showInTimeline
     timestamps = ", ".join(c.timestamp)
     no_key, no_time = (
@@ -121,7 +133,7 @@ def _activity_rule(c: ActivityConfig, entity: str) -> Rule:
         f"missing timestamp ({timestamps})",
     )
     too_long = f"event, details and web address longer than {MAX_VALUES_LENGTH} characters"
-    new, blake2b = tuple.__new__, hashlib.blake2b
+    new, copy_id_hash = tuple.__new__, id_hash.copy
 
     def build(values: Mapping[str, Any], path: str, etag: str, row: int) -> Activity | str | None:
         for column, allowed in filters:
@@ -144,10 +156,11 @@ def _activity_rule(c: ActivityConfig, entity: str) -> Rule:
         event, details, address = event_of(values), details_of(values), address_of(values)
         if len(event or "") + len(details or "") + len(address or "") > MAX_VALUES_LENGTH:
             return too_long
+        hashed = copy_id_hash()
+        hashed.update(key.encode())
         return new(Activity, (
-            blake2b(id_prefix + key.encode(), digest_size=16).hexdigest(), None, name, display,
-            event, moment, details, address, entity, key,
-            foreign_key, show, path, etag, row, customer_entity,
+            hashed.hexdigest(), None, name, display, event, moment, details, address, entity,
+            key, foreign_key, show, path, etag, row, customer_entity,
         ))  # fmt: skip
 
     return build
