@@ -18,6 +18,7 @@ class Run:
     seconds: float
     rss_mb: float
     output: str
+    child_rss_mb: float = 0.0  # the largest child's peak, pages shared with the parent included
 
 
 def child(module: str, *args: str) -> Run:
@@ -33,7 +34,8 @@ def child(module: str, *args: str) -> Run:
         output = done.stdout.decode()
         if done.returncode != 0:
             raise SystemExit(f"benchmark step failed: {' '.join(command)}\n{output}")
-        return Run(seconds, int(Path(peak).read_text()) / 1024, output)
+        own, children = (int(kib) / 1024 for kib in Path(peak).read_text().split())
+        return Run(seconds, own, output, children)
 
 
 def footprint_ingest(root: Path, store: Path, *paths: str) -> Run:

@@ -8,6 +8,7 @@ import importlib.resources
 import logging
 from pathlib import Path
 
+from shared.core import forked
 from shared.core.config import Config, parse_config
 from shared.core.errors import ConfigError
 from shared.core.parsing import Limits
@@ -118,9 +119,19 @@ def runtime() -> Runtime:
     return Runtime(settings, config, Ports(source, store, ledger), ingest_options(settings))
 
 
-def ingest_options(settings: Settings, root: str = "") -> IngestOptions:
+def ingest_options(settings: Settings, root: str = "", ports: Ports | None = None) -> IngestOptions:
+    """The settings' ingest options; `ports` of a command loading local files into SQLite also
+    read large files in a child process (shared/core/forked.py)."""
     return IngestOptions(
         root=root, max_attempts=settings.max_attempts,
         retry_base_seconds=settings.retry_base_seconds, batch_size=settings.batch_size,
         max_file_bytes=settings.max_file_bytes, limits=Limits(max_row_bytes=settings.max_row_bytes),
+        read_in_child_from=forked.MIN_BYTES if ports and _local_into_sqlite(ports) else None,
     )  # fmt: skip
+
+
+def _local_into_sqlite(ports: Ports) -> bool:
+    from shared.adapters.local_files import LocalFileSource
+    from shared.adapters.sqlite import SqliteStore
+
+    return isinstance(ports.source, LocalFileSource) and isinstance(ports.store, SqliteStore)

@@ -89,7 +89,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     progress, done, worst = Progress("ingest"), 0, 0
     for base, files in targets:
         ports = Ports(LocalFileSource(base), store, ledger)
-        options = bootstrap.ingest_options(settings)
+        options = bootstrap.ingest_options(settings, ports=ports)
         catalog = Catalog(ports.source, cache=True)
         for path in files:
             report = ingest_file(ports, config, path, options, force=args.force,
@@ -108,7 +108,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     source = bootstrap.open_source(args.source, settings)
     ports = Ports(source, store, ledger)
     report = reconcile(
-        ports, config, bootstrap.ingest_options(settings), prefix=args.prefix.strip("/"),
+        ports, config, bootstrap.ingest_options(settings, ports=ports), prefix=args.prefix.strip("/"),
         budget_seconds=args.budget, progress=Progress("reconcile"),
     )  # fmt: skip
     store.close()

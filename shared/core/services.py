@@ -10,10 +10,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
+from shared.core import forked
 from shared.core.cdm import Catalog, is_manifest_name, is_metadata
 from shared.core.config import Config
 from shared.core.errors import NotFound, PermanentError
-from shared.core.mapping import EntityMapping
+from shared.core.mapping import EntityMapping, MappedBatch
 from shared.core.model import (
     DONE,
     FAILED,
@@ -54,6 +55,9 @@ class IngestOptions:
     retry_base_seconds: float = 30.0
     batch_size: int = 5000
     max_file_bytes: int = 2 * 1024**3
+    # Files of at least this many bytes are read and mapped in a forked child while this
+    # process writes them (local loads into SQLite only: see shared/core/forked.py).
+    read_in_child_from: int | None = None
     limits: Limits = dataclasses.field(default_factory=Limits)
     clock: Callable[[], datetime] = _utc_now
 
@@ -110,12 +114,19 @@ def _attempt(ports, config, file, stream, entry, catalog, options) -> IngestRepo
         else:
             again = _hand_over(ports, file.path, file.etag)
             ports.store.forget_file(file.path, file.etag)
-            parsed = iter_rows(stream, file.path, schema.csv, schema.columns, options.limits)
-            rows = _UntilBroken(parsed)
-            load(ports.store, mapping, _checked(iter(rows), mapping, file.path), file, counts,
-                 options.batch_size)  # fmt: skip
-            if rows.error is not None:
-                raise rows.error
+
+            def batches() -> Iterator[MappedBatch]:
+                parsed = iter_rows(stream, file.path, schema.csv, schema.columns, options.limits)
+                rows = _UntilBroken(parsed)
+                yield from _batches(mapping, _checked(iter(rows), mapping, file.path), file,
+                                    options.batch_size)  # fmt: skip
+                if rows.error is not None:
+                    raise rows.error
+
+            threshold = options.read_in_child_from
+            in_child = threshold is not None and file.size >= threshold and forked.available()
+            for batch in forked.batches_from_child(batches) if in_child else batches():
+                _write(ports.store, batch, counts)
             entry.status, entry.error = DONE, None
     except PermanentError as exc:
         entry.status, entry.error, entry.permanent = FAILED, str(exc), True
@@ -219,18 +230,29 @@ def load(
     batch_size: int,
 ) -> None:
     """Map parsed rows and write them in batches; row problems become rejects, not errors."""
+    for batch in _batches(mapping, rows, file, batch_size):
+        _write(store, batch, counts)
+
+
+def _batches(
+    mapping: EntityMapping, rows: Iterable[ParsedRow], file: SourceFile, batch_size: int
+) -> Iterator[MappedBatch]:
     rows = iter(rows)
     while True:
         batch = mapping.map_rows(itertools.islice(rows, batch_size), file)
         if not batch.rows:
             return
-        counts.rows += batch.rows
-        counts.filtered += batch.filtered
-        counts.rejected += len(batch.rejects)
-        if batch.activities or batch.customers or batch.rejects:
-            counts.unmatched += store.write(batch.activities, batch.customers, batch.rejects)
-            counts.activities += len(batch.activities)
-            counts.customers += len(batch.customers)
+        yield batch
+
+
+def _write(store: ProfileStore, batch: MappedBatch, counts: Counts) -> None:
+    counts.rows += batch.rows
+    counts.filtered += batch.filtered
+    counts.rejected += len(batch.rejects)
+    if batch.activities or batch.customers or batch.rejects:
+        counts.unmatched += store.write(batch.activities, batch.customers, batch.rejects)
+        counts.activities += len(batch.activities)
+        counts.customers += len(batch.customers)
 
 
 def _settled(entry: LedgerEntry) -> bool:
