@@ -114,19 +114,7 @@ def _attempt(ports, config, file, stream, entry, catalog, options) -> IngestRepo
         else:
             again = _hand_over(ports, file.path, file.etag)
             ports.store.forget_file(file.path, file.etag)
-
-            def batches() -> Iterator[MappedBatch]:
-                parsed = iter_rows(stream, file.path, schema.csv, schema.columns, options.limits)
-                rows = _UntilBroken(parsed)
-                yield from _batches(mapping, _checked(iter(rows), mapping, file.path), file,
-                                    options.batch_size)  # fmt: skip
-                if rows.error is not None:
-                    raise rows.error
-
-            threshold = options.read_in_child_from
-            in_child = threshold is not None and file.size >= threshold and forked.available()
-            for batch in forked.batches_from_child(batches) if in_child else batches():
-                _write(ports.store, batch, counts)
+            _load_file(ports.store, mapping, schema, file, stream, counts, options)
             entry.status, entry.error = DONE, None
     except PermanentError as exc:
         entry.status, entry.error, entry.permanent = FAILED, str(exc), True
@@ -163,11 +151,30 @@ def _replay(
             if file_kind(path) is None or file.size > options.max_file_bytes:
                 return
             schema = catalog.describe(path)
-            rows = _UntilBroken(iter_rows(stream, path, schema.csv, schema.columns, options.limits))
             mapping = EntityMapping(config, schema.entity)
-            load(ports.store, mapping, rows, file, Counts(), options.batch_size)
+            _load_file(ports.store, mapping, schema, file, stream, Counts(), options)
     except Exception as exc:  # its own worker's run still lands what it can
         log.warning("could not read %s again: %s", path, exc)
+
+
+def _load_file(store, mapping, schema, file, stream, counts, options) -> None:  # type: ignore[no-untyped-def]
+    """Write a file's rows in batches; a break in the file (truncated gzip, undecodable text)
+    is raised once the rows before it are written. Large local files may be read in a child
+    process (IngestOptions.read_in_child_from)."""
+
+    def batches() -> Iterator[MappedBatch]:
+        rows = _UntilBroken(
+            iter_rows(stream, file.path, schema.csv, schema.columns, options.limits)
+        )
+        yield from _batches(mapping, _checked(iter(rows), mapping, file.path), file,
+                            options.batch_size)  # fmt: skip
+        if rows.error is not None:
+            raise rows.error
+
+    threshold = options.read_in_child_from
+    in_child = threshold is not None and file.size >= threshold and forked.available()
+    for batch in forked.batches_from_child(batches) if in_child else batches():
+        _write(store, batch, counts)
 
 
 def _hand_over(ports: Ports, path: str, etag: str) -> list[str]:
