@@ -91,7 +91,8 @@ def _reader(run: Run) -> str:
     """The forked file reader's peak, which the peak RSS column (the writer's) leaves out."""
     if not run.child_rss_mb:
         return "read in the process (under 4 MB)"
-    return f"+ file reader child {run.child_rss_mb:.0f} MB (shared pages included)"
+    return (f"+ file reader child {run.child_rss_mb:.0f} MB (shared pages included); "
+            f"both together {run.tree_pss_mb:.0f} MB (PSS, sampled)")  # fmt: skip
 
 
 def reference_rows(tmp: Path, root: Path, customers: str, events: str, ours: Row) -> list[Row]:

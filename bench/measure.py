@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,6 +20,7 @@ class Run:
     rss_mb: float
     output: str
     child_rss_mb: float = 0.0  # the largest child's peak, pages shared with the parent included
+    tree_pss_mb: float = 0.0  # the process and its children together, sampled every 20 ms
 
 
 def child(module: str, *args: str) -> Run:
@@ -29,13 +31,33 @@ def child(module: str, *args: str) -> Run:
         env["BENCH_PEAK_FILE"] = peak = str(Path(tmp) / "peak")
         command = [sys.executable, "-m", "bench.peak", module, *args]
         started = time.perf_counter()
-        done = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, check=False)
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE)
+        reader = ThreadPoolExecutor(1).submit(process.stdout.read)  # type: ignore[union-attr]
+        tree_pss = 0
+        while process.poll() is None:
+            tree_pss = max(tree_pss, _tree_pss_kib(process.pid))
+            time.sleep(0.02)
         seconds = time.perf_counter() - started
-        output = done.stdout.decode()
-        if done.returncode != 0:
+        output = reader.result().decode()
+        if process.returncode != 0:
             raise SystemExit(f"benchmark step failed: {' '.join(command)}\n{output}")
         own, children = (int(kib) / 1024 for kib in Path(peak).read_text().split())
-        return Run(seconds, own, output, children)
+        return Run(seconds, own, output, children, tree_pss / 1024)
+
+
+def _tree_pss_kib(pid: int) -> int:
+    """The proportional set size of a process and its children now: shared pages counted once,
+    shared out between them (Linux; 0 elsewhere)."""
+    total = 0
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        for each in (pid, *map(int, children)):
+            for line in Path(f"/proc/{each}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+    except OSError:  # not Linux, or the process ended meanwhile
+        pass
+    return total
 
 
 def footprint_ingest(root: Path, store: Path, *paths: str) -> Run:
