@@ -59,12 +59,14 @@ def _load_both_ways(root: Path, tmp_path: Path) -> list[tuple[Snapshot, dict]]:
     return pictures
 
 
-def test_an_export_with_every_tricky_case_lands_the_same_either_way(tmp_path: Path) -> None:
-    root = export.write_cdm_export(tmp_path / "export")
-    export.write_plain_export(tmp_path / "plain")
+@pytest.mark.parametrize("write", [export.write_cdm_export, export.write_plain_export])
+def test_an_export_with_every_tricky_case_lands_the_same_either_way(write, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "export"
+    root.mkdir()
+    write(root)
     child, in_process = _load_both_ways(root, tmp_path)
     assert child == in_process
-    assert len(child[0].activities) > 5 and child[0].customers
+    assert len(child[0].activities) >= 2 and child[0].rejects
 
 
 def test_a_truncated_gzip_keeps_the_rows_before_the_break_either_way(tmp_path: Path) -> None:
