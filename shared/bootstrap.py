@@ -8,7 +8,6 @@ import importlib.resources
 import logging
 from pathlib import Path
 
-from shared.core import forked
 from shared.core.config import Config, parse_config
 from shared.core.errors import ConfigError
 from shared.core.parsing import Limits
@@ -126,7 +125,9 @@ def ingest_options(settings: Settings, root: str = "", ports: Ports | None = Non
         root=root, max_attempts=settings.max_attempts,
         retry_base_seconds=settings.retry_base_seconds, batch_size=settings.batch_size,
         max_file_bytes=settings.max_file_bytes, limits=Limits(max_row_bytes=settings.max_row_bytes),
-        read_in_child_from=forked.MIN_BYTES if ports and _local_into_sqlite(ports) else None,
+        read_in_child_from=(
+            settings.read_in_child_bytes or None if ports and _local_into_sqlite(ports) else None
+        ),
     )  # fmt: skip
 
 

@@ -22,6 +22,7 @@ DEFAULTS: dict[str, str] = {
     "FOOTPRINT_MAX_ROW_BYTES": str(16 * 1024 * 1024),
     "FOOTPRINT_MAX_FILE_BYTES": str(2 * 1024**3),
     "FOOTPRINT_BATCH_SIZE": "5000",
+    "FOOTPRINT_READ_IN_CHILD_BYTES": str(4 * 1024 * 1024),
 }
 
 
@@ -40,6 +41,7 @@ class Settings:
     max_row_bytes: int
     max_file_bytes: int
     batch_size: int
+    read_in_child_bytes: int  # 0: never (see shared/core/forked.py)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -63,6 +65,7 @@ class Settings:
             max_row_bytes=_number(raw, "FOOTPRINT_MAX_ROW_BYTES", int, 1024, 1024**3),
             max_file_bytes=_number(raw, "FOOTPRINT_MAX_FILE_BYTES", int, 1, 1024**4),
             batch_size=_number(raw, "FOOTPRINT_BATCH_SIZE", int, 1, 100_000),
+            read_in_child_bytes=_number(raw, "FOOTPRINT_READ_IN_CHILD_BYTES", int, 0, 1024**4),
         )
 
 

@@ -1,9 +1,10 @@
 """Mapped batches made in a forked child process, so that reading and mapping a file runs on
 one core while the store writes on another.
 
-Only for a local bulk load into SQLite (`footprint ingest`/`reconcile`): there the process's
-one core was the limit, half of it spent reading and mapping rows, and `sqlite3` holds the GIL
-between rows, so a thread could not overlap them. A child forked per file reads the file and
+Only for a local bulk load into SQLite (`footprint ingest`/`reconcile`), for files of at least
+FOOTPRINT_READ_IN_CHILD_BYTES (4 MiB: a fork and a pipe cost a few milliseconds): there the
+process's one core was the limit, half of it spent reading and mapping rows, and `sqlite3`
+holds the GIL between rows, so a thread could not overlap them. A child forked per file reads the file and
 sends mapped batches down a pipe; the parent only writes them. What the child inherits and
 must not use (the store's connection, the ledger) it never touches, and it leaves through
 os._exit, so nothing inherited is closed behind the parent's back.
@@ -22,8 +23,6 @@ from shared.core.errors import PermanentError, TransientError
 from shared.core.mapping import MappedBatch
 from shared.core.model import Activity
 
-# Files smaller than this are read in the process: a fork and a pipe cost a few milliseconds.
-MIN_BYTES = 4 * 1024 * 1024
 # Room in the pipe for a batch in flight, so the child does not wait for every read (Linux).
 _PIPE_BYTES = 1024 * 1024
 _F_SETPIPE_SZ = 1031

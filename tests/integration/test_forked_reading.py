@@ -16,9 +16,11 @@ from shared.adapters.local_files import LocalFileSource
 from shared.adapters.sqlite import SqliteDatabase, SqliteStore
 from shared.adapters.sqlite_ledger import SqliteLedger
 from shared.core import forked
+from shared.core.errors import ConfigError
 from shared.core.model import FAILED, SourceFile
 from shared.core.reconciler import reconcile
 from shared.core.services import IngestOptions, Ports, ingest_file
+from shared.settings import Settings
 from tests.e2e import export
 from tests.reliability.digest import Snapshot
 
@@ -152,3 +154,28 @@ def test_a_store_that_fails_mid_file_stops_the_child(tmp_path: Path) -> None:
         assert multiprocessing.active_children() == []
     finally:
         store.close()
+
+
+def test_the_setting_turns_the_child_on_only_for_local_files_into_sqlite(tmp_path: Path) -> None:
+    db = SqliteDatabase(tmp_path / "s.db")
+    local = Ports(LocalFileSource(tmp_path), SqliteStore(db), SqliteLedger(db))
+    memory, memory_ledger = bootstrap.open_store("memory:", Settings.from_env({}))
+    elsewhere = Ports(LocalFileSource(tmp_path), memory, memory_ledger)
+    try:
+        chosen = {
+            (value, name): bootstrap.ingest_options(
+                Settings.from_env({"FOOTPRINT_READ_IN_CHILD_BYTES": value} if value else {}),
+                ports=ports,
+            ).read_in_child_from
+            for value in ("", "0", "1")
+            for name, ports in (("sqlite", local), ("memory", elsewhere), ("none", None))
+        }
+    finally:
+        db.close()
+    assert chosen == {
+        ("", "sqlite"): 4 * 1024 * 1024, ("", "memory"): None, ("", "none"): None,
+        ("0", "sqlite"): None, ("0", "memory"): None, ("0", "none"): None,
+        ("1", "sqlite"): 1, ("1", "memory"): None, ("1", "none"): None,
+    }  # fmt: skip
+    with pytest.raises(ConfigError, match="FOOTPRINT_READ_IN_CHILD_BYTES"):
+        Settings.from_env({"FOOTPRINT_READ_IN_CHILD_BYTES": "-1"})

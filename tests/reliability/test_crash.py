@@ -49,7 +49,10 @@ def test_a_worker_killed_at_random_points_loses_and_duplicates_nothing(
         watch = Stopwatch()
         rng = random.Random(f"crash-{trial}")
         store = backend.fresh()
-        worker = workers.start(store, export_root, _paths(rng), BATCH[backend.name])
+        # Every other trial reads each file in a forked child (SQLite only; see forked.py):
+        # the kill then lands on a process whose child is reading.
+        reader = {"FOOTPRINT_READ_IN_CHILD_BYTES": "1" if trial % 2 else "0"}
+        worker = workers.start(store, export_root, _paths(rng), BATCH[backend.name], **reader)
         time.sleep(rng.uniform(start * 0.9, end))
         finished_before_kill.append(len(workers.kill(worker)))
         got = settle(store, export_root)

@@ -12,9 +12,11 @@ import orjson
 from tests.reliability.stores import ROOT, Store, python
 
 
-def start(store: Store, root: Path, paths: Sequence[str], batch_size: int = 5000) -> subprocess.Popen[bytes]:
+def start(
+    store: Store, root: Path, paths: Sequence[str], batch_size: int = 5000, **settings: str
+) -> subprocess.Popen[bytes]:
     """A `python -m shared ingest` process over `paths` of the export at `root`."""
-    env = {**store.process_env(), "FOOTPRINT_BATCH_SIZE": str(batch_size)}
+    env = {**store.process_env(), "FOOTPRINT_BATCH_SIZE": str(batch_size), **settings}
     command = [python(), "-m", "shared", "ingest", "--json", "--relative", "--root", str(root)]
     return subprocess.Popen(
         [*command, *(str(root / p) for p in paths)],
