@@ -75,6 +75,9 @@ def sqlite_rows(tmp: Path, root: Path, customers: str, events: str, sizes: Sizes
     footprint_ingest(root, store, customers)
     ours = footprint_ingest(root, store, events)
     report = orjson.loads(ours.output.splitlines()[-1])
+    alone = tmp / "one-process.db"
+    footprint_ingest(root, alone, customers)
+    one_process = footprint_ingest(root, alone, events, FOOTPRINT_READ_IN_CHILD_BYTES="0")
     ceiling = orjson.loads(child("bench.sqlite_ceiling", str(root), events,
                                  str(tmp / "ceiling.db")).output)  # fmt: skip
     ratio = ceiling["seconds"] / ours.seconds
@@ -82,6 +85,8 @@ def sqlite_rows(tmp: Path, root: Path, customers: str, events: str, sizes: Sizes
         Row("footprint ingest -> SQLite", sizes.events, "events", ours.seconds, ours.rss_mb,
             f"{report['activities']:,} activities, {report['unmatched']:,} unmatched; "
             f"{_reader(ours)}"),
+        Row("  the same in one process (FOOTPRINT_READ_IN_CHILD_BYTES=0)", sizes.events,
+            "events", one_process.seconds, one_process.rss_mb, "no file reader child"),
         Row("  raw ceiling: bare executemany upsert, same tables", ceiling["rows"], "rows",
             ceiling["seconds"], None, f"ours = {ratio:.0%} of it (target >= 90%)"),
     ]  # fmt: skip

@@ -23,9 +23,11 @@ class Run:
     tree_pss_mb: float = 0.0  # the process and its children together, sampled every 20 ms
 
 
-def child(module: str, *args: str) -> Run:
-    """`python -m MODULE ARGS` from the repository root, with no FOOTPRINT_ settings leaking in."""
+def child(module: str, *args: str, settings: dict[str, str] | None = None) -> Run:
+    """`python -m MODULE ARGS` from the repository root, with no FOOTPRINT_ settings leaking in
+    but `settings`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTPRINT_")}
+    env.update(settings or {})
     env["PYTHONPATH"] = str(ROOT)
     with tempfile.TemporaryDirectory() as tmp:
         env["BENCH_PEAK_FILE"] = peak = str(Path(tmp) / "peak")
@@ -60,9 +62,9 @@ def _tree_pss_kib(pid: int) -> int:
     return total
 
 
-def footprint_ingest(root: Path, store: Path, *paths: str) -> Run:
+def footprint_ingest(root: Path, store: Path, *paths: str, **settings: str) -> Run:
     """`footprint ingest` of files of an export into a SQLite store."""
     return child(
         "shared", "ingest", "--root", str(root), *(str(root / p) for p in paths),
-        "--json", "--store", f"sqlite:///{store}",
+        "--json", "--store", f"sqlite:///{store}", settings=settings,
     )  # fmt: skip
