@@ -30,6 +30,7 @@ MEMBERS = "customers"
 REJECTS = "rejects"
 LEDGER = "ledger"
 OVERLAPS = "overlaps"  # files whose copies of a record met: see shared/core/overlaps.py
+REREADS = "rereads"  # files to read again because a file changes, until they were
 
 # What an index row must still hold for a writer to delete it.
 KEYED_IDENTITY = ("ActivityId", "SourceFile", "SourceRow", "SourceETag")
@@ -40,6 +41,11 @@ _LONG_ID = 64
 def overlap_record(winner: str, loser: str) -> Entity:
     return {"PartitionKey": digest(winner), "RowKey": digest(loser), "Winner": winner,
             "Loser": loser}  # fmt: skip
+
+
+def reread_record(path: str, file: str, noted: int) -> Entity:
+    return {"PartitionKey": digest(path), "RowKey": digest(file), "Path": path, "File": file,
+            "Noted": noted}  # fmt: skip
 
 
 def activity_where(activity_id: str) -> tuple[str, str]:

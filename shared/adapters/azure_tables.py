@@ -23,6 +23,7 @@ from shared.adapters.azure_table_layout import (
     MEMBERS,
     OVERLAPS,
     REJECTS,
+    REREADS,
     activity_of,
     activity_record,
     activity_where,
@@ -36,6 +37,7 @@ from shared.adapters.azure_table_layout import (
     overlap_record,
     reject_of,
     reject_record,
+    reread_record,
     timeline_key,
 )
 from shared.adapters.azure_table_lineage import (
@@ -193,6 +195,23 @@ class TableStore:
                          for name in (ACTIVITIES, CUSTOMER_ROWS)):  # fmt: skip
             return files
         return []
+
+    def _rereads(self, path: str) -> list[Entity]:
+        found = self.io.query(REREADS, "PartitionKey eq @pk", {"pk": digest(path)})
+        return sorted((r for r in found if r["Path"] == path), key=lambda r: r["Noted"])
+
+    def note_rereads(self, path: str, files: Sequence[str]) -> list[str]:
+        noted = self._rereads(path)
+        known = {r["File"] for r in noted}
+        new = [f for f in dict.fromkeys(files) if f not in known]
+        if new:
+            start = len(noted)
+            records = [reread_record(path, f, start + n) for n, f in enumerate(new)]
+            self.io.write_all(REREADS, [("upsert", r) for r in records])
+        return [r["File"] for r in noted] + new
+
+    def clear_rereads(self, path: str) -> None:
+        self.io.write_all(REREADS, [("delete", r) for r in self._rereads(path)])
 
     def forget_file(self, path: str, keep_etag: str) -> None:
         gone = forget_version(self.io, ACTIVITIES, path, keep_etag)

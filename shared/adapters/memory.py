@@ -34,6 +34,7 @@ class MemoryStore:
         self.rejects: dict[tuple[str, int], Reject] = {}
         self._by_foreign_key: dict[tuple[str | None, str | None], set[str]] = defaultdict(set)
         self.overlaps: dict[str, set[str]] = defaultdict(set)  # winner file -> loser files
+        self.rereads: dict[str, dict[str, None]] = defaultdict(dict)  # path -> files, in order
 
     def _overlap(self, new: Activity | CustomerRow, old: Activity | CustomerRow | None) -> None:
         if old is not None and new.source_file != old.source_file:
@@ -104,6 +105,15 @@ class MemoryStore:
             if not any(self._stale(path, keep_etag)):
                 return []
             return reachable(path, lambda winner: sorted(self.overlaps.get(winner, ())))
+
+    def note_rereads(self, path: str, files: Sequence[str]) -> list[str]:
+        with self._lock:
+            self.rereads[path].update(dict.fromkeys(files))
+            return list(self.rereads.get(path, ()))
+
+    def clear_rereads(self, path: str) -> None:
+        with self._lock:
+            self.rereads.pop(path, None)
 
     def forget_file(self, path: str, keep_etag: str) -> None:
         with self._lock:

@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS overlaps (
     winner TEXT NOT NULL, loser TEXT NOT NULL, PRIMARY KEY (winner, loser)
 ) WITHOUT ROWID;
 DROP TRIGGER IF EXISTS customer_rows_overlap;
+-- Files to read again because a file (path) changes, until they were: see note_rereads.
+CREATE TABLE IF NOT EXISTS rereads (
+    path TEXT NOT NULL, file TEXT NOT NULL, noted INTEGER NOT NULL, PRIMARY KEY (path, file)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rejects (
     file TEXT NOT NULL, row INTEGER NOT NULL, etag TEXT NOT NULL, entity TEXT,
     reason TEXT NOT NULL, excerpt TEXT NOT NULL, PRIMARY KEY (file, row)
@@ -268,6 +272,21 @@ class SqliteStore:
             return reachable(path, lambda winner: [loser for (loser,) in conn.execute(
                 "SELECT loser FROM overlaps WHERE winner = ? ORDER BY loser", (winner,)
             )])  # fmt: skip
+
+    def note_rereads(self, path: str, files: Sequence[str]) -> list[str]:
+        if files:
+            with self.db.transaction() as conn:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO rereads VALUES (?, ?, "
+                    "(SELECT coalesce(max(noted), 0) + 1 FROM rereads WHERE path = ?))",
+                    [(path, file, path) for file in files],
+                )
+        rows = self.db.query("SELECT file FROM rereads WHERE path = ? ORDER BY noted", (path,))
+        return [file for (file,) in rows]
+
+    def clear_rereads(self, path: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM rereads WHERE path = ?", (path,))
 
     def forget_file(self, path: str, keep_etag: str) -> None:
         with self.db.transaction() as conn:

@@ -59,6 +59,16 @@ class ProfileStore(Protocol):
         """
         ...
 
+    def note_rereads(self, path: str, files: Sequence[str]) -> list[str]:
+        """Note, durably, that `files` are to be read again because `path` changes; returns
+        them with any noted for `path` before and not cleared: a worker that died before
+        reading them left them to the next attempt at `path`."""
+        ...
+
+    def clear_rereads(self, path: str) -> None:
+        """The files noted for `path` were read again."""
+        ...
+
     def forget_file(self, path: str, keep_etag: str) -> None:
         """Remove what earlier versions (other ETags) of `path` wrote, and, if there was any,
         the overlaps noted for `path` as a winner: reading the files `overlapping_files`

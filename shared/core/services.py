@@ -112,14 +112,22 @@ def _attempt(ports, config, file, stream, entry, catalog, options) -> IngestRepo
                 (f"entity {schema.entity!r} feeds no configured activity or customer source"),
             )
         else:
-            again = _hand_over(ports, file.path, file.etag)
-            ports.store.forget_file(file.path, file.etag)
-            _load_file(ports.store, mapping, schema, file, stream, counts, options)
+            # Noted before anything is forgotten: should this worker die before reading them
+            # again, the next attempt at this file (the reconciler's) finds them noted.
+            store = ports.store
+            again = store.note_rereads(file.path, store.overlapping_files(file.path, file.etag))
+            store.forget_file(file.path, file.etag)
+            _load_file(store, mapping, schema, file, stream, counts, options)
             entry.status, entry.error = DONE, None
     except PermanentError as exc:
         entry.status, entry.error, entry.permanent = FAILED, str(exc), True
     except Exception as exc:  # storage faults and anything unforeseen: retry, then quarantine
         _note_transient(entry, exc, options)
+    if again:  # whether or not the new version landed: the old one is gone
+        try:
+            _read_again(ports, config, again, file.path, options, catalog)
+        except Exception as exc:  # the notes stay: the next attempt reads them again
+            _note_transient(entry, exc, options)
     entry.counts = counts
     entry.finished_at = iso(options.clock())
     entry.duration_ms = int((time.monotonic() - started) * 1000)
@@ -132,29 +140,47 @@ def _attempt(ports, config, file, stream, entry, catalog, options) -> IngestRepo
         counts.activities, counts.unmatched, counts.filtered, counts.rejected, counts.customers,
         entry.duration_ms, f" error={entry.error}" if entry.error else "",
     )  # fmt: skip
-    for path in again:
-        report = ingest_file(ports, config, path, options, catalog=catalog)
-        if report.status == SKIPPED:  # someone else has it, and may have read it too early
-            _replay(ports, config, path, options, catalog)
-        log.info("read %s again after %s changed: %s", path, file.path, report.status)
     return _report_of(entry)
+
+
+def _read_again(
+    ports: Ports,
+    config: Config,
+    files: list[str],
+    changed: str,
+    options: IngestOptions,
+    catalog: Catalog,
+) -> None:
+    """Read again the files holding copies of what `changed` may have dropped, then clear the
+    note of them. A file done at its current version, or held by another worker, is written
+    again without a ledger entry; a new version of it is ingested as any."""
+    for path in files:
+        report = ingest_file(ports, config, path, options, catalog=catalog)
+        if report.status == SKIPPED:  # done already, or someone else has it and may be past it
+            _replay(ports, config, path, options, catalog)
+        log.info("read %s again after %s changed: %s", path, changed, report.status)
+    ports.store.clear_rereads(changed)
 
 
 def _replay(
     ports: Ports, config: Config, path: str, options: IngestOptions, catalog: Catalog
 ) -> None:
-    """Write a file's rows again, leaving its ledger entry to the worker that holds it: rows it
-    wrote before a rewrite forgot the copies they lost to are written again now."""
+    """Write a file's rows again, its ledger entry left as it is (done, or its worker's): what
+    it holds comes back where a forgotten version's copy beat it. A storage fault is raised,
+    so that the notes of what to read again stay."""
     try:
         file, stream = ports.source.open(path)
-        with contextlib.closing(stream):
-            if file_kind(path) is None or file.size > options.max_file_bytes:
-                return
+    except (NotFound, PermanentError):
+        return  # gone or out of reach: nothing of it to bring back
+    with contextlib.closing(stream):
+        if file_kind(path) is None or file.size > options.max_file_bytes:
+            return
+        try:
             schema = catalog.describe(path)
             mapping = EntityMapping(config, schema.entity)
             _load_file(ports.store, mapping, schema, file, stream, Counts(), options)
-    except Exception as exc:  # its own worker's run still lands what it can
-        log.warning("could not read %s again: %s", path, exc)
+        except PermanentError:
+            pass  # a broken file: what precedes the break is written, as when it was read
 
 
 def _load_file(store, mapping, schema, file, stream, counts, options) -> None:  # type: ignore[no-untyped-def]
@@ -175,21 +201,6 @@ def _load_file(store, mapping, schema, file, stream, counts, options) -> None:  
     in_child = threshold is not None and file.size >= threshold and forked.available()
     for batch in forked.batches_from_child(batches) if in_child else batches():
         _write(store, batch, counts)
-
-
-def _hand_over(ports: Ports, path: str, etag: str) -> list[str]:
-    """The files to read again once other versions of `path` are forgotten, each marked in the
-    ledger as due first, so that a crash before they are read leaves them to the reconciler."""
-    files = ports.store.overlapping_files(path, etag)
-    for other in files:
-        entry = ports.ledger.latest(other)
-        if entry is not None and entry.status == DONE:
-            entry.status, entry.permanent, entry.attempts, entry.not_before = FAILED, False, 0, None
-            entry.error = (
-                f"to read again: {path} changed, and this file may hold copies of its records"
-            )
-            ports.ledger.record(entry)
-    return files
 
 
 class _UntilBroken:

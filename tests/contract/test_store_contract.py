@@ -147,6 +147,17 @@ def test_forgetting_a_version_drops_the_overlaps_it_won(store):  # type: ignore[
     assert store.overlapping_files("b.csv", "e3") == ["a.csv"]
 
 
+def test_files_to_read_again_stay_noted_until_cleared(backend_factory):  # type: ignore[no-untyped-def]
+    store, _ = backend_factory()
+    assert store.note_rereads("b.csv", []) == []
+    assert store.note_rereads("b.csv", ["a.csv", "c.csv"]) == ["a.csv", "c.csv"]
+    # A later attempt at b.csv finds them, with what it notes itself, each once.
+    assert store.note_rereads("b.csv", ["d.csv", "a.csv"]) == ["a.csv", "c.csv", "d.csv"]
+    assert store.note_rereads("x.csv", []) == []
+    store.clear_rereads("b.csv")
+    assert store.note_rereads("b.csv", []) == []
+
+
 def test_the_timeline_is_newest_first_and_only_shows_timeline_activities(store):  # type: ignore[no-untyped-def]
     store.write([
         activity("old", time="2021-01-01T00:00:00.000Z"),

@@ -82,6 +82,35 @@ def test_a_rewrite_while_another_worker_reads_the_overlapping_file_keeps_its_cop
     finally:
         store.close()
 
+
+def test_a_rewrite_dying_while_another_worker_reads_the_overlapping_file_loses_nothing(
+    backend: Backend, tmp_path: Path
+) -> None:
+    event = "x,2021-09-29T10:00:00Z,Email promotion,R-001\n"
+    _write(tmp_path / "EmailPromotion/a.csv", HEADER + event, 1)
+    _write(tmp_path / "EmailPromotion/b.csv", HEADER + event, 1)
+    store, ledger = backend.fresh().open()
+    source = LocalFileSource(tmp_path)
+    try:
+        for path in ("EmailPromotion/a.csv", "EmailPromotion/b.csv"):
+            assert ingest_file(Ports(source, store, ledger), CONFIG, path).status == "done"
+        # Another worker holds a.csv (so nothing can mark it) when b.csv is rewritten without
+        # x, and the rewriting worker dies right after forgetting b.csv's first version.
+        [a_entry] = [e for e in ledger.entries() if e.path == "EmailPromotion/a.csv"]
+        far = "2999-01-01T00:00:00.000Z"
+        assert ledger.claim(a_entry.path, a_entry.etag, "2021-01-01T00:00:00.000Z", far, force=True)
+        _write(tmp_path / "EmailPromotion/b.csv", HEADER, 2)
+        with contextlib.suppress(_Crash):
+            ingest_file(Ports(source, _DiesOnFirstWrite(store), ledger), CONFIG, "EmailPromotion/b.csv")  # type: ignore[arg-type]
+        assert store.list_activities(None, False, None) == []  # x is gone for now
+        options = IngestOptions(clock=later(901), retry_base_seconds=0)
+        reconcile(Ports(source, store, ledger), CONFIG, options)
+        events = [(a.source_activity_id, a.source_file) for a in store.list_activities(None, False, None)]
+        _record(backend, ["x"], [e for e, _ in events], events == [("x", "EmailPromotion/a.csv")])
+        assert events == [("x", "EmailPromotion/a.csv")]
+    finally:
+        store.close()
+
 # Case 7: files that hold copies of the same events and customer rows, rewritten over and over
 # in any order, some rewrites dying right after the old version was forgotten; the reconciler
 # then runs. The store must equal a clean run over the final files.
