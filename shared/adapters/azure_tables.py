@@ -183,12 +183,13 @@ class TableStore:
         if met:
             self.io.write_all(OVERLAPS, [("upsert", overlap_record(*pair)) for pair in met])
 
+    def _overlaps_won_by(self, winner: str) -> list[Entity]:
+        found = self.io.query(OVERLAPS, "PartitionKey eq @pk", {"pk": digest(winner)})
+        return [r for r in found if r["Winner"] == winner]  # digests can collide
+
     def overlapping_files(self, path: str, keep_etag: str) -> list[str]:
         def losers_of(winner: str) -> list[str]:
-            found = self.io.query(
-                OVERLAPS, "PartitionKey eq @pk", {"pk": digest(winner)}, select=["Winner", "Loser"]
-            )
-            return sorted(r["Loser"] for r in found if r["Winner"] == winner)
+            return sorted(r["Loser"] for r in self._overlaps_won_by(winner))
 
         files = reachable(path, losers_of)
         if files and any(has_other_version(self.io, name, path, keep_etag)
@@ -221,9 +222,7 @@ class TableStore:
         self._customer_keys.difference_update((r["Entity"], r["Key"]) for r in gone_rows)
         self.io.delete_if_unchanged(MEMBERS, [member_record(r) for r in gone_rows], MEMBER_IDENTITY)
         if gone or gone_rows:
-            noted = self.io.query(OVERLAPS, "PartitionKey eq @pk", {"pk": digest(path)},
-                                  select=["PartitionKey", "RowKey", "Winner"])  # fmt: skip
-            self.io.write_all(OVERLAPS, [("delete", r) for r in noted if r["Winner"] == path])
+            self.io.write_all(OVERLAPS, [("delete", r) for r in self._overlaps_won_by(path)])
         stale = self.io.query(
             REJECTS, "PartitionKey eq @file and FileETag ne @keep",
             {"file": digest(path), "keep": keep_etag}, select=["PartitionKey", "RowKey"],

@@ -8,7 +8,7 @@ import dataclasses
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
 
 import orjson
@@ -202,32 +202,22 @@ def _settle_customers(
     conn: sqlite3.Connection, customers: Sequence[CustomerRow], rows: list[tuple]
 ) -> None:
     """As sqlite_activities._settle, for customer rows the insert skipped."""
-    stored: dict[tuple[str, str], tuple[str, str, int]] = {}
+    stored: dict[Hashable, tuple[str, int, object]] = {}
     for i in range(0, len(customers), sqlite_activities.CHUNK):
         chunk = customers[i : i + sqlite_activities.CHUNK]
         stored.update(
-            ((entity, key), (file, etag, number))
+            ((entity, key), (file, number, (file, etag)))
             for entity, key, file, etag, number in conn.execute(
                 "SELECT entity, key, source_file, source_etag, source_row FROM customer_rows "
                 f"WHERE (entity, key) IN (VALUES {', '.join(['(?, ?)'] * len(chunk))})",
                 [part for r in chunk for part in (r.entity, r.key)],
             )
         )
-    winners, met = [], set()
-    for r, row in zip(customers, rows, strict=True):
-        file, etag, number = stored[(r.entity, r.key)]
-        if (file, etag, number) == (r.source_file, r.source_etag, r.source_row):
-            continue  # this very row: inserted just now, or the same file version again
-        if (r.source_file, r.source_row) >= (file, number):
-            winners.append(row)
-            stored[(r.entity, r.key)] = (r.source_file, r.source_etag, r.source_row)
-            met.add((r.source_file, file))
-        else:
-            met.add((file, r.source_file))
-    conn.executemany(_UPSERT_CUSTOMER, winners)
-    conn.executemany(
-        "INSERT OR IGNORE INTO overlaps VALUES (?, ?)", [m for m in met if m[0] != m[1]]
+    copies = (
+        ((r.entity, r.key), r.source_file, r.source_row, (r.source_file, r.source_etag), row)
+        for r, row in zip(customers, rows, strict=True)
     )
+    sqlite_activities.settle(conn, _UPSERT_CUSTOMER, copies, stored)
 
 
 def _search_text(row: CustomerRow) -> str:

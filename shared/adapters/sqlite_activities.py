@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from operator import itemgetter
 
 from shared.core.model import Activity, CustomerRow
@@ -112,10 +112,9 @@ class ActivityWriter:
 
 def _settle(conn: sqlite3.Connection, activities: Sequence[Activity], rows: list[tuple]) -> None:
     """The rows the insert skipped, their id already stored (another file's copy, a file read
-    again, or a copy earlier in the batch): the greater (SourceFile, SourceRow) is written, and
-    each meeting of two files' copies is noted in overlaps. A load of new events never gets
-    here, so the look-up costs only the loads that meet stored rows."""
-    stored: dict[str, tuple[str, int, int]] = {}
+    again, or a copy earlier in the batch). A load of new events never gets here, so the
+    look-up costs only the loads that meet stored rows."""
+    stored: dict[Hashable, tuple[str, int, object]] = {}
     for i in range(0, len(rows), CHUNK):
         chunk = [row[0] for row in rows[i : i + CHUNK]]
         stored.update(
@@ -127,19 +126,34 @@ def _settle(conn: sqlite3.Connection, activities: Sequence[Activity], rows: list
                 chunk,
             )
         )
+    copies = (
+        (row[0], a.source_file, a.source_row, row[1], row)
+        for a, row in zip(activities, rows, strict=True)
+    )
+    settle(conn, UPSERT, copies, stored)
+
+
+def settle(
+    conn: sqlite3.Connection,
+    upsert: str,
+    copies: Iterable[tuple[Hashable, str, int, object, tuple]],
+    stored: dict[Hashable, tuple[str, int, object]],
+) -> None:
+    """Copies (key, file, row, version, values) an insert skipped, against what is `stored`
+    by key (file, row, version): the greater (file, row) is upserted, and each meeting of two
+    files' copies noted in overlaps."""
     winners, met = [], set()
-    for activity, row in zip(activities, rows, strict=True):
-        file, number, source = stored[row[0]]
-        if (source, number) == (row[1], row[2]):
+    for key, file, number, version, values in copies:
+        their_file, their_number, their_version = stored[key]
+        if (their_version, their_number) == (version, number):
             continue  # this very row: inserted just now, or the same file version again
-        mine = activity.source_file
-        if (mine, activity.source_row) >= (file, number):
-            winners.append(row)
-            stored[row[0]] = (mine, activity.source_row, row[1])
-            met.add((mine, file))
+        if (file, number) >= (their_file, their_number):
+            winners.append(values)
+            stored[key] = (file, number, version)
+            met.add((file, their_file))
         else:
-            met.add((file, mine))
-    conn.executemany(UPSERT, winners)
+            met.add((their_file, file))
+    conn.executemany(upsert, winners)
     conn.executemany(
         "INSERT OR IGNORE INTO overlaps VALUES (?, ?)", [m for m in met if m[0] != m[1]]
     )

@@ -11,6 +11,8 @@ import os
 import random
 from pathlib import Path
 
+import pytest
+
 from shared.adapters.local_files import LocalFileSource
 from shared.core.reconciler import reconcile
 from shared.core.services import IngestOptions, Ports, ingest_file
@@ -58,33 +60,9 @@ def test_a_rewrite_dropping_a_shared_event_keeps_the_other_files_copy(backend: B
 
 
 
+@pytest.mark.parametrize("dies", [False, True], ids=["lives", "dies after the forget"])
 def test_a_rewrite_while_another_worker_reads_the_overlapping_file_keeps_its_copy(
-    backend: Backend, tmp_path: Path
-) -> None:
-    event = "x,2021-09-29T10:00:00Z,Email promotion,R-001\n"
-    _write(tmp_path / "EmailPromotion/a.csv", HEADER + event, 1)
-    _write(tmp_path / "EmailPromotion/b.csv", HEADER + event, 1)
-    store, ledger = backend.fresh().open()
-    ports = Ports(LocalFileSource(tmp_path), store, ledger)
-    try:
-        for path in ("EmailPromotion/a.csv", "EmailPromotion/b.csv"):
-            assert ingest_file(ports, CONFIG, path).status == "done"
-        # Another worker holds a.csv now (forced again), its copy of x already written and
-        # beaten by b.csv's; b.csv is rewritten without x meanwhile.
-        [a_entry] = [e for e in ledger.entries() if e.path == "EmailPromotion/a.csv"]
-        far = "2999-01-01T00:00:00.000Z"
-        assert ledger.claim(a_entry.path, a_entry.etag, "2021-01-01T00:00:00.000Z", far, force=True)
-        _write(tmp_path / "EmailPromotion/b.csv", HEADER, 2)
-        assert ingest_file(ports, CONFIG, "EmailPromotion/b.csv").status == "done"
-        events = [(a.source_activity_id, a.source_file) for a in store.list_activities(None, False, None)]
-        _record(backend, ["x"], [e for e, _ in events], events == [("x", "EmailPromotion/a.csv")])
-        assert events == [("x", "EmailPromotion/a.csv")]
-    finally:
-        store.close()
-
-
-def test_a_rewrite_dying_while_another_worker_reads_the_overlapping_file_loses_nothing(
-    backend: Backend, tmp_path: Path
+    backend: Backend, tmp_path: Path, dies: bool
 ) -> None:
     event = "x,2021-09-29T10:00:00Z,Email promotion,R-001\n"
     _write(tmp_path / "EmailPromotion/a.csv", HEADER + event, 1)
@@ -94,22 +72,31 @@ def test_a_rewrite_dying_while_another_worker_reads_the_overlapping_file_loses_n
     try:
         for path in ("EmailPromotion/a.csv", "EmailPromotion/b.csv"):
             assert ingest_file(Ports(source, store, ledger), CONFIG, path).status == "done"
-        # Another worker holds a.csv (so nothing can mark it) when b.csv is rewritten without
-        # x, and the rewriting worker dies right after forgetting b.csv's first version.
+        # Another worker holds a.csv now (forced again), its copy of x already written and
+        # beaten by b.csv's; b.csv is rewritten without x meanwhile, by a worker that may die
+        # right after forgetting b.csv's first version.
         [a_entry] = [e for e in ledger.entries() if e.path == "EmailPromotion/a.csv"]
         far = "2999-01-01T00:00:00.000Z"
         assert ledger.claim(a_entry.path, a_entry.etag, "2021-01-01T00:00:00.000Z", far, force=True)
         _write(tmp_path / "EmailPromotion/b.csv", HEADER, 2)
+        rewriter = _DiesOnFirstWrite(store) if dies else store
         with contextlib.suppress(_Crash):
-            ingest_file(Ports(source, _DiesOnFirstWrite(store), ledger), CONFIG, "EmailPromotion/b.csv")  # type: ignore[arg-type]
-        assert store.list_activities(None, False, None) == []  # x is gone for now
-        options = IngestOptions(clock=later(901), retry_base_seconds=0)
-        reconcile(Ports(source, store, ledger), CONFIG, options)
+            ingest_file(Ports(source, rewriter, ledger), CONFIG, "EmailPromotion/b.csv")  # type: ignore[arg-type]
+        if dies:
+            assert store.list_activities(None, False, None) == []  # x is gone for now
+            options = IngestOptions(clock=later(901), retry_base_seconds=0)
+            reconcile(Ports(source, store, ledger), CONFIG, options)
+        assert ledger.get("EmailPromotion/b.csv", _etag(source, "EmailPromotion/b.csv")).status == "done"  # type: ignore[union-attr]
         events = [(a.source_activity_id, a.source_file) for a in store.list_activities(None, False, None)]
         _record(backend, ["x"], [e for e, _ in events], events == [("x", "EmailPromotion/a.csv")])
         assert events == [("x", "EmailPromotion/a.csv")]
     finally:
         store.close()
+
+
+def _etag(source: LocalFileSource, path: str) -> str:
+    return source.stat(path).etag
+
 
 # Case 7: files that hold copies of the same events and customer rows, rewritten over and over
 # in any order, some rewrites dying right after the old version was forgotten; the reconciler
