@@ -18,7 +18,7 @@ import orjson
 from bench import export
 from bench.measure import Run, child, footprint_ingest
 from bench.table import Row, print_table
-from shared.adapters.sqlite import CACHE_KIB
+from shared.adapters.sqlite.store import CACHE_KIB
 
 
 @dataclasses.dataclass(frozen=True)

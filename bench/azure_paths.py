@@ -24,16 +24,16 @@ from bench import export
 from bench.measure import ROOT
 from bench.table import Row
 from shared import bootstrap
-from shared.adapters import azure_table_batch
-from shared.adapters.azure_table_access import MAX_OPS
-from shared.adapters.azure_table_keys import pack
-from shared.adapters.azure_table_layout import activity_record
-from shared.adapters.azure_tables import open_tables
+from shared.adapters.azure import table_batch
+from shared.adapters.azure.table_access import MAX_OPS
+from shared.adapters.azure.table_keys import pack
+from shared.adapters.azure.table_layout import activity_record
+from shared.adapters.azure.tables import open_tables
 from shared.adapters.local_files import LocalFileSource
+from shared.core.ingest.service import IngestOptions, Ports, ingest_file
 from shared.core.mapping import EntityMapping, derived_customer_id
 from shared.core.model import SourceFile
-from shared.core.parsing import iter_rows
-from shared.core.services import IngestOptions, Ports, ingest_file
+from shared.core.reading.rows import iter_rows
 from shared.settings import Settings
 from tests.azurite import Azurite
 
@@ -63,7 +63,7 @@ def table_throughput(azurite: Azurite, root: Path, customers: str, events: str) 
     ours = time.perf_counter() - started
     store.close()
     sdk = _bare_upserts(azurite, root, events, TableClient.submit_transaction)
-    encoder = _bare_upserts(azurite, root, events, azure_table_batch.submit)
+    encoder = _bare_upserts(azurite, root, events, table_batch.submit)
     return Throughput(report.counts.activities, ours, sdk, encoder)
 
 

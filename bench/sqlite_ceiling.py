@@ -12,12 +12,12 @@ from pathlib import Path
 
 import orjson
 
-from shared.adapters.sqlite import SqliteDatabase
-from shared.adapters.sqlite_activities import UPSERT, _source_id
+from shared.adapters.sqlite.activities import UPSERT, _source_id
+from shared.adapters.sqlite.store import SqliteDatabase
 from shared.bootstrap import load_config
 from shared.core.mapping import EntityMapping
 from shared.core.model import SourceFile
-from shared.core.parsing import iter_rows
+from shared.core.reading.rows import iter_rows
 
 
 def main() -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from shared.core.config import Config, parse_config
 from shared.core.errors import ConfigError
-from shared.core.parsing import Limits
+from shared.core.ingest.service import IngestOptions, Ports
 from shared.core.ports import FileSource, Ledger, ProfileStore
-from shared.core.services import IngestOptions, Ports
+from shared.core.reading.records import Limits
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,8 @@ def load_config(path: str | None) -> Config:
 def open_store(url: str, settings: Settings) -> tuple[ProfileStore, Ledger]:
     """The profile store and ledger a store URL names."""
     if url.startswith("sqlite:///"):
-        from shared.adapters.sqlite import SqliteDatabase, SqliteStore
-        from shared.adapters.sqlite_ledger import SqliteLedger
+        from shared.adapters.sqlite.ledger import SqliteLedger
+        from shared.adapters.sqlite.store import SqliteDatabase, SqliteStore
 
         path = url.removeprefix("sqlite:///")
         if not path:
@@ -51,7 +51,7 @@ def open_store(url: str, settings: Settings) -> tuple[ProfileStore, Ledger]:
         if url != "azure-tables:":
             # Secrets belong in settings, which never get printed; a URL ends up in logs.
             raise ConfigError("store URL azure-tables: takes nothing after the colon")
-        from shared.adapters.azure_tables import open_tables
+        from shared.adapters.azure.tables import open_tables
 
         conn = _storage_connection(settings, "store azure-tables:")
         return open_tables(conn, settings.table_prefix)
@@ -73,7 +73,7 @@ def _storage_connection(settings: Settings, what: str) -> str:
 def open_source(location: str, settings: Settings) -> FileSource:
     """A file source for a local folder, or `blob:CONTAINER[/PREFIX]` in the storage account."""
     if location.startswith("blob:"):
-        from shared.adapters.azure_blob import BlobFileSource
+        from shared.adapters.azure.blob import BlobFileSource
 
         container, _, prefix = location.removeprefix("blob:").strip("/").partition("/")
         if not container:
@@ -120,7 +120,7 @@ def runtime() -> Runtime:
 
 def ingest_options(settings: Settings, root: str = "", ports: Ports | None = None) -> IngestOptions:
     """The settings' ingest options; `ports` of a command loading local files into SQLite also
-    read large files in a child process (shared/core/forked.py)."""
+    read large files in a child process (shared/core/ingest/forked.py)."""
     return IngestOptions(
         root=root, max_attempts=settings.max_attempts,
         retry_base_seconds=settings.retry_base_seconds, batch_size=settings.batch_size,
@@ -133,6 +133,6 @@ def ingest_options(settings: Settings, root: str = "", ports: Ports | None = Non
 
 def _local_into_sqlite(ports: Ports) -> bool:
     from shared.adapters.local_files import LocalFileSource
-    from shared.adapters.sqlite import SqliteStore
+    from shared.adapters.sqlite.store import SqliteStore
 
     return isinstance(ports.source, LocalFileSource) and isinstance(ports.store, SqliteStore)

@@ -23,11 +23,17 @@ from shared.cli_output import (
     format_status,
 )
 from shared.core import queries
-from shared.core.cdm import Catalog, inspect, is_manifest_name, is_metadata, is_partition_folder
+from shared.core.cdm.catalog import (
+    Catalog,
+    inspect,
+    is_manifest_name,
+    is_metadata,
+    is_partition_folder,
+)
 from shared.core.errors import FootprintError
+from shared.core.ingest.reconciler import reconcile
+from shared.core.ingest.service import Ports, ingest_file
 from shared.core.model import FAILED, QUARANTINED
-from shared.core.reconciler import reconcile
-from shared.core.services import Ports, ingest_file
 from shared.settings import Settings
 
 EXIT_BAD_INPUT = 2

@@ -103,8 +103,8 @@ def run_demo(args) -> int:  # type: ignore[no-untyped-def]
     from shared.adapters.local_files import LocalFileSource
     from shared.cli_output import emit, format_card
     from shared.core import queries
-    from shared.core.reconciler import reconcile
-    from shared.core.services import Ports
+    from shared.core.ingest.reconciler import reconcile
+    from shared.core.ingest.service import Ports
     from shared.settings import Settings
 
     folder = Path(args.dir)

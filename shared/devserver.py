@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 import azure.functions as func
 from azure.functions.timer import TimerRequest
 
-from shared.core.events import BLOB_CREATED
+from shared.core.ingest.events import BLOB_CREATED
 from shared.core.ports import FileSource
 
 log = logging.getLogger(__name__)

@@ -41,7 +41,7 @@ class Settings:
     max_row_bytes: int
     max_file_bytes: int
     batch_size: int
-    read_in_child_bytes: int  # 0: never (see shared/core/forked.py)
+    read_in_child_bytes: int  # 0: never (see shared/core/ingest/forked.py)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -7,7 +7,8 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
-from shared.core.claims import next_claim, utc_now
+from shared.core.ingest.claims import next_claim, utc_now
+from shared.core.ingest.overlaps import reachable
 from shared.core.model import (
     Activity,
     AlternateKey,
@@ -18,7 +19,6 @@ from shared.core.model import (
     Reject,
     TimelineQuery,
 )
-from shared.core.overlaps import reachable
 from shared.core.paging import decode_cursor, encode_cursor
 
 

@@ -13,7 +13,7 @@ import orjson
 from shared.core.config import ActivityConfig, Config, CustomerSource
 from shared.core.errors import PermanentError
 from shared.core.model import Activity, CustomerRow, Reject, SourceFile
-from shared.core.parsing import ParsedRow
+from shared.core.reading.records import ParsedRow
 
 MAX_KEY_LENGTH = 1024
 # Longer text is a broken row, not an event: every store must hold the record (an Azure

@@ -9,8 +9,8 @@ from azure.eventgrid import SystemEventNames
 
 from shared import bootstrap
 from shared.core.errors import TransientError
-from shared.core.events import BLOB_CREATED, route_event
-from shared.core.services import ingest_file
+from shared.core.ingest.events import BLOB_CREATED, route_event
+from shared.core.ingest.service import ingest_file
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()

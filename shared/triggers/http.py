@@ -13,8 +13,8 @@ import orjson
 from shared import bootstrap
 from shared.core import queries
 from shared.core.errors import BadRequest, ConfigError, NotFound, TransientError
+from shared.core.ingest.service import ingest_file
 from shared.core.model import SKIPPED
-from shared.core.services import ingest_file
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)

@@ -7,7 +7,7 @@ import logging
 import azure.functions as func
 
 from shared import bootstrap
-from shared.core.reconciler import reconcile
+from shared.core.ingest.reconciler import reconcile
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()

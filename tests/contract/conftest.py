@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from shared.adapters.memory import MemoryLedger, MemoryStore
-from shared.adapters.sqlite import SqliteDatabase, SqliteStore
-from shared.adapters.sqlite_ledger import SqliteLedger
+from shared.adapters.sqlite.ledger import SqliteLedger
+from shared.adapters.sqlite.store import SqliteDatabase, SqliteStore
 from tests.azurite import AzuriteNames
 
 IMPLEMENTATIONS = ["memory", "sqlite", pytest.param("azure_tables", marks=pytest.mark.azurite)]
@@ -16,7 +16,7 @@ IMPLEMENTATIONS = ["memory", "sqlite", pytest.param("azure_tables", marks=pytest
 
 def _azure_tables(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     """A store and ledger on the session's Azurite, under table names no other test uses."""
-    from shared.adapters.azure_tables import open_tables
+    from shared.adapters.azure.tables import open_tables
 
     azurite = request.getfixturevalue("azurite")
     return open_tables(azurite.connection_string, AzuriteNames.fresh().table_prefix)

@@ -9,7 +9,7 @@ import tracemalloc
 import pytest
 from azure.storage.blob import ContainerClient
 
-from shared.adapters.azure_blob import BlobFileSource
+from shared.adapters.azure.blob import BlobFileSource
 from shared.bootstrap import open_source
 from shared.core.errors import ConfigError, NotFound, TransientError
 from shared.settings import Settings

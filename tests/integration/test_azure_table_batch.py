@@ -1,4 +1,4 @@
-"""Entity group transactions written and read by azure_table_batch, against a real Azurite:
+"""Entity group transactions written and read by shared/adapters/azure/table_batch.py, against a real Azurite:
 each kind of operation lands as the SDK's own submit_transaction would land it, and each kind
 of refusal raises the SDK's error with the operation's status."""
 
@@ -15,7 +15,7 @@ from azure.data.tables import (
     UpdateMode,
 )
 
-from shared.adapters import azure_table_batch
+from shared.adapters.azure import table_batch
 from tests.azurite import Azurite, AzuriteNames
 
 pytestmark = pytest.mark.azurite
@@ -42,7 +42,7 @@ def test_every_kind_of_operation_lands_as_the_sdk_lands_it(tables) -> None:  # t
                          "Big": EntityProperty(2**40 + n, EdmType.INT64), "Flag": n % 2 == 0,
                          "Ratio": n / 3, "Long": "é" * 20_000})
              for n, key in enumerate(ODD)]  # fmt: skip
-    for table, send in ((ours, azure_table_batch.submit), (theirs, type(theirs).submit_transaction)):
+    for table, send in ((ours, table_batch.submit), (theirs, type(theirs).submit_transaction)):
         send(table, first)
         etag = table.get_entity("p", ODD[1]).metadata["etag"]
         send(table, [
@@ -73,9 +73,9 @@ def test_every_kind_of_operation_lands_as_the_sdk_lands_it(tables) -> None:  # t
 )  # fmt: skip
 def test_a_refused_operation_raises_the_sdks_error_and_writes_nothing(tables, ops, status) -> None:  # type: ignore[no-untyped-def]
     ours, _ = tables
-    azure_table_batch.submit(ours, [("create", {"PartitionKey": "p", "RowKey": "a", "X": 0})])
+    table_batch.submit(ours, [("create", {"PartitionKey": "p", "RowKey": "a", "X": 0})])
     with pytest.raises(TableTransactionError) as raised:
-        azure_table_batch.submit(ours, ops)
+        table_batch.submit(ours, ops)
     assert raised.value.status_code == status
     assert raised.value.error_code
     assert [(e["RowKey"], e["X"]) for e in ours.list_entities()] == [("a", 0)]
@@ -87,7 +87,7 @@ def test_a_wrong_key_fails_as_it_fails_in_the_sdk(azurite: Azurite) -> None:
     table = service.get_table_client(AzuriteNames.fresh().table_prefix + "x")
     ops = [("upsert", {"PartitionKey": "p", "RowKey": "a"})]
     failures = []
-    for send in (azure_table_batch.submit, type(table).submit_transaction):
+    for send in (table_batch.submit, type(table).submit_transaction):
         with pytest.raises(HttpResponseError) as raised:
             send(table, ops)
         failures.append((type(raised.value), raised.value.status_code))

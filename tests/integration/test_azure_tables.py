@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from shared.adapters.azure_tables import TableStore, open_tables
+from shared.adapters.azure.tables import TableStore, open_tables
 from shared.bootstrap import open_store
 from shared.core.errors import BadRequest, ConfigError, TransientError
 from shared.core.mapping import derived_customer_id

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.sqlite import SqliteDatabase, SqliteStore
-from shared.adapters.sqlite_ledger import SqliteLedger
+from shared.adapters.sqlite.ledger import SqliteLedger
+from shared.adapters.sqlite.store import SqliteDatabase, SqliteStore
 from shared.core.model import DONE, LedgerEntry
 from tests.builders import activity
 

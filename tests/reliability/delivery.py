@@ -12,7 +12,7 @@ from azure.eventgrid import EventGridEvent
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from shared import bootstrap
-from shared.core.events import BLOB_CREATED
+from shared.core.ingest.events import BLOB_CREATED
 from shared.settings import Settings
 from shared.triggers import build_app
 from tests.azurite import Azurite, AzuriteNames

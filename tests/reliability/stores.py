@@ -13,9 +13,9 @@ from pathlib import Path
 from shared import bootstrap
 from shared.adapters.local_files import LocalFileSource
 from shared.core.config import Config
+from shared.core.ingest.reconciler import reconcile
+from shared.core.ingest.service import IngestOptions, Ports
 from shared.core.ports import Ledger, ProfileStore
-from shared.core.reconciler import reconcile
-from shared.core.services import IngestOptions, Ports
 from shared.settings import Settings
 from tests.azurite import Azurite, AzuriteNames
 from tests.reliability.corpus import CORPUS, Corpus

@@ -7,7 +7,7 @@ import random
 import time
 from pathlib import Path
 
-from shared.core.cdm import is_metadata
+from shared.core.cdm.catalog import is_metadata
 from shared.core.model import DONE, SKIPPED
 from tests.reliability import summary, workers
 from tests.reliability.corpus import CORPUS

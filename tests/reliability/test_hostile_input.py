@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.local_files import LocalFileSource
+from shared.core.ingest.service import IngestOptions, Ports, ingest_file
 from shared.core.model import FAILED
-from shared.core.services import IngestOptions, Ports, ingest_file
 from tests.reliability import summary
 from tests.reliability.digest import activity_key
 from tests.reliability.hostile import Kind, kinds

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from shared import bootstrap
-from shared.core.cdm import is_metadata
+from shared.core.cdm.catalog import is_metadata
 from shared.core.model import DONE, SKIPPED
 from tests.reliability import summary
 from tests.reliability.corpus import CORPUS

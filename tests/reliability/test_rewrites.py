@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.local_files import LocalFileSource
-from shared.core.reconciler import reconcile
-from shared.core.services import IngestOptions, Ports, ingest_file
+from shared.core.ingest.reconciler import reconcile
+from shared.core.ingest.service import IngestOptions, Ports, ingest_file
 from tests.reliability import summary
 from tests.reliability.digest import Snapshot, compare
 from tests.reliability.stores import CONFIG, Backend, Stopwatch, later

@@ -23,10 +23,10 @@ import pytest
 from shared import bootstrap
 from shared.adapters.local_files import LocalFileSource
 from shared.adapters.memory import MemoryLedger, MemoryStore
+from shared.core.ingest.reconciler import reconcile
+from shared.core.ingest.service import Ports, ingest_file
 from shared.core.mapping import derived_customer_id
 from shared.core.paging import encode_cursor
-from shared.core.reconciler import reconcile
-from shared.core.services import Ports, ingest_file
 from shared.settings import Settings
 from tests.azurite import ACCOUNT_KEY, Azurite, free_port
 from tests.reliability import summary

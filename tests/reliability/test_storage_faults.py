@@ -12,11 +12,11 @@ from collections.abc import Iterator
 import pytest
 
 from shared import bootstrap
-from shared.core.cdm import is_metadata
+from shared.core.cdm.catalog import is_metadata
 from shared.core.errors import TransientError
+from shared.core.ingest.reconciler import reconcile
+from shared.core.ingest.service import IngestOptions
 from shared.core.model import DONE, SKIPPED
-from shared.core.reconciler import reconcile
-from shared.core.services import IngestOptions
 from tests.azurite import Azurite
 from tests.reliability import summary
 from tests.reliability.corpus import CORPUS

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from shared.adapters.local_files import LocalFileSource
-from shared.core.cdm import (
+from shared.core.cdm.catalog import (
     Attribute,
     Catalog,
     FileSchema,
@@ -21,7 +21,7 @@ from shared.core.cdm import (
     resolve_partitions,
 )
 from shared.core.errors import NotFound, PermanentError
-from shared.core.parsing import CsvFormat
+from shared.core.reading.records import CsvFormat
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "cdm"
 PATTERN_FIXTURES = ("manifest-partition-globs", "manifest-incremental-patterns")

@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 from shared.adapters.local_files import LocalFileSource
 from shared.adapters.memory import MemoryLedger, MemoryStore
-from shared.adapters.sqlite import SqliteDatabase, SqliteStore
-from shared.adapters.sqlite_ledger import SqliteLedger
+from shared.adapters.sqlite.ledger import SqliteLedger
+from shared.adapters.sqlite.store import SqliteDatabase, SqliteStore
 from shared.bootstrap import load_config
+from shared.core.ingest.service import Ports, ingest_file
 from shared.core.mapping import activity_id, derived_customer_id, to_utc
-from shared.core.services import Ports, ingest_file
 
 CONFIG = load_config(None)
 PROMO = "Email promotion"

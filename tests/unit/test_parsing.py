@@ -14,7 +14,8 @@ import orjson
 import pytest
 
 from shared.core.errors import PermanentError
-from shared.core.parsing import CsvFormat, Limits, ParsedRow, file_kind, is_gzip, iter_rows
+from shared.core.reading.records import CsvFormat, Limits, ParsedRow
+from shared.core.reading.rows import file_kind, is_gzip, iter_rows
 
 
 def _rows(data: bytes, path: str = "Events/part-0001.csv", **kwargs: object) -> list[ParsedRow]:

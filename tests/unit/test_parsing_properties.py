@@ -11,7 +11,8 @@ import orjson
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from shared.core.parsing import CsvFormat, iter_rows
+from shared.core.reading.records import CsvFormat
+from shared.core.reading.rows import iter_rows
 
 # Any text a file can hold: no NUL (a damaged row) and no lone surrogates (not encodable).
 TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))

@@ -13,9 +13,9 @@ from shared.adapters.local_files import LocalFileSource
 from shared.adapters.memory import MemoryLedger, MemoryStore
 from shared.bootstrap import load_config
 from shared.core.errors import TransientError
+from shared.core.ingest.reconciler import reconcile
+from shared.core.ingest.service import IngestOptions, Ports, ingest_file
 from shared.core.model import DONE, FAILED, QUARANTINED, SKIPPED, SourceFile
-from shared.core.reconciler import reconcile
-from shared.core.services import IngestOptions, Ports, ingest_file
 from tests.e2e import export
 
 CONFIG = load_config(None)

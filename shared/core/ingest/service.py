@@ -10,10 +10,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
-from shared.core import forked
-from shared.core.cdm import Catalog, is_manifest_name, is_metadata
+from shared.core.cdm.catalog import Catalog, is_manifest_name, is_metadata
 from shared.core.config import Config
 from shared.core.errors import NotFound, PermanentError
+from shared.core.ingest import forked
 from shared.core.mapping import EntityMapping, MappedBatch
 from shared.core.model import (
     DONE,
@@ -26,8 +26,9 @@ from shared.core.model import (
     LedgerEntry,
     SourceFile,
 )
-from shared.core.parsing import Limits, ParsedRow, file_kind, iter_rows
 from shared.core.ports import FileSource, Ledger, ProfileStore
+from shared.core.reading.records import Limits, ParsedRow
+from shared.core.reading.rows import file_kind, iter_rows
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class IngestOptions:
     batch_size: int = 5000
     max_file_bytes: int = 2 * 1024**3
     # Files of at least this many bytes are read and mapped in a forked child while this
-    # process writes them (local loads into SQLite only: see shared/core/forked.py).
+    # process writes them (local loads into SQLite only: see shared/core/ingest/forked.py).
     read_in_child_from: int | None = None
     limits: Limits = dataclasses.field(default_factory=Limits)
     clock: Callable[[], datetime] = _utc_now

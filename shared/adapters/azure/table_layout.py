@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import orjson
 
-from shared.adapters.azure_table_keys import Entity, bucket, descending, digest, plain_key
+from shared.adapters.azure.table_keys import Entity, bucket, descending, digest, plain_key
 from shared.core.model import ACTIVITY_FIELDS, Activity, CustomerRow, Reject
 
 ACTIVITIES = "activities"
@@ -29,7 +29,7 @@ CUSTOMER_ROWS = "customerrows"
 MEMBERS = "customers"
 REJECTS = "rejects"
 LEDGER = "ledger"
-OVERLAPS = "overlaps"  # files whose copies of a record met: see shared/core/overlaps.py
+OVERLAPS = "overlaps"  # files whose copies of a record met: see shared/core/ingest/overlaps.py
 REREADS = "rereads"  # files to read again because a file changes, until they were
 
 # What an index row must still hold for a writer to delete it.

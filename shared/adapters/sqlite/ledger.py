@@ -6,8 +6,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
-from shared.adapters.sqlite import SqliteDatabase
-from shared.core.claims import next_claim
+from shared.adapters.sqlite.store import SqliteDatabase
+from shared.core.ingest.claims import next_claim
 from shared.core.model import Counts, LedgerEntry
 
 _LEDGER_COLUMNS = (

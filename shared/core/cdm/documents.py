@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from shared.core import cdm_patterns as patterns
-from shared.core.cdm_json import objects_lenient, read_json
-from shared.core.cdm_model import Attribute, folder_of
+from shared.core.cdm import patterns
+from shared.core.cdm.json_files import objects_lenient, read_json
+from shared.core.cdm.model import Attribute, folder_of
 from shared.core.errors import NotFound, PermanentError
 from shared.core.ports import FileSource
 

@@ -6,11 +6,11 @@ import dataclasses
 import re
 from collections.abc import Callable, Iterator
 
-from shared.core import cdm_patterns as patterns
-from shared.core.cdm_model import Entity, Manifest, Partition, PartitionPattern
+from shared.core.cdm import patterns
+from shared.core.cdm.model import Entity, Manifest, Partition, PartitionPattern
 from shared.core.errors import PermanentError
-from shared.core.parsing import CsvFormat
 from shared.core.ports import FileSource
+from shared.core.reading.records import CsvFormat
 
 
 def match_file(manifest: Manifest, path: str) -> tuple[Entity, CsvFormat | None] | None:

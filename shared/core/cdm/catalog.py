@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from shared.core import cdm_patterns as patterns
-from shared.core.cdm_manifests import ManifestLoader
-from shared.core.cdm_model import (
+from shared.core.cdm import patterns
+from shared.core.cdm.manifests import ManifestLoader
+from shared.core.cdm.model import (
     Attribute,
     Entity,
     FileSchema,
@@ -16,8 +16,8 @@ from shared.core.cdm_model import (
     PartitionPattern,
     folder_of,
 )
-from shared.core.cdm_model_json import load_model_json
-from shared.core.cdm_partitions import match_file, resolve_partitions
+from shared.core.cdm.model_json import load_model_json
+from shared.core.cdm.partitions import match_file, resolve_partitions
 from shared.core.errors import PermanentError
 from shared.core.ports import FileSource
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.core.cdm_json import text_or_none
+from shared.core.cdm.json_files import text_or_none
 from shared.core.errors import PermanentError
-from shared.core.parsing import CsvFormat
+from shared.core.reading.records import CsvFormat
 
 CSV_TRAIT = "is.partition.format.csv"
 

@@ -11,10 +11,10 @@ from typing import TypeVar
 
 import orjson
 
-from shared.adapters.azure_ledger import TableLedger
-from shared.adapters.azure_table_access import TableAccess
-from shared.adapters.azure_table_keys import Entity, descending, digest
-from shared.adapters.azure_table_layout import (
+from shared.adapters.azure.ledger import TableLedger
+from shared.adapters.azure.table_access import TableAccess
+from shared.adapters.azure.table_keys import Entity, descending, digest
+from shared.adapters.azure.table_layout import (
     ACTIVITIES,
     CUSTOMER_ROWS,
     KEYED,
@@ -40,7 +40,7 @@ from shared.adapters.azure_table_layout import (
     reread_record,
     timeline_key,
 )
-from shared.adapters.azure_table_lineage import (
+from shared.adapters.azure.table_lineage import (
     Put,
     forget_version,
     has_other_version,
@@ -48,7 +48,8 @@ from shared.adapters.azure_table_lineage import (
     put_greatest,
     stale_index_rows,
 )
-from shared.core.claims import utc_now
+from shared.core.ingest.claims import utc_now
+from shared.core.ingest.overlaps import reachable
 from shared.core.model import (
     Activity,
     AlternateKey,
@@ -58,7 +59,6 @@ from shared.core.model import (
     Reject,
     TimelineQuery,
 )
-from shared.core.overlaps import reachable
 from shared.core.paging import decode_cursor, encode_cursor
 
 R = TypeVar("R", Activity, CustomerRow)

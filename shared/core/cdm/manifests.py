@@ -6,11 +6,11 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from shared.core import cdm_patterns as patterns
-from shared.core.cdm_csv import trait_csv
-from shared.core.cdm_documents import MAX_DEPTH, EntityDocuments
-from shared.core.cdm_json import objects, read_json, text_or_none
-from shared.core.cdm_model import Entity, Manifest, Partition, PartitionPattern, folder_of
+from shared.core.cdm import patterns
+from shared.core.cdm.csv_format import trait_csv
+from shared.core.cdm.documents import MAX_DEPTH, EntityDocuments
+from shared.core.cdm.json_files import objects, read_json, text_or_none
+from shared.core.cdm.model import Entity, Manifest, Partition, PartitionPattern, folder_of
 from shared.core.errors import NotFound, PermanentError
 from shared.core.ports import FileSource
 

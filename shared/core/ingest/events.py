@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from shared.core.cdm import is_metadata
-from shared.core.parsing import file_kind
+from shared.core.cdm.catalog import is_metadata
+from shared.core.reading.rows import file_kind
 
 BLOB_CREATED = "Microsoft.Storage.BlobCreated"
 # Writes that leave a complete blob; CreateFile, PutBlock, AppendFile... leave a partial one.

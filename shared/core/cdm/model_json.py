@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from shared.core import cdm_patterns as patterns
-from shared.core.cdm_csv import model_csv
-from shared.core.cdm_json import objects, read_json
-from shared.core.cdm_model import Attribute, Entity, Manifest, Partition, folder_of
+from shared.core.cdm import patterns
+from shared.core.cdm.csv_format import model_csv
+from shared.core.cdm.json_files import objects, read_json
+from shared.core.cdm.model import Attribute, Entity, Manifest, Partition, folder_of
 from shared.core.errors import PermanentError
 from shared.core.ports import FileSource
 

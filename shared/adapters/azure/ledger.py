@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 from azure.data.tables import UpdateMode
 
-from shared.adapters.azure_errors import translated
-from shared.adapters.azure_table_access import TableAccess, if_unchanged
-from shared.adapters.azure_table_keys import Entity, digest, pack, plain_key
-from shared.adapters.azure_table_layout import LEDGER
-from shared.core.claims import next_claim
+from shared.adapters.azure.errors import translated
+from shared.adapters.azure.table_access import TableAccess, if_unchanged
+from shared.adapters.azure.table_keys import Entity, digest, pack, plain_key
+from shared.adapters.azure.table_layout import LEDGER
 from shared.core.errors import TransientError
+from shared.core.ingest.claims import next_claim
 from shared.core.model import COUNT_FIELDS, Counts, LedgerEntry
 
 MAX_TRIES = 8

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
 
 from shared.core.errors import PermanentError
-from shared.core.parsing import (
+from shared.core.reading.records import (
     CHUNK,
     EXCERPT_CHARS,
     UNDECODABLE,

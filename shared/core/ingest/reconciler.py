@@ -7,11 +7,11 @@ import logging
 import time
 from collections.abc import Callable
 
-from shared.core.cdm import Catalog, is_metadata
+from shared.core.cdm.catalog import Catalog, is_metadata
 from shared.core.config import Config
 from shared.core.errors import TransientError
+from shared.core.ingest.service import IngestOptions, Ports, ingest_file, is_due, iso
 from shared.core.model import DONE, FAILED, QUARANTINED, SKIPPED, IngestReport
-from shared.core.services import IngestOptions, Ports, ingest_file, is_due, iso
 
 log = logging.getLogger(__name__)
 # Consecutive files that could not even be opened before a pass gives up: storage is down.

@@ -1,5 +1,5 @@
 """SqliteStore: the embedded default profile store, one database file (its ledger is in
-sqlite_ledger.py)."""
+sqlite/ledger.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from pathlib import Path
 
 import orjson
 
-from shared.adapters import sqlite_activities
-from shared.core.claims import utc_now
+from shared.adapters.sqlite import activities as activity_tables
 from shared.core.errors import TransientError
+from shared.core.ingest.claims import utc_now
+from shared.core.ingest.overlaps import reachable
 from shared.core.model import (
     Activity,
     AlternateKey,
@@ -25,10 +26,9 @@ from shared.core.model import (
     Reject,
     TimelineQuery,
 )
-from shared.core.overlaps import reachable
 from shared.core.paging import decode_cursor, encode_cursor
 
-# The activities' tables are in sqlite_activities.
+# The activities' tables are in activity_tables.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS customer_rows (
     entity TEXT NOT NULL, key TEXT NOT NULL, customer_id TEXT NOT NULL, attributes TEXT NOT NULL,
@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS customer_rows (
 );
 CREATE INDEX IF NOT EXISTS customer_rows_by_customer ON customer_rows (customer_id);
 CREATE INDEX IF NOT EXISTS customer_rows_by_file ON customer_rows (source_file);
--- Files whose copies of a record met (see shared/core/overlaps.py), noted by the writers when
+-- Files whose copies of a record met (see shared/core/ingest/overlaps.py), noted by the writers when
 -- an insert meets a stored row. (Triggers noting them made every load 60% slower.)
 CREATE TABLE IF NOT EXISTS overlaps (
     winner TEXT NOT NULL, loser TEXT NOT NULL, PRIMARY KEY (winner, loser)
@@ -107,7 +107,7 @@ class SqliteDatabase:
             self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             self.conn.executescript(SCHEMA)
         with self.transaction() as conn:
-            sqlite_activities.create(conn)
+            activity_tables.create(conn)
 
     @contextlib.contextmanager
     def translate(self) -> Iterator[None]:
@@ -201,10 +201,10 @@ def _has_stale(conn: sqlite3.Connection, path: str, keep_etag: str) -> bool:
 def _settle_customers(
     conn: sqlite3.Connection, customers: Sequence[CustomerRow], rows: list[tuple]
 ) -> None:
-    """As sqlite_activities._settle, for customer rows the insert skipped."""
+    """As activity_tables._settle, for customer rows the insert skipped."""
     stored: dict[Hashable, tuple[str, int, object]] = {}
-    for i in range(0, len(customers), sqlite_activities.CHUNK):
-        chunk = customers[i : i + sqlite_activities.CHUNK]
+    for i in range(0, len(customers), activity_tables.CHUNK):
+        chunk = customers[i : i + activity_tables.CHUNK]
         stored.update(
             ((entity, key), (file, number, (file, etag)))
             for entity, key, file, etag, number in conn.execute(
@@ -217,7 +217,7 @@ def _settle_customers(
         ((r.entity, r.key), r.source_file, r.source_row, (r.source_file, r.source_etag), row)
         for r, row in zip(customers, rows, strict=True)
     )
-    sqlite_activities.settle(conn, _UPSERT_CUSTOMER, copies, stored)
+    activity_tables.settle(conn, _UPSERT_CUSTOMER, copies, stored)
 
 
 def _search_text(row: CustomerRow) -> str:
@@ -228,7 +228,7 @@ def _search_text(row: CustomerRow) -> str:
 class SqliteStore:
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
-        self._activities = sqlite_activities.ActivityWriter()
+        self._activities = activity_tables.ActivityWriter()
 
     def write(
         self,
@@ -286,7 +286,7 @@ class SqliteStore:
                 "DELETE FROM customer_rows WHERE source_file = ? AND source_etag != ?",
                 (path, keep_etag),
             )
-            sqlite_activities.forget(conn, path, keep_etag)
+            activity_tables.forget(conn, path, keep_etag)
             conn.execute("DELETE FROM rejects WHERE file = ? AND etag != ?", (path, keep_etag))
 
     def get_customer(self, customer_id: str) -> Customer | None:
@@ -368,7 +368,7 @@ class SqliteStore:
         return [Reject(*r) for r in rows]
 
     def count_unmatched(self) -> int:
-        return self.db.query(sqlite_activities.COUNT_UNMATCHED)[0][0]
+        return self.db.query(activity_tables.COUNT_UNMATCHED)[0][0]
 
     def relink(self) -> int:
         """Nothing waits to be linked: an activity finds its customer through its key when read."""

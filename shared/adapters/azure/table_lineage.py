@@ -8,16 +8,16 @@ from collections.abc import Callable, Iterator, Sequence
 
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from shared.adapters.azure_errors import translated
-from shared.adapters.azure_table_access import (
+from shared.adapters.azure.errors import translated
+from shared.adapters.azure.table_access import (
     MAX_OPS,
     TableAccess,
     batched,
     if_unchanged,
     is_conflict,
 )
-from shared.adapters.azure_table_keys import BUCKETS, Entity, digest
-from shared.adapters.azure_table_layout import OVERLAPS, overlap_record
+from shared.adapters.azure.table_keys import BUCKETS, Entity, digest
+from shared.adapters.azure.table_layout import OVERLAPS, overlap_record
 from shared.core.errors import TransientError
 
 MAX_ROUNDS = 8

@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from shared.core.parsing import EXCERPT_CHARS, Limits, ParsedRow, sniff_text
+from shared.core.reading.records import EXCERPT_CHARS, Limits, ParsedRow, sniff_text
 
 _SKIP_CHUNK = 64 * 1024
 _TEXT_ONLY = frozenset({str})

@@ -17,9 +17,9 @@ from azure.data.tables import TableClient, TableServiceClient, TableTransactionE
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from shared.adapters import azure_table_batch
-from shared.adapters.azure_errors import translated
-from shared.adapters.azure_table_keys import Entity, pack, unpack, weight
+from shared.adapters.azure import table_batch
+from shared.adapters.azure.errors import translated
+from shared.adapters.azure.table_keys import Entity, pack, unpack, weight
 from shared.core.errors import ConfigError
 
 T = TypeVar("T")
@@ -136,7 +136,7 @@ class TableAccess:
 
     def submit(self, name: str, ops: Sequence[Op]) -> None:
         """One transaction; raises TableTransactionError for the caller to judge."""
-        azure_table_batch.submit(self.table(name), [(op[0], pack(op[1]), *op[2:]) for op in ops])
+        table_batch.submit(self.table(name), [(op[0], pack(op[1]), *op[2:]) for op in ops])
 
     def write_all(self, name: str, ops: Iterable[Op]) -> None:
         """Idempotent operations (upserts, deletes), batched per partition and run in parallel.

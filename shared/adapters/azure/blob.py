@@ -9,7 +9,7 @@ from typing import BinaryIO
 from azure.core.exceptions import AzureError
 from azure.storage.blob import BlobPrefix, BlobProperties, ContainerClient, LinearRetry
 
-from shared.adapters.azure_errors import error_of, translated
+from shared.adapters.azure.errors import error_of, translated
 from shared.core.errors import TransientError
 from shared.core.model import SourceFile
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from shared.core.parsing import CsvFormat
+from shared.core.reading.records import CsvFormat
 
 
 @dataclasses.dataclass(frozen=True)
