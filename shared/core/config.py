@@ -7,6 +7,8 @@ from typing import Annotated, Any
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from shared.core.audiences.definitions import MeasureConfig
+from shared.core.audiences.rules import SegmentConfig, check_audiences
 from shared.core.errors import ConfigError
 
 
@@ -54,10 +56,13 @@ class ActivityConfig(_Model):
 class Config(_Model):
     customerSources: list[CustomerSource] = []
     activities: list[ActivityConfig] = []
+    measures: list[MeasureConfig] = []
+    segments: list[SegmentConfig] = []
 
     @model_validator(mode="after")
     def _check_references(self) -> Config:
         names = [a.name for a in self.activities]
+        check_audiences(self.measures, self.segments, names)
         for i, name in enumerate(names):
             if name in names[:i]:
                 raise ValueError(f"activities[{i}].name: duplicate activity name {name!r}")

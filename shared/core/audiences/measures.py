@@ -1,0 +1,114 @@
+"""Measures: one value per customer over the activities that reach it, at an evaluation time."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.core.audiences.definitions import (
+    TIME_FIELD,
+    MeasureConfig,
+    TextTest,
+    format_instant,
+    parse_instant,
+)
+
+Record = Mapping[str, Any]
+_MS = timedelta(milliseconds=1)
+
+
+def _text_test(field: str, test: TextTest) -> Callable[[Record], bool]:
+    if test.equals is not None:
+        wanted = test.equals
+        return lambda a: a.get(field) == wanted
+    if test.in_ is not None:
+        among = frozenset(test.in_)
+        return lambda a: a.get(field) in among
+    if test.startsWith is not None:
+        prefix = test.startsWith
+        return lambda a: isinstance(v := a.get(field), str) and v.startswith(prefix)
+    part = test.contains
+    return lambda a: isinstance(v := a.get(field), str) and part in v  # type: ignore[operator]
+
+
+class Measure:
+    """One configured measure, compiled: its filter once, then an aggregate per customer."""
+
+    def __init__(self, config: MeasureConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.window = config.window
+        self._types = frozenset(config.activities) if config.activities is not None else None
+        self._tests = [_text_test(f, t) for f, t in config.where.items()]
+
+    def selects(self, activity: Record) -> bool:
+        """Whether the activity is of the measure's kind, whatever its time."""
+        if self._types is not None and activity.get("ActivityType") not in self._types:
+            return False
+        return all(test(activity) for test in self._tests)
+
+    def value(self, chosen: Sequence[Record]) -> Any:
+        """The aggregate over the activities inside the window (already selected)."""
+        config = self.config
+        if config.aggregate == "count":
+            return len(chosen)
+        field = config.of or TIME_FIELD
+        if config.aggregate == "countDistinct":
+            return len({v for a in chosen if (v := a.get(field)) is not None})
+        if config.aggregate == "mostFrequent":
+            counts = Counter(v for a in chosen if (v := a.get(field)) is not None)
+            if not counts:
+                return None
+            top = max(counts.values())
+            return min((v for v, n in counts.items() if n == top), key=_order_key)
+        if not chosen:
+            return None
+        # Ties go to the greatest (ActivityTime, ActivityId), for first and last alike.
+        if config.aggregate == "last":
+            pick = max(chosen, key=_recency)
+        else:
+            earliest = min(a["ActivityTime"] for a in chosen)
+            pick = max((a for a in chosen if a["ActivityTime"] == earliest), key=_recency)
+        return pick.get(field)
+
+
+def _recency(activity: Record) -> tuple[str, str]:
+    return activity["ActivityTime"], activity.get("ActivityId") or ""
+
+
+def _order_key(value: Any) -> tuple[int, Any]:
+    # Values of one field are of one type in practice; the type name keeps mixed ones ordered.
+    return (0, value) if isinstance(value, int | float) else (1, str(value))
+
+
+def measure_values(
+    measures: Sequence[Measure], activities: Sequence[Record], at: datetime
+) -> tuple[dict[str, Any], datetime | None]:
+    """Every measure's value at `at`, and the next moment after it when one would change as
+    time passes alone (an activity leaving a window, or one after `at` starting to count)."""
+    now = format_instant(at)
+    values: dict[str, Any] = {}
+    upcoming: list[str] = []
+    for measure in measures:
+        lower = format_instant(at - measure.window) if measure.window else None
+        chosen = []
+        for activity in activities:
+            if not measure.selects(activity):
+                continue
+            time = activity["ActivityTime"]
+            if time > now:
+                upcoming.append(time)
+            elif lower is None or time > lower:
+                chosen.append(activity)
+        values[measure.name] = measure.value(chosen)
+        if measure.window and chosen:
+            # An activity at t counts while at < t + window: it leaves at t + window.
+            upcoming.append(format_instant(parse_instant(min(a["ActivityTime"] for a in chosen)) + measure.window))
+    return values, parse_instant(min(upcoming)) if upcoming else None
+
+
+def after(moment: datetime) -> datetime:
+    """The first instant the store can tell apart from `moment` that comes after it."""
+    return moment + _MS
