@@ -1,4 +1,4 @@
-"""`make bench`: every ingest path measured on the same generated export, printed as one table.
+"""`make bench`: every ingest path (and the export) measured on the same generated export, printed as one table.
 
 python -m bench            # 1M events + 10k customers (a few minutes)
 python -m bench --quick    # a smoke run on small files
@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 
 from bench import export
+from bench.export_paths import export_rows
 from bench.measure import Run, child, footprint_ingest
 from bench.table import Row, print_table
 from shared.adapters.sqlite.store import CACHE_KIB
@@ -62,6 +63,7 @@ def run(tmp: Path, sizes: Sizes, azure: bool) -> list[Row]:
           f"{sizes.customers:,} customers, in {root}", flush=True)  # fmt: skip
     rows = sqlite_rows(tmp, root, customers, events, sizes)
     rows += reference_rows(tmp, root, customers, events, rows[0])
+    rows += export_rows(tmp, tmp / "footprint.db")
     if azure:
         from bench.azure_paths import azure_rows  # imports the Azure SDKs
 

@@ -94,6 +94,8 @@ resource app 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'FOOTPRINT_MAX_ATTEMPTS', value: '5' }
         { name: 'FOOTPRINT_RECONCILE_SCHEDULE', value: '0 */5 * * * *' }
         { name: 'FOOTPRINT_RECONCILE_BUDGET_SECONDS', value: '240' }
+        { name: 'FOOTPRINT_EXPORT_SCHEDULE', value: '0 0 3 * * *' }
+        { name: 'FOOTPRINT_EXPORT_TARGET', value: '' }
       ]
     }
   }

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from shared.core.config import Config, parse_config
 from shared.core.errors import ConfigError
+from shared.core.export.folder import ExportTarget
 from shared.core.ingest.service import IngestOptions, Ports
 from shared.core.ports import FileSource, Ledger, ProfileStore
 from shared.core.reading.records import Limits
@@ -85,6 +86,24 @@ def open_source(location: str, settings: Settings) -> FileSource:
     if not Path(location).is_dir():
         raise ConfigError(f"source {location!r} is not a folder")
     return LocalFileSource(location)
+
+
+def open_export_target(location: str, settings: Settings) -> ExportTarget:
+    """Where `footprint export` and the export timer write: a local folder (created when
+    missing), or `blob:CONTAINER[/PREFIX]` in the storage account."""
+    if location.startswith("blob:"):
+        from shared.adapters.azure.blob import BlobExportTarget
+
+        container, _, prefix = location.removeprefix("blob:").strip("/").partition("/")
+        if not container:
+            raise ConfigError(f"export target {location!r} names no container: blob:CONTAINER[/PREFIX]")
+        conn = _storage_connection(settings, f"export target {location}")
+        return BlobExportTarget.from_connection_string(conn, container, prefix)
+    from shared.adapters.local_files import LocalExportTarget
+
+    if not location or (Path(location).exists() and not Path(location).is_dir()):
+        raise ConfigError(f"export target {location!r} is not a folder")
+    return LocalExportTarget(location)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,6 +17,7 @@ from shared.cli_output import (
     format_activities,
     format_card,
     format_customers,
+    format_export,
     format_fields,
     format_inspect,
     format_report,
@@ -154,6 +155,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from shared.core.export.profiles import export_profiles, receipt_records
+
+    settings, _, store, _ = _context(args)
+    target = bootstrap.open_export_target(args.dest, settings)
+    try:
+        receipts = list(receipt_records(export_profiles(store, target, args.partition_rows)))
+    finally:
+        store.close()
+    emit(args.json, receipts, format_export)
+    return 0
+
+
 def cmd_cdm_inspect(args: argparse.Namespace) -> int:
     from shared.adapters.local_files import LocalFileSource
 
@@ -278,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll", type=float, default=0.5, help="seconds between container listings")
     p.add_argument("--reconcile-every", type=float, help="seconds between reconciler runs")
     p.set_defaults(run=cmd_dev)
+
+    p = sub.add_parser("export", parents=[common], help="write profiles and activities as a CDM folder")
+    p.add_argument("dest", help="a local folder, or blob:CONTAINER[/PREFIX]")
+    p.add_argument("--partition-rows", type=_positive, default=1_000_000,
+                   help="rows per CSV partition at most (default 1,000,000)")
+    p.set_defaults(run=cmd_export)
 
     cdm = sub.add_parser("cdm", help="Common Data Model folders")
     cdm_sub = cdm.add_subparsers(dest="cdm_command", required=True, parser_class=_Parser)

@@ -117,3 +117,9 @@ def format_inspect(result: dict[str, Any]) -> str:
             for p in e["partitions"]
         )
     return "\n".join(lines)
+
+
+def format_export(receipts: list[dict[str, Any]]) -> str:
+    return "\n".join(
+        f"{r['entity']}: {r['rows']} rows in {len(r['partitions'])} partition(s)" for r in receipts
+    )

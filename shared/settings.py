@@ -23,6 +23,8 @@ DEFAULTS: dict[str, str] = {
     "FOOTPRINT_MAX_FILE_BYTES": str(2 * 1024**3),
     "FOOTPRINT_BATCH_SIZE": "5000",
     "FOOTPRINT_READ_IN_CHILD_BYTES": str(4 * 1024 * 1024),
+    "FOOTPRINT_EXPORT_SCHEDULE": "0 0 3 * * *",
+    "FOOTPRINT_EXPORT_TARGET": "",
 }
 
 
@@ -42,6 +44,7 @@ class Settings:
     max_file_bytes: int
     batch_size: int
     read_in_child_bytes: int  # 0: never (see shared/core/ingest/forked.py)
+    export_target: str = ""  # where the export timer writes; none when empty
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -66,6 +69,7 @@ class Settings:
             max_file_bytes=_number(raw, "FOOTPRINT_MAX_FILE_BYTES", int, 1, 1024**4),
             batch_size=_number(raw, "FOOTPRINT_BATCH_SIZE", int, 1, 100_000),
             read_in_child_bytes=_number(raw, "FOOTPRINT_READ_IN_CHILD_BYTES", int, 0, 1024**4),
+            export_target=raw["FOOTPRINT_EXPORT_TARGET"],
         )
 
 

@@ -1,13 +1,14 @@
-"""LocalFileSource: an export root on the local disk, paths relative to it."""
+"""Local folders: LocalFileSource reads an export root, LocalExportTarget writes an export."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from shared.core.errors import NotFound, PermanentError
+from shared.adapters.staged import StagedFile, StagedRaw
+from shared.core.errors import NotFound, PermanentError, TransientError
 from shared.core.model import SourceFile
 
 
@@ -53,3 +54,48 @@ class LocalFileSource:
             raise NotFound(f"no file {path!r}") from None
         st = os.fstat(stream.fileno())
         return self._file(path.lstrip("/"), st), stream
+
+
+class LocalExportTarget:
+    """An export written into a local folder; each file appears whole, by rename."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+
+    def create(self, path: str) -> StagedFile:
+        full = (self.root / path).resolve()
+        if self.root not in full.parents:
+            raise PermanentError(f"path {path!r} is outside the export folder")
+        try:
+            full.parent.mkdir(parents=True, exist_ok=True)
+            return StagedFile(_RenamedOnCommit(full))
+        except OSError as exc:
+            raise TransientError(f"cannot write export file {full}: {exc.strerror}") from None
+
+
+class _RenamedOnCommit(StagedRaw):
+    def __init__(self, final: Path) -> None:
+        self._final = final
+        self._part = final.with_name(final.name + ".part")
+        self._file = self._part.open("wb")
+
+    def write(self, data: Any) -> int:
+        # Once abandoned, what the buffer still flushes goes nowhere.
+        if self._file.closed:
+            return len(data)
+        try:
+            return self._file.write(data)
+        except OSError as exc:
+            raise TransientError(f"cannot write export file {self._final}: {exc.strerror}") from None
+
+    def commit(self) -> None:
+        self._file.close()
+        try:
+            os.replace(self._part, self._final)
+        except OSError as exc:
+            self._part.unlink(missing_ok=True)
+            raise TransientError(f"cannot write export file {self._final}: {exc.strerror}") from None
+
+    def abandon(self) -> None:
+        self._file.close()
+        self._part.unlink(missing_ok=True)

@@ -217,6 +217,17 @@ class MemoryStore:
                         linked += 1
         return linked
 
+    def iter_customers(self) -> Iterator[Customer]:
+        with self._lock:
+            ids = sorted({row.customer_id for row, _ in self.customer_rows.values()})
+        found = (self.get_customer(customer_id) for customer_id in ids)
+        return (c for c in found if c is not None)
+
+    def iter_activities(self) -> Iterator[Activity]:
+        with self._lock:
+            items = sorted(self.activities.values(), key=lambda a: a.activity_id)
+        return iter(items)
+
     def close(self) -> None:
         pass
 

@@ -121,3 +121,15 @@ class Ledger(Protocol):
         ...
 
     def entries(self, status: str | None = None) -> Iterator[LedgerEntry]: ...
+
+
+class ExportSource(Protocol):
+    """Everything a store holds of customers and activities, streamed for an export."""
+
+    def iter_customers(self) -> Iterator[Customer]:
+        """Every customer, by CustomerId."""
+        ...
+
+    def iter_activities(self) -> Iterator[Activity]:
+        """Every activity with its resolved customer, by ActivityId."""
+        ...

@@ -1,12 +1,15 @@
-"""The reconciler timer: picks up every file the events missed, within a time budget."""
+"""Timers: the reconciler picks up every file the events missed, within a time budget; the
+export writes the profiles as a CDM folder on its own schedule."""
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import azure.functions as func
 
 from shared import bootstrap
+from shared.core.export.profiles import export_snapshot
 from shared.core.ingest.reconciler import reconcile
 
 log = logging.getLogger(__name__)
@@ -25,3 +28,17 @@ def reconcile_timer(timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.warning("reconcile timer is past due")
     reconcile(rt.ports, rt.config, rt.options, budget_seconds=rt.settings.reconcile_budget_seconds)
+
+
+@bp.function_name("export")
+@bp.timer_trigger(
+    arg_name="timer", schedule="%FOOTPRINT_EXPORT_SCHEDULE%", run_on_startup=False, use_monitor=True
+)
+def export_timer(timer: func.TimerRequest) -> None:
+    rt = bootstrap.runtime()
+    if not rt.settings.export_target:
+        log.info("export timer: FOOTPRINT_EXPORT_TARGET is not set, nothing exported")
+        return
+    target = bootstrap.open_export_target(rt.settings.export_target, rt.settings)
+    folder = export_snapshot(rt.ports.store, target, datetime.now(UTC))  # type: ignore[arg-type]
+    log.info("export timer: wrote %s/%s and pointed latest.json at it", rt.settings.export_target, folder)

@@ -389,6 +389,21 @@ class TableStore:
         """Nothing waits to be linked: an activity finds its customer through its key when read."""
         return 0
 
+    def iter_customers(self) -> Iterator[Customer]:
+        # A scan of the customer rows for their ids, then each customer read by its partition.
+        rows = self.io.query(
+            CUSTOMER_ROWS, "RowKey gt @low and RowKey lt @high", {"low": "c", "high": "d"},
+            select=["CustomerId"],
+        )
+        for customer_id in sorted({row["CustomerId"] for row in rows}):
+            customer = self.get_customer(customer_id)
+            if customer is not None:
+                yield customer
+
+    def iter_activities(self) -> Iterator[Activity]:
+        # A scan of the table in its own order, customers looked up a chunk at a time.
+        return self._linked(self._scan_activities(None), unmatched=False)
+
     def close(self) -> None:
         self.io.close()
 

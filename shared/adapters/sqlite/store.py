@@ -374,6 +374,25 @@ class SqliteStore:
         """Nothing waits to be linked: an activity finds its customer through its key when read."""
         return 0
 
+    def iter_customers(self) -> Iterator[Customer]:
+        for customer_id in self._keyset("SELECT DISTINCT customer_id FROM customer_rows", "customer_id"):
+            customer = self.get_customer(customer_id[0])
+            if customer is not None:
+                yield customer
+
+    def iter_activities(self) -> Iterator[Activity]:
+        columns = f"SELECT {ACTIVITY_COLUMNS} FROM unified_activities"
+        return map(_activity, self._keyset(columns, "activity_id"))
+
+    def _keyset(self, select: str, key: str, chunk: int = 5000) -> Iterator[tuple]:
+        """Every row of a query in `key` order, a chunk at a time: no read stays open between
+        chunks, so a long export never holds back the writers."""
+        rows = self.db.query(f"{select} ORDER BY {key} LIMIT ?", (chunk,))
+        while rows:
+            yield from rows
+            last = rows[-1][0]
+            rows = self.db.query(f"{select} WHERE {key} > ? ORDER BY {key} LIMIT ?", (last, chunk))
+
     def close(self) -> None:
         self.db.close()
 

@@ -1,0 +1,150 @@
+"""A CDM manifest folder written from the store (SPEC §11): entity documents, a manifest and
+CSV partitions with a header, streamed one row at a time."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, BinaryIO, Protocol
+
+import orjson
+
+MANIFEST = "footprint.manifest.cdm.json"
+MAX_PARTITION_ROWS = 1_000_000
+_FOUNDATIONS = [{"corpusPath": "cdm:/foundations.cdm.json"}]
+_CSV_TRAIT = {
+    "traitReference": "is.partition.format.CSV",
+    "arguments": [
+        {"name": "columnHeaders", "value": "true"},
+        {"name": "delimiter", "value": ","},
+        {"name": "quote", "value": '"'},
+        {"name": "encoding", "value": "UTF-8"},
+    ],
+}
+
+
+class ExportTarget(Protocol):
+    """Where an export goes: a folder of files by '/'-separated path."""
+
+    def create(self, path: str) -> BinaryIO:
+        """A new file to write; it exists under `path` once closed without error."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    name: str
+    data_type: str  # a CDM primitive: string, dateTime, integer, boolean
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportEntity:
+    """One entity of the export: its columns and its rows, streamed, each a sequence of cells
+    in column order: text, numbers or None (an empty cell)."""
+
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    rows: Callable[[], Iterable[Sequence[Any]]]
+
+
+@dataclasses.dataclass
+class EntityReceipt:
+    name: str
+    rows: int = 0
+    partitions: list[str] = dataclasses.field(default_factory=list)
+
+
+def write_folder(
+    target: ExportTarget, entities: Sequence[ExportEntity], max_rows: int = MAX_PARTITION_ROWS
+) -> list[EntityReceipt]:
+    """Write every entity's partitions and document, then the manifest naming them: a reader
+    that finds the manifest finds everything it names."""
+    receipts = []
+    for entity in entities:
+        receipt = EntityReceipt(entity.name)
+        for number, rows in enumerate(_partitions(entity.rows(), max_rows), start=1):
+            location = f"{entity.name}/part-{number:05d}.csv"
+            receipt.rows += _write_csv(target, location, entity.columns, rows)
+            receipt.partitions.append(location)
+        if not receipt.partitions:  # an entity with no rows still has its (header-only) file
+            location = f"{entity.name}/part-00001.csv"
+            _write_csv(target, location, entity.columns, iter(()))
+            receipt.partitions.append(location)
+        _write_json(target, f"{entity.name}.cdm.json", entity_document(entity))
+        receipts.append(receipt)
+    _write_json(target, MANIFEST, manifest_document(entities, receipts))
+    return receipts
+
+
+def entity_document(entity: ExportEntity) -> dict[str, Any]:
+    return {
+        "jsonSchemaSemanticVersion": "1.0.0",
+        "imports": _FOUNDATIONS,
+        "definitions": [{
+            "entityName": entity.name,
+            "description": entity.description,
+            "hasAttributes": [{"name": c.name, "dataType": c.data_type} for c in entity.columns],
+        }],
+    }
+
+
+def manifest_document(
+    entities: Sequence[ExportEntity], receipts: Sequence[EntityReceipt]
+) -> dict[str, Any]:
+    return {
+        "jsonSchemaSemanticVersion": "1.0.0",
+        "manifestName": "footprint",
+        "imports": _FOUNDATIONS,
+        "entities": [
+            {
+                "type": "LocalEntity",
+                "entityName": entity.name,
+                "entityPath": f"{entity.name}.cdm.json/{entity.name}",
+                "dataPartitions": [
+                    {"location": location, "exhibitsTraits": [_CSV_TRAIT]}
+                    for location in receipt.partitions
+                ],
+            }
+            for entity, receipt in zip(entities, receipts, strict=True)
+        ],
+    }
+
+
+def _partitions(rows: Iterable[Sequence[Any]], max_rows: int) -> Iterator[Iterator[Sequence[Any]]]:
+    """The rows in runs of at most `max_rows`, each run consumed before the next begins."""
+    it = iter(rows)
+    for first in it:
+        yield itertools.chain((first,), itertools.islice(it, max_rows - 1))
+
+
+def _write_csv(target: ExportTarget, path: str, columns: Sequence[Column], rows: Iterator[Sequence[Any]]) -> int:
+    count = 0
+    with target.create(path) as binary:
+        text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+        try:
+            writer = csv.writer(text, lineterminator="\r\n")
+            writer.writerow([c.name for c in columns])
+            for row in rows:
+                writer.writerow(row)
+                count += 1
+        finally:
+            text.detach()  # the staged file, not the wrapper, decides whether it lands
+    return count
+
+
+def json_cell(value: Any) -> str:
+    """A nested value (object, list) as the JSON text of one cell."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def boolean_cell(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _write_json(target: ExportTarget, path: str, document: dict[str, Any]) -> None:
+    with target.create(path) as binary:
+        binary.write(orjson.dumps(document, option=orjson.OPT_INDENT_2))

@@ -1,0 +1,129 @@
+"""`footprint export`: a CDM folder the official object model resolves, that `cdm inspect`
+agrees with, and whose UnifiedActivity ingests back into the same activities."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.e2e import export
+from tests.e2e.test_cli_ingest import activities, footprint, ingest
+
+cdm = pytest.importorskip("cdm.objectmodel", reason="commondatamodel-objectmodel (requirements-dev.txt)")
+
+
+@pytest.fixture
+def exported(tmp_path: Path) -> tuple[Path, Path]:
+    store = tmp_path / "store.db"
+    ingest(store, export.write_cdm_export(tmp_path / "export"), ok=False)
+    footprint("export", str(tmp_path / "out"), "--partition-rows", "3", store=store)
+    return store, tmp_path / "out"
+
+
+def _object_model_view(root: Path) -> tuple[dict[str, Any], list[str]]:
+    """What the official CDM object model resolves: per entity, its attributes with their
+    formats and its partition locations; and every error it reported."""
+    from cdm.enums import CdmStatusLevel
+    from cdm.objectmodel import CdmCorpusDefinition
+    from cdm.storage import CdmStandardsAdapter, LocalAdapter
+
+    errors: list[str] = []
+    corpus = CdmCorpusDefinition()
+    corpus.set_event_callback(lambda level, message: errors.append(message), CdmStatusLevel.WARNING)
+    corpus.storage.mount("local", LocalAdapter(str(root)))
+    corpus.storage.mount("cdm", CdmStandardsAdapter())
+    corpus.storage.default_namespace = "local"
+
+    async def load() -> dict[str, Any]:
+        manifest = await corpus.fetch_object_async("local:/footprint.manifest.cdm.json")
+        assert manifest is not None, errors
+        view = {}
+        for declared in manifest.entities:
+            entity = await corpus.fetch_object_async(declared.entity_path, manifest)
+            resolved = await entity.create_resolved_entity_async(f"{entity.entity_name}Resolved")
+            view[declared.entity_name] = {
+                "attributes": [(a.name, str(a.data_format.value)) for a in resolved.attributes],
+                "partitions": [p.location for p in declared.data_partitions],
+            }
+        return view
+
+    return asyncio.run(load()), errors
+
+
+def test_the_official_object_model_resolves_every_entity_attribute_and_partition(
+    exported: tuple[Path, Path],
+) -> None:
+    store, root = exported
+    view, errors = _object_model_view(root)
+    assert errors == []
+    assert sorted(view) == ["Customer", "UnifiedActivity"]
+    rows = {e: sum(len(_rows(root / p)) for p in v["partitions"]) for e, v in view.items()}
+    acts = activities(store)
+    assert rows["UnifiedActivity"] == len(acts) > 3  # more than one partition's worth
+    assert len(view["UnifiedActivity"]["partitions"]) == -(-len(acts) // 3)
+    assert all(len(_rows(root / p)) <= 3 for p in view["UnifiedActivity"]["partitions"])
+    formats = dict(view["UnifiedActivity"]["attributes"])
+    assert formats["ActivityTime"] == "DateTime" and formats["SourceRow"] == "Int32"
+    assert formats["ShowInTimeline"] == "Boolean" and formats["ActivityId"] == "String"
+    assert [a for a, _ in view["Customer"]["attributes"]] == ["CustomerId", "Attributes", "AlternateKeys", "UpdatedAt"]
+
+
+def test_cdm_inspect_agrees_with_the_object_model(exported: tuple[Path, Path]) -> None:
+    _, root = exported
+    view, _ = _object_model_view(root)
+    ours = orjson.loads(footprint("cdm", "inspect", str(root), "--json").stdout)
+    assert {e["name"]: [p["location"] for p in e["partitions"]] for e in ours["entities"]} == {
+        name: v["partitions"] for name, v in view.items()
+    }
+    assert {e["name"]: [a["name"] for a in e["attributes"]] for e in ours["entities"]} == {
+        name: [a for a, _ in v["attributes"]] for name, v in view.items()
+    }
+
+
+ROUND_TRIP = {
+    "customerSources": [{"entity": "RetailCustomers", "key": "CustomerRetailId"}],
+    "activities": [{
+        "name": "Exported", "entity": "UnifiedActivity", "primaryKey": "ActivityId",
+        "timestamp": "ActivityTime", "event": "ActivityName", "details": "Title",
+        "webAddress": "ExternalUrl", "activityType": "WebLog",
+        "relationship": {"name": "Back", "foreignKey": "ActivityForeignKey",
+                         "customerEntity": "RetailCustomers", "customerKey": "CustomerRetailId"},
+    }],
+}
+SAME = ("ActivityName", "ActivityTime", "Title", "ExternalUrl", "ActivityForeignKey", "ActivityTypeDisplay")
+
+
+def test_the_exported_activities_ingest_back_into_the_same_records(
+    exported: tuple[Path, Path], tmp_path: Path
+) -> None:
+    store, root = exported
+    config = tmp_path / "round-trip.json"
+    config.write_bytes(orjson.dumps(ROUND_TRIP))
+    again = tmp_path / "again.db"
+    reports = footprint("ingest", "--json", str(root), "--config", str(config), store=again).stdout
+    assert all(orjson.loads(line)["status"] in ("done", "skipped") for line in reports.splitlines())
+    back = orjson.loads(footprint("activities", "--json", "--config", str(config), store=again).stdout)
+    original = activities(store).values()
+    assert sorted(tuple(a[f] for f in SAME) for a in back) == sorted(tuple(a[f] for f in SAME) for a in original)
+    assert {a["SourceActivityId"] for a in back} == {a["ActivityId"] for a in original}
+
+
+def test_a_failed_export_leaves_no_manifest_and_no_half_file(tmp_path: Path) -> None:
+    store = tmp_path / "store.db"
+    ingest(store, export.write_cdm_export(tmp_path / "export"), ok=False)
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / "Customer").write_text("a file where the export wants a folder")
+    done = footprint("export", str(dest), store=store, ok=False)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (dest / "footprint.manifest.cdm.json").exists()
+    assert not list(dest.rglob("*.part"))
+
+
+def _rows(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()[1:]
