@@ -6,13 +6,15 @@ import dataclasses
 import functools
 import importlib.resources
 import logging
+import weakref
 from pathlib import Path
 
+from shared.core.audiences.evaluator import Audiences
 from shared.core.config import Config, parse_config
 from shared.core.errors import ConfigError
 from shared.core.export.folder import ExportTarget
 from shared.core.ingest.service import IngestOptions, Ports
-from shared.core.ports import FileSource, Ledger, ProfileStore
+from shared.core.ports import AudienceStore, FileSource, Ledger, ProfileStore
 from shared.core.reading.records import Limits
 from shared.settings import Settings
 
@@ -60,6 +62,37 @@ def open_store(url: str, settings: Settings) -> tuple[ProfileStore, Ledger]:
     scheme = url.partition(":")[0]
     shown = f"{scheme}:..." if ":" in url and scheme.isalnum() and len(scheme) <= 20 else "?"
     raise ConfigError(f"unknown store URL {shown}; use one of: {STORE_URLS}")
+
+
+_audience_stores: weakref.WeakKeyDictionary[object, AudienceStore] = weakref.WeakKeyDictionary()
+
+
+def open_audiences(store: ProfileStore) -> AudienceStore:
+    """The measures and segments kept beside a profile store, in the same place."""
+    found = _audience_stores.get(store)
+    if found is not None:
+        return found
+    from shared.adapters.memory import MemoryStore
+    from shared.adapters.sqlite.store import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from shared.adapters.sqlite.audiences import SqliteAudiences
+
+        found = SqliteAudiences(store.db)
+    elif isinstance(store, MemoryStore):
+        from shared.adapters.memory_audiences import MemoryAudiences
+
+        found = MemoryAudiences(store)
+    else:
+        from shared.adapters.azure.audiences import TableAudiences
+
+        found = TableAudiences(store)  # type: ignore[arg-type]
+    _audience_stores[store] = found
+    return found
+
+
+def audiences_of(config: Config) -> Audiences:
+    return Audiences(config.measures, config.segments)
 
 
 def _storage_connection(settings: Settings, what: str) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from shared import bootstrap
+from shared import bootstrap, cli_audiences
 from shared.cli_output import (
     Progress,
     emit,
@@ -298,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partition-rows", type=_positive, default=1_000_000,
                    help="rows per CSV partition at most (default 1,000,000)")
     p.set_defaults(run=cmd_export)
+
+    cli_audiences.add_parsers(sub, common, _Parser, _positive)
 
     cdm = sub.add_parser("cdm", help="Common Data Model folders")
     cdm_sub = cdm.add_subparsers(dest="cdm_command", required=True, parser_class=_Parser)

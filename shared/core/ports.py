@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
+from shared.core.audiences.records import AudienceResult, MembershipChange, StoredAudience
 from shared.core.model import (
     Activity,
     Customer,
@@ -133,3 +134,45 @@ class ExportSource(Protocol):
     def iter_activities(self) -> Iterator[Activity]:
         """Every activity with its resolved customer, by ActivityId."""
         ...
+
+
+class AudienceStore(Protocol):
+    """Measures and segments kept current (SPEC §9): each customer's evaluation, the history of
+    membership changes, and what a reader of that history has seen."""
+
+    def customer_ids(self, after: str | None, limit: int) -> list[str]:
+        """Customer ids in order, after `after`."""
+        ...
+
+    def customer_activities(self, customer_id: str) -> list[dict[str, Any]]:
+        """Every activity record that reaches the customer, ShowInTimeline or not."""
+        ...
+
+    def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]: ...
+
+    def save_audiences(self, results: Sequence[AudienceResult], fingerprint: str, at: str) -> list[MembershipChange]:
+        """Store the evaluations; record and return each membership change they make."""
+        ...
+
+    def due_customers(self, now: str, limit: int) -> list[str]:
+        """Customers whose next change is at or before `now`."""
+        ...
+
+    def stale_customers(self, fingerprint: str, limit: int) -> list[str]:
+        """Customers never evaluated, or evaluated under other definitions, or gone since."""
+        ...
+
+    def segment_sizes(self) -> dict[str, int]: ...
+
+    def segment_members(self, segment: str, after: str | None, limit: int) -> list[str]: ...
+
+    def membership_changes(self, segment: str, after: int, limit: int) -> list[MembershipChange]:
+        """The segment's history after `after` (a MembershipChange.seq), oldest first."""
+        ...
+
+    def marks(self) -> dict[str, str]:
+        """Small named values the upkeep keeps: the definitions last evaluated in full, and how
+        far each segment's changes were put on the activation queue."""
+        ...
+
+    def set_mark(self, name: str, value: str) -> None: ...

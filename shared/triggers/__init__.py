@@ -2,9 +2,9 @@
 
 import azure.functions as func
 
-from shared.triggers import events, http, timer
+from shared.triggers import audiences, events, http, timer
 
-BLUEPRINTS = (events.bp, timer.bp, http.bp)
+BLUEPRINTS = (events.bp, timer.bp, http.bp, audiences.bp)
 
 
 def build_app() -> func.FunctionApp:

@@ -4,11 +4,13 @@ export writes the profiles as a CDM folder on its own schedule."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 
 import azure.functions as func
 
 from shared import bootstrap
+from shared.core.audiences import upkeep
 from shared.core.export.profiles import export_snapshot
 from shared.core.ingest.reconciler import reconcile
 
@@ -27,7 +29,22 @@ def reconcile_timer(timer: func.TimerRequest) -> None:
     rt = bootstrap.runtime()
     if timer.past_due:
         log.warning("reconcile timer is past due")
-    reconcile(rt.ports, rt.config, rt.options, budget_seconds=rt.settings.reconcile_budget_seconds)
+    started = time.monotonic()
+    budget = rt.settings.reconcile_budget_seconds
+    reconcile(rt.ports, rt.config, rt.options, budget_seconds=budget)
+    keep_audiences_current(rt, deadline=started + budget)
+
+
+def keep_audiences_current(rt: bootstrap.Runtime, deadline: float | None = None) -> None:
+    """After the files: everyone again if the definitions changed, then the customers whose
+    windows moved on since their last evaluation."""
+    audiences = bootstrap.audiences_of(rt.config)
+    store = bootstrap.open_audiences(rt.ports.store)
+    now = datetime.now(UTC)
+    refreshed = upkeep.refresh(rt.ports.store, store, audiences, now, deadline)
+    due = upkeep.evaluate_due(rt.ports.store, store, audiences, now, deadline)
+    if refreshed or due:
+        log.info("audiences: %d customers evaluated for new definitions, %d whose windows moved", refreshed, due)
 
 
 @bp.function_name("export")

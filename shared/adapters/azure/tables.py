@@ -264,6 +264,25 @@ class TableStore:
         keys = tuple(AlternateKey(r["Entity"], r["Key"]) for r in rows)
         return Customer(customer_id, attributes, keys, max(r["UpdatedAt"] for r in rows))
 
+    def customer_activities(self, customer_id: str) -> list[Activity]:
+        """Every activity that reaches the customer, ShowInTimeline or not: the index rows of
+        its keys, each checked against the activity itself."""
+        ids: dict[str, str] = {}
+        for row in self._rows_of(customer_id):
+            partition, low, high = keyed_range(row["Entity"], row["Key"])
+            for hit in self.io.query(
+                KEYED, "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
+                {"pk": partition, "low": low, "high": high}, select=["ActivityId", "RowKey"],
+            ):  # fmt: skip
+                ids.setdefault(hit["ActivityId"], hit["RowKey"])
+        records = self.io.map(lambda a: self.io.get(ACTIVITIES, *activity_where(a)), list(ids))
+        found = []
+        for record in records:
+            keyed = keyed_record(record) if record is not None else None
+            if keyed is not None and ids.get(record["ActivityId"]) == keyed["RowKey"]:  # type: ignore[index]
+                found.append(activity_of(record, customer_id))  # type: ignore[arg-type]
+        return found
+
     def activity_counts(self, customer_id: str) -> dict[str, int]:
         # Counted from the index alone, unchecked: only a writer that died between index and
         # truth leaves a stray row, and re-running its file puts the truth in place.

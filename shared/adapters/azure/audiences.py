@@ -1,0 +1,215 @@
+"""TableAudiences: measures and segment memberships in one Azure table beside the store's.
+
+Partitions: `s<bucket>` each customer's evaluation; `due` an index of next changes by time;
+`m-<segment>` members by CustomerId; `c-<segment>` the numbered history of changes with its
+counter, written in one transaction so no reader sees a later change before an earlier one;
+`mark` the upkeep's marks. A save writes history, then members, then state: a crash in
+between records a change again on the next evaluation (at least once), never loses one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableTransactionError
+
+from shared.adapters.azure.errors import translated
+from shared.adapters.azure.table_access import MAX_OPS, if_unchanged, is_conflict
+from shared.adapters.azure.table_keys import Entity, bucket, digest, plain_key
+from shared.adapters.azure.table_layout import CUSTOMER_ROWS
+from shared.adapters.azure.tables import TableStore
+from shared.core.audiences.records import (
+    ENTERED,
+    AudienceResult,
+    MembershipChange,
+    StoredAudience,
+    membership_diff,
+)
+from shared.core.errors import TransientError
+
+AUDIENCES = "audiences"
+_COUNTER = "counter"  # sorts after every 16-digit sequence number
+_ORDERED_KEY_BYTES = 120
+
+
+def _ordered(customer_id: str) -> str:
+    """A RowKey that sorts as the id does (its UTF-8 in hex); very long ids sort last."""
+    raw = customer_id.encode()
+    return raw.hex() if len(raw) <= _ORDERED_KEY_BYTES else "~" + digest(customer_id)
+
+
+def _state_where(customer_id: str) -> tuple[str, str]:
+    return "s" + bucket(digest(customer_id)), plain_key(customer_id)
+
+
+class TableAudiences:
+    def __init__(self, store: TableStore) -> None:
+        self.store = store
+        self.io = store.io
+        self._ids: list[str] = []  # the last scan of customer ids, served a page at a time
+        self._stale: tuple[str, list[str]] | None = None
+
+    def customer_ids(self, after: str | None, limit: int) -> list[str]:
+        if after is None or not self._ids or after != self._ids[0]:
+            # A scan of the customer rows' ids, once per pass rather than once per page.
+            rows = self.io.query(CUSTOMER_ROWS, "RowKey gt @low and RowKey lt @high",
+                                 {"low": "c", "high": "d"}, select=["CustomerId"])  # fmt: skip
+            self._ids = sorted({r["CustomerId"] for r in rows})
+            self._ids = [""] + [c for c in self._ids if after is None or c > after]
+        page = self._ids[1 : limit + 1]
+        self._ids = [page[-1], *self._ids[limit + 1 :]] if page else []
+        return page
+
+    def customer_activities(self, customer_id: str) -> list[dict[str, Any]]:
+        return [a.to_record() for a in self.store.customer_activities(customer_id)]
+
+    def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]:
+        rows = self.io.map(lambda c: self.io.get(AUDIENCES, *_state_where(c)), list(customer_ids))
+        return {r["CustomerId"]: _stored(r) for r in rows if r is not None}
+
+    def save_audiences(
+        self, results: Sequence[AudienceResult], fingerprint: str, at: str
+    ) -> list[MembershipChange]:
+        states = {c: self.io.get(AUDIENCES, *_state_where(c)) for c in {r.customer_id for r in results}}
+        diffs: dict[str, list[tuple[str, str, str, str]]] = {}
+        for result in results:
+            old = states[result.customer_id]
+            before = tuple(orjson.loads(old["Segments"])) if old else ()
+            for diff in membership_diff(result.customer_id, before, result.segments, at):
+                diffs.setdefault(diff[0], []).append(diff)
+        made = [c for segment, items in sorted(diffs.items()) for c in self._record(segment, items)]
+        self._apply([_member_op(*d) for items in diffs.values() for d in items])
+        self._apply([op for r in results for op in _state_ops(r, states[r.customer_id], fingerprint, at)])
+        return made
+
+    def _apply(self, ops: list[tuple[Any, ...]]) -> None:
+        """Upserts in batches; deletes one by one, a row already gone being no error (a save
+        that died half-way is done again)."""
+        self.io.write_all(AUDIENCES, [op for op in ops if op[0] != "delete"])
+        table = self.io.table(AUDIENCES)
+        for op in ops:
+            if op[0] == "delete":
+                with translated(f"writing table {self.io.prefix}{AUDIENCES}"), contextlib.suppress(ResourceNotFoundError):
+                    table.delete_entity(op[1]["PartitionKey"], op[1]["RowKey"])
+
+    def _record(self, segment: str, items: list[tuple[str, str, str, str]]) -> list[MembershipChange]:
+        """Number and append a segment's changes with its counter, in one transaction each."""
+        made = []
+        for i in range(0, len(items), MAX_OPS - 1):
+            made += self._append(segment, items[i : i + MAX_OPS - 1])
+        return made
+
+    def _append(self, segment: str, items: list[tuple[str, str, str, str]]) -> list[MembershipChange]:
+        partition = "c-" + plain_key(segment)
+        for _ in range(50):  # others appending to the same segment: take the next numbers
+            counter = self.io.get(AUDIENCES, partition, _COUNTER)
+            first = (counter["Seq"] if counter else 0) + 1
+            rows = [{"PartitionKey": partition, "RowKey": f"{first + i:016d}", "Segment": s,
+                     "CustomerId": c, "Change": change, "At": when}
+                    for i, (s, c, change, when) in enumerate(items)]  # fmt: skip
+            head = {"PartitionKey": partition, "RowKey": _COUNTER, "Seq": first + len(items) - 1}
+            ops = [("create", head)] if counter is None else [("update", head, if_unchanged(counter))]
+            try:
+                self.io.submit(AUDIENCES, [*ops, *(("create", r) for r in rows)])
+            except TableTransactionError as exc:
+                if is_conflict(exc):
+                    continue
+                raise
+            return [MembershipChange(first + i, *d) for i, d in enumerate(items)]
+        raise TransientError(f"segment {segment!r}: too many concurrent writers of its history")
+
+    def due_customers(self, now: str, limit: int) -> list[str]:
+        rows = self.io.query_by_row_key(AUDIENCES, "PartitionKey eq 'due' and RowKey le @high",
+                                        {"high": now + "~"}, ["CustomerId"], page=limit)  # fmt: skip
+        found: list[str] = []
+        for row in rows:
+            if len(found) >= limit:
+                break
+            if row["CustomerId"] not in found:
+                found.append(row["CustomerId"])
+        return found
+
+    def stale_customers(self, fingerprint: str, limit: int) -> list[str]:
+        if self._stale is None or self._stale[0] != fingerprint or not self._stale[1]:
+            # One scan of customers and evaluations per pass, served a chunk at a time: what a
+            # pass evaluates stops being stale, and the pass ends with a fresh scan.
+            customers = set(self.customer_ids(None, 10**9))
+            states = self.io.query(AUDIENCES, "PartitionKey ge 's' and PartitionKey lt 't'",
+                                   select=["CustomerId", "Fingerprint"])  # fmt: skip
+            evaluated = {r["CustomerId"]: r["Fingerprint"] for r in states}
+            stale = {c for c in customers if evaluated.get(c) != fingerprint} | (set(evaluated) - customers)
+            self._stale = (fingerprint, sorted(stale))
+        page, rest = self._stale[1][:limit], self._stale[1][limit:]
+        self._stale = (fingerprint, rest)
+        return page
+
+    def segment_sizes(self) -> dict[str, int]:
+        sizes: dict[str, int] = {}
+        for row in self.io.query(AUDIENCES, "PartitionKey ge 'm-' and PartitionKey lt 'm.'",
+                                 select=["Segment"]):  # fmt: skip
+            sizes[row["Segment"]] = sizes.get(row["Segment"], 0) + 1
+        return sizes
+
+    def segment_members(self, segment: str, after: str | None, limit: int) -> list[str]:
+        low = _ordered(after) if after else ""
+        rows = self.io.query_by_row_key(
+            AUDIENCES, "PartitionKey eq @pk and RowKey gt @low",
+            {"pk": "m-" + plain_key(segment), "low": low}, ["CustomerId"], page=min(limit, 1000),
+        )  # fmt: skip
+        return [r["CustomerId"] for _, r in zip(range(limit), rows, strict=False)]
+
+    def membership_changes(self, segment: str, after: int, limit: int) -> list[MembershipChange]:
+        rows = self.io.query_by_row_key(
+            AUDIENCES, "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
+            {"pk": "c-" + plain_key(segment), "low": f"{after:016d}", "high": _COUNTER},
+            ["Segment", "CustomerId", "Change", "At"], page=min(limit, 1000),
+        )  # fmt: skip
+        return [MembershipChange(int(r["RowKey"]), r["Segment"], r["CustomerId"], r["Change"], r["At"])
+                for _, r in zip(range(limit), rows, strict=False)]  # fmt: skip
+
+    def marks(self) -> dict[str, str]:
+        return {r["Name"]: r["Value"] for r in self.io.query(AUDIENCES, "PartitionKey eq 'mark'")}
+
+    def set_mark(self, name: str, value: str) -> None:
+        self.io.write_all(AUDIENCES, [("upsert", {"PartitionKey": "mark", "RowKey": plain_key(name),
+                                                   "Name": name, "Value": value})])  # fmt: skip
+
+
+def _member_op(segment: str, customer_id: str, change: str, at: str) -> tuple[Any, ...]:
+    row: Entity = {"PartitionKey": "m-" + plain_key(segment), "RowKey": _ordered(customer_id)}
+    if change == ENTERED:
+        return ("upsert", {**row, "Segment": segment, "CustomerId": customer_id, "Since": at})
+    return ("delete", row)
+
+
+def _state_ops(result: AudienceResult, old: Entity | None, fingerprint: str, at: str) -> list[tuple[Any, ...]]:
+    partition, row = _state_where(result.customer_id)
+    ops: list[tuple[Any, ...]] = []
+    if old is not None and old.get("NextChange") and old["NextChange"] != result.next_change:
+        ops.append(("delete", _due(old["NextChange"], result.customer_id)))
+    if result.measures is None:
+        return [*ops, ("delete", {"PartitionKey": partition, "RowKey": row})]
+    if result.next_change:
+        ops.append(("upsert", {**_due(result.next_change, result.customer_id), "CustomerId": result.customer_id}))
+    ops.append(("upsert", {
+        "PartitionKey": partition, "RowKey": row, "CustomerId": result.customer_id,
+        "Measures": orjson.dumps(result.measures).decode(), "Segments": orjson.dumps(list(result.segments)).decode(),
+        "NextChange": result.next_change, "Fingerprint": fingerprint, "EvaluatedAt": at,
+    }))  # fmt: skip
+    return ops
+
+
+def _due(next_change: str, customer_id: str) -> Entity:
+    return {"PartitionKey": "due", "RowKey": f"{next_change}|{plain_key(customer_id)}"}
+
+
+def _stored(row: Entity) -> StoredAudience:
+    return StoredAudience(row["CustomerId"], orjson.loads(row["Measures"]), tuple(orjson.loads(row["Segments"])),
+                          row.get("NextChange"), row["Fingerprint"], row["EvaluatedAt"])  # fmt: skip
+
+
+__all__ = ["TableAudiences"]

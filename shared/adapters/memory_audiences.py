@@ -1,0 +1,101 @@
+"""MemoryAudiences: the in-memory double of the audience store, beside a MemoryStore."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from shared.adapters.memory import MemoryStore
+from shared.core.audiences.records import (
+    ENTERED,
+    AudienceResult,
+    MembershipChange,
+    StoredAudience,
+    membership_diff,
+)
+
+
+class MemoryAudiences:
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self._lock = threading.RLock()
+        self.state: dict[str, StoredAudience] = {}
+        self.members: dict[str, dict[str, str]] = {}  # segment -> customer -> since
+        self.changes: list[MembershipChange] = []
+        self._marks: dict[str, str] = {}
+
+    def _customers(self) -> set[str]:
+        with self.store._lock:
+            return {row.customer_id for row, _ in self.store.customer_rows.values()}
+
+    def customer_ids(self, after: str | None, limit: int) -> list[str]:
+        return sorted(c for c in self._customers() if c > (after or ""))[:limit]
+
+    def customer_activities(self, customer_id: str) -> list[dict[str, Any]]:
+        with self.store._lock:
+            return [a.to_record() for a in self.store.activities.values() if a.customer_id == customer_id]
+
+    def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]:
+        with self._lock:
+            return {c: self.state[c] for c in customer_ids if c in self.state}
+
+    def save_audiences(
+        self, results: Sequence[AudienceResult], fingerprint: str, at: str
+    ) -> list[MembershipChange]:
+        made = []
+        with self._lock:
+            for result in results:
+                old = self.state.get(result.customer_id)
+                for segment, customer_id, change, when in membership_diff(
+                    result.customer_id, old.segments if old else (), result.segments, at
+                ):
+                    members = self.members.setdefault(segment, {})
+                    if change == ENTERED:
+                        members[customer_id] = when
+                    else:
+                        members.pop(customer_id, None)
+                    made.append(MembershipChange(len(self.changes) + 1, segment, customer_id, change, when))
+                    self.changes.append(made[-1])
+                if result.measures is None:
+                    self.state.pop(result.customer_id, None)
+                else:
+                    self.state[result.customer_id] = StoredAudience(
+                        result.customer_id, result.measures, result.segments, result.next_change,
+                        fingerprint, at,
+                    )  # fmt: skip
+        return made
+
+    def due_customers(self, now: str, limit: int) -> list[str]:
+        with self._lock:
+            due = [(s.next_change, c) for c, s in self.state.items() if s.next_change and s.next_change <= now]
+        return [c for _, c in sorted(due)[:limit]]
+
+    def stale_customers(self, fingerprint: str, limit: int) -> list[str]:
+        customers = self._customers()
+        with self._lock:
+            stale = {c for c in customers if c not in self.state or self.state[c].fingerprint != fingerprint}
+            stale |= set(self.state) - customers
+        return sorted(stale)[:limit]
+
+    def segment_sizes(self) -> dict[str, int]:
+        with self._lock:
+            return {s: len(m) for s, m in self.members.items() if m}
+
+    def segment_members(self, segment: str, after: str | None, limit: int) -> list[str]:
+        with self._lock:
+            members = sorted(self.members.get(segment, {}))
+        return [c for c in members if c > (after or "")][:limit]
+
+    def membership_changes(self, segment: str, after: int, limit: int) -> list[MembershipChange]:
+        with self._lock:
+            found = [c for c in self.changes if c.seq > after and c.segment == segment]
+        return found[:limit]
+
+    def marks(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._marks)
+
+    def set_mark(self, name: str, value: str) -> None:
+        with self._lock:
+            self._marks[name] = value

@@ -1,0 +1,146 @@
+"""SqliteAudiences: measures and segment memberships kept in the store's database file, and
+the history of membership changes numbered in the order they were recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from shared.adapters.sqlite.store import ACTIVITY_COLUMNS, SqliteDatabase, _activity
+from shared.core.audiences.records import (
+    AudienceResult,
+    MembershipChange,
+    StoredAudience,
+    membership_diff,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audience_state (
+    customer_id TEXT PRIMARY KEY, measures TEXT NOT NULL, segments TEXT NOT NULL,
+    next_change TEXT, fingerprint TEXT NOT NULL, evaluated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audience_state_by_next_change
+    ON audience_state (next_change) WHERE next_change IS NOT NULL;
+CREATE TABLE IF NOT EXISTS segment_members (
+    segment TEXT NOT NULL, customer_id TEXT NOT NULL, since TEXT NOT NULL,
+    PRIMARY KEY (segment, customer_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS membership_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, segment TEXT NOT NULL, customer_id TEXT,
+    change TEXT NOT NULL, at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS membership_changes_by_segment ON membership_changes (segment, seq);
+CREATE TABLE IF NOT EXISTS audience_marks (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class SqliteAudiences:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self.db = db
+        with db.lock, db.translate():
+            db.conn.executescript(SCHEMA)
+
+    def customer_ids(self, after: str | None, limit: int) -> list[str]:
+        rows = self.db.query(
+            "SELECT DISTINCT customer_id FROM customer_rows WHERE customer_id > ? "
+            "ORDER BY customer_id LIMIT ?", (after or "", limit),
+        )  # fmt: skip
+        return [r[0] for r in rows]
+
+    def customer_activities(self, customer_id: str) -> list[dict[str, Any]]:
+        rows = self.db.query(
+            f"SELECT {ACTIVITY_COLUMNS} FROM unified_activities WHERE customer_id = ?", (customer_id,)
+        )
+        return [_activity(r).to_record() for r in rows]
+
+    def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]:
+        found: dict[str, StoredAudience] = {}
+        for i in range(0, len(customer_ids), 500):
+            chunk = list(customer_ids[i : i + 500])
+            marks = ", ".join("?" * len(chunk))
+            for row in self.db.query(
+                "SELECT customer_id, measures, segments, next_change, fingerprint, evaluated_at "
+                f"FROM audience_state WHERE customer_id IN ({marks})", chunk,
+            ):  # fmt: skip
+                found[row[0]] = StoredAudience(
+                    row[0], orjson.loads(row[1]), tuple(orjson.loads(row[2])), row[3], row[4], row[5]
+                )
+        return found
+
+    def save_audiences(
+        self, results: Sequence[AudienceResult], fingerprint: str, at: str
+    ) -> list[MembershipChange]:
+        diffs = []
+        with self.db.transaction() as conn:
+            # Read inside the write transaction: a concurrent evaluator cannot interleave.
+            before = self.stored_audiences([r.customer_id for r in results])
+            for result in results:
+                old = before.get(result.customer_id)
+                diff = membership_diff(result.customer_id, old.segments if old else (), result.segments, at)
+                diffs += diff
+                for segment, customer_id, change, when in diff:
+                    if change == "entered":
+                        conn.execute("INSERT OR REPLACE INTO segment_members VALUES (?, ?, ?)",
+                                     (segment, customer_id, when))  # fmt: skip
+                    else:
+                        conn.execute("DELETE FROM segment_members WHERE segment = ? AND customer_id = ?",
+                                     (segment, customer_id))  # fmt: skip
+                if result.measures is None:
+                    conn.execute("DELETE FROM audience_state WHERE customer_id = ?", (result.customer_id,))
+                    continue
+                conn.execute(
+                    "INSERT OR REPLACE INTO audience_state VALUES (?, ?, ?, ?, ?, ?)",
+                    (result.customer_id, orjson.dumps(result.measures).decode(),
+                     orjson.dumps(list(result.segments)).decode(), result.next_change, fingerprint, at),
+                )  # fmt: skip
+            first = None
+            for diff in diffs:
+                cursor = conn.execute(
+                    "INSERT INTO membership_changes (segment, customer_id, change, at) VALUES (?, ?, ?, ?)", diff
+                )
+                first = cursor.lastrowid if first is None else first
+        return [MembershipChange(first + i, *d) for i, d in enumerate(diffs)] if first else []
+
+    def due_customers(self, now: str, limit: int) -> list[str]:
+        rows = self.db.query(
+            "SELECT customer_id FROM audience_state WHERE next_change IS NOT NULL AND next_change <= ? "
+            "ORDER BY next_change, customer_id LIMIT ?", (now, limit),
+        )  # fmt: skip
+        return [r[0] for r in rows]
+
+    def stale_customers(self, fingerprint: str, limit: int) -> list[str]:
+        rows = self.db.query(
+            "SELECT DISTINCT c.customer_id FROM customer_rows c "
+            "LEFT JOIN audience_state a ON a.customer_id = c.customer_id "
+            "WHERE a.customer_id IS NULL OR a.fingerprint != ? "
+            "UNION SELECT a.customer_id FROM audience_state a WHERE NOT EXISTS "
+            "(SELECT 1 FROM customer_rows c WHERE c.customer_id = a.customer_id) "
+            "ORDER BY 1 LIMIT ?", (fingerprint, limit),
+        )  # fmt: skip
+        return [r[0] for r in rows]
+
+    def segment_sizes(self) -> dict[str, int]:
+        return dict(self.db.query("SELECT segment, count(*) FROM segment_members GROUP BY segment"))
+
+    def segment_members(self, segment: str, after: str | None, limit: int) -> list[str]:
+        rows = self.db.query(
+            "SELECT customer_id FROM segment_members WHERE segment = ? AND customer_id > ? "
+            "ORDER BY customer_id LIMIT ?", (segment, after or "", limit),
+        )  # fmt: skip
+        return [r[0] for r in rows]
+
+    def membership_changes(self, segment: str, after: int, limit: int) -> list[MembershipChange]:
+        rows = self.db.query(
+            "SELECT seq, segment, customer_id, change, at FROM membership_changes "
+            "WHERE segment = ? AND seq > ? ORDER BY seq LIMIT ?", (segment, after, limit),
+        )  # fmt: skip
+        return [MembershipChange(*r) for r in rows]
+
+    def marks(self) -> dict[str, str]:
+        return dict(self.db.query("SELECT name, value FROM audience_marks"))
+
+    def set_mark(self, name: str, value: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO audience_marks VALUES (?, ?)", (name, value))

@@ -1,0 +1,124 @@
+"""Keeping measures and segments current, and reading them as of any time: the one path the
+per-file function, the timer, the HTTP API and the commands evaluate customers by."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+
+from shared.core.audiences.definitions import format_instant
+from shared.core.audiences.evaluator import Audiences, Evaluation
+from shared.core.audiences.records import AudienceResult, MembershipChange
+from shared.core.errors import NotFound
+from shared.core.ports import AudienceStore, ProfileStore
+
+CHUNK = 200
+EVALUATED = "evaluated"  # the mark naming the definitions every customer was last evaluated by
+
+
+def evaluate_as_of(
+    profiles: ProfileStore, store: AudienceStore, audiences: Audiences, customer_id: str, at: datetime
+) -> Evaluation:
+    """One customer's measures and segments at `at`, from the store as it is."""
+    customer = profiles.get_customer(customer_id)
+    if customer is None:
+        raise NotFound(f"no customer {customer_id!r}")
+    return audiences.evaluate(store.customer_activities(customer_id), customer.attributes, at)
+
+
+def evaluate_customers(
+    profiles: ProfileStore, store: AudienceStore, audiences: Audiences, ids: Iterable[str], at: datetime
+) -> list[MembershipChange]:
+    """Evaluate these customers at `at` and store the result: their current state when `at` is
+    now. A customer that is gone leaves its segments."""
+    if audiences.empty:
+        return []
+    results = []
+    for customer_id in dict.fromkeys(ids):
+        customer = profiles.get_customer(customer_id)
+        if customer is None:
+            results.append(AudienceResult(customer_id, None, (), None))
+            continue
+        found = audiences.evaluate(store.customer_activities(customer_id), customer.attributes, at)
+        results.append(AudienceResult(customer_id, found.measures, found.segments, found.next_change))
+    return store.save_audiences(results, audiences.fingerprint, format_instant(at))
+
+
+def _drain(
+    next_ids: Callable[[], Sequence[str]], evaluate: Callable[[Sequence[str]], object], deadline: float | None
+) -> int:
+    done = 0
+    while (deadline is None or time.monotonic() < deadline) and (ids := next_ids()):
+        evaluate(ids)
+        done += len(ids)
+    return done
+
+
+def refresh(
+    profiles: ProfileStore, store: AudienceStore, audiences: Audiences, now: datetime,
+    deadline: float | None = None,
+) -> int:
+    """Evaluate every customer not evaluated under the current definitions (all of them after
+    the measures or segments changed; new and gone ones otherwise). Resumable: what a crash or
+    the deadline leaves is still stale next time. Returns how many were evaluated."""
+    if audiences.empty or store.marks().get(EVALUATED) == audiences.fingerprint:
+        return 0  # new customers were evaluated as their files landed
+    return _evaluate_stale(profiles, store, audiences, now, deadline)
+
+
+def _evaluate_stale(
+    profiles: ProfileStore, store: AudienceStore, audiences: Audiences, now: datetime, deadline: float | None
+) -> int:
+    done = _drain(
+        lambda: store.stale_customers(audiences.fingerprint, CHUNK),
+        lambda ids: evaluate_customers(profiles, store, audiences, ids, now), deadline,
+    )  # fmt: skip
+    if not store.stale_customers(audiences.fingerprint, 1):
+        store.set_mark(EVALUATED, audiences.fingerprint)
+    return done
+
+
+def refresh_all(profiles: ProfileStore, store: AudienceStore, audiences: Audiences, now: datetime) -> int:
+    """Evaluate every customer now, stale or not (`footprint segments refresh`), then those
+    that are gone; returns how many customers were evaluated."""
+    if audiences.empty:
+        return 0
+    after, done = None, 0
+    while ids := store.customer_ids(after, CHUNK):
+        evaluate_customers(profiles, store, audiences, ids, now)
+        done, after = done + len(ids), ids[-1]
+    return done + _evaluate_stale(profiles, store, audiences, now, None)
+
+
+def evaluate_due(
+    profiles: ProfileStore, store: AudienceStore, audiences: Audiences, now: datetime,
+    deadline: float | None = None,
+) -> int:
+    """Evaluate the customers whose windowed measures or time conditions changed by `now` as
+    time passed: only those, each read once."""
+    if audiences.empty:
+        return 0
+    stamp = format_instant(now)
+    return _drain(
+        lambda: store.due_customers(stamp, CHUNK),
+        lambda ids: evaluate_customers(profiles, store, audiences, ids, now), deadline,
+    )  # fmt: skip
+
+
+def segments_as_of(
+    profiles: ProfileStore, store: AudienceStore, audiences: Audiences, at: datetime
+) -> dict[str, list[str]]:
+    """Every segment's members at `at`, evaluated afresh from the store (a full pass)."""
+    members: dict[str, list[str]] = {s.name: [] for s in audiences.segment_configs}
+    after = None
+    while ids := store.customer_ids(after, CHUNK):
+        for customer_id in ids:
+            customer = profiles.get_customer(customer_id)
+            if customer is None:
+                continue
+            found = audiences.evaluate(store.customer_activities(customer_id), customer.attributes, at)
+            for segment in found.segments:
+                members[segment].append(customer_id)
+        after = ids[-1]
+    return members

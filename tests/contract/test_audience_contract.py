@@ -1,0 +1,99 @@
+"""The AudienceStore contract: every store keeps evaluations, memberships, the numbered
+history of changes and the upkeep's marks the same way."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from shared import bootstrap
+from shared.core.audiences.records import AudienceResult
+from tests.builders import activity, customer
+
+T0, T1, T2 = "2026-06-01T00:00:00.000Z", "2026-06-02T00:00:00.000Z", "2026-06-03T00:00:00.000Z"
+
+
+@pytest.fixture
+def audiences(store):  # type: ignore[no-untyped-def]
+    return bootstrap.open_audiences(store)
+
+
+def _ids(customers):  # type: ignore[no-untyped-def]
+    return [c.customer_id for c in customers]
+
+
+def result(customer_id: str, *segments: str, next_change: str | None = None, **measures: object) -> AudienceResult:
+    return AudienceResult(customer_id, dict(measures), tuple(sorted(segments)), next_change)
+
+
+def test_saving_records_each_entry_and_exit_in_order(store, audiences) -> None:  # type: ignore[no-untyped-def]
+    a, b = _ids([customer("R-1"), customer("R-2")])
+    first = audiences.save_audiences([result(a, "S", "T", M=1), result(b, "S", M=2)], "fp", T0)
+    # Within a segment, in the order of the results; segments apart, in any order.
+    assert sorted((c.segment, c.seq, c.customer_id, c.change) for c in first)[0][2] == a
+    assert sorted((c.segment, c.customer_id, c.change) for c in first) == sorted([
+        ("S", a, "entered"), ("T", a, "entered"), ("S", b, "entered"),
+    ])  # fmt: skip
+    second = audiences.save_audiences([result(a, "T", M=0)], "fp", T1)
+    assert [(c.segment, c.customer_id, c.change, c.at) for c in second] == [("S", a, "exited", T1)]
+    assert audiences.segment_sizes() == {"S": 1, "T": 1}
+    assert audiences.segment_members("S", None, 10) == [b]
+    stored = audiences.stored_audiences([a, b, "nobody"])
+    assert set(stored) == {a, b} and stored[a].measures == {"M": 0} and stored[a].segments == ("T",)
+    history = audiences.membership_changes("S", 0, 10)
+    assert [(c.customer_id, c.change) for c in history] == [(a, "entered"), (b, "entered"), (a, "exited")]
+    assert all(x.seq < y.seq for x, y in itertools.pairwise(history))
+    assert audiences.membership_changes("S", history[1].seq, 10) == history[2:]
+    assert audiences.membership_changes("S", 0, 1) == history[:1]
+
+
+def test_saving_the_same_evaluation_again_records_nothing(audiences) -> None:  # type: ignore[no-untyped-def]
+    audiences.save_audiences([result("c-1", "S", M=1)], "fp", T0)
+    assert audiences.save_audiences([result("c-1", "S", M=1)], "fp", T1) == []
+    assert len(audiences.membership_changes("S", 0, 10)) == 1
+
+
+def test_a_gone_customer_leaves_every_segment_and_its_state(audiences) -> None:  # type: ignore[no-untyped-def]
+    audiences.save_audiences([result("c-1", "S", "T", M=1)], "fp", T0)
+    gone = audiences.save_audiences([AudienceResult("c-1", None, (), None)], "fp", T1)
+    assert sorted((c.segment, c.change) for c in gone) == [("S", "exited"), ("T", "exited")]
+    assert audiences.stored_audiences(["c-1"]) == {} and audiences.segment_sizes() == {}
+
+
+def test_due_customers_are_those_whose_next_change_has_come(audiences) -> None:  # type: ignore[no-untyped-def]
+    audiences.save_audiences(
+        [result("c-1", next_change=T1), result("c-2", next_change=T0), result("c-3"), result("c-4", next_change=T2)],
+        "fp", T0,
+    )  # fmt: skip
+    assert audiences.due_customers(T1, 10) == ["c-2", "c-1"]
+    assert audiences.due_customers(T1, 1) == ["c-2"]
+    audiences.save_audiences([result("c-2", next_change=None)], "fp", T1)
+    assert audiences.due_customers(T2, 10) == ["c-1", "c-4"]
+
+
+def test_stale_customers_are_new_differently_evaluated_or_gone(store, audiences) -> None:  # type: ignore[no-untyped-def]
+    a, b, c = _ids([customer("R-1"), customer("R-2"), customer("R-3")])
+    store.write([], [customer("R-1"), customer("R-2"), customer("R-3")], [])
+    audiences.save_audiences([result(a), result(b), result("c-gone")], "fp-new", T0)
+    audiences.save_audiences([result(c)], "fp-old", T0)
+    assert audiences.stale_customers("fp-new", 10) == sorted([c, "c-gone"])
+    assert len(audiences.stale_customers("fp-new", 1)) == 1
+    assert audiences.customer_ids(None, 10) == sorted([a, b, c])
+    assert audiences.customer_ids(sorted([a, b, c])[0], 1) == [sorted([a, b, c])[1]]
+
+
+def test_a_customers_activities_are_all_that_reach_it_shown_on_the_timeline_or_not(store, audiences) -> None:  # type: ignore[no-untyped-def]
+    store.write([activity("k1"), activity("k2", show=False), activity("k3", fk="R-2")], [customer("R-1")], [])
+    [r1] = _ids([customer("R-1")])
+    found = audiences.customer_activities(r1)
+    assert sorted(a["SourceActivityId"] for a in found) == ["k1", "k2"]
+    assert all(a["CustomerId"] == r1 and "ActivityTime" in a for a in found)
+
+
+def test_marks_are_kept_by_name(audiences) -> None:  # type: ignore[no-untyped-def]
+    assert audiences.marks() == {}
+    audiences.set_mark("evaluated", "fp1")
+    audiences.set_mark("published:S", "12")
+    audiences.set_mark("evaluated", "fp2")
+    assert audiences.marks() == {"evaluated": "fp2", "published:S": "12"}

@@ -1,0 +1,79 @@
+"""Keeping measures and segments current, on the in-memory store with an injected clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from shared import bootstrap
+from shared.adapters.memory import MemoryStore
+from shared.core.audiences import upkeep, views
+from shared.core.audiences.evaluator import Audiences
+from shared.core.config import parse_config
+from tests.builders import activity, customer
+
+NOW = datetime(2021, 10, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
+CONFIG = {
+    "customerSources": [{"entity": "Customers", "key": "K", "attributes": ["City"]}],
+    "activities": [{"name": "Clicks", "entity": "Events", "primaryKey": "id", "timestamp": "ts",
+                    "event": "ev", "activityType": "WebLog"}],
+    "measures": [{"name": "Clicks30d", "activities": ["Clicks"], "aggregate": "count", "window": "P30D"}],
+    "segments": [{"name": "Engaged", "rule": {"measure": "Clicks30d", "op": ">=", "value": 2}}],
+}
+
+
+def _audiences(**changes: object) -> Audiences:
+    config = parse_config(orjson.dumps({**CONFIG, **changes}))
+    return bootstrap.audiences_of(config)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _store() -> tuple[MemoryStore, object, str]:
+    store = MemoryStore()
+    r1 = customer("R-1", City="Oslo")
+    store.write([activity("k1", time=_iso(NOW - 5 * DAY)), activity("k2", time=_iso(NOW - 2 * DAY))], [r1], [])
+    return store, bootstrap.open_audiences(store), r1.customer_id
+
+
+def test_a_customer_leaves_a_30_day_segment_when_the_timer_runs_after_the_window_passed() -> None:
+    store, kept, r1 = _store()
+    audiences = _audiences()
+    assert upkeep.refresh(store, kept, audiences, NOW) == 1
+    assert kept.segment_members("Engaged", None, 10) == [r1]
+    # Nothing happens before the oldest click is 30 days old ...
+    assert upkeep.evaluate_due(store, kept, audiences, NOW + 24 * DAY) == 0
+    # ... and once it is, only that customer is read again, with no new event.
+    assert upkeep.evaluate_due(store, kept, audiences, NOW + 25 * DAY + timedelta(hours=1)) == 1
+    assert kept.segment_members("Engaged", None, 10) == []
+    feed = views.segment_changes(kept, audiences, "Engaged", None)
+    assert [(c["Change"], c["CustomerId"]) for c in feed["changes"]] == [("entered", r1), ("exited", r1)]
+    assert views.segment_changes(kept, audiences, "Engaged", feed["cursor"])["changes"] == []
+    stored = kept.stored_audiences([r1])[r1]
+    assert stored.measures == {"Clicks30d": 1} and stored.next_change is not None
+
+
+def test_changed_definitions_re_evaluate_everyone_once() -> None:
+    store, kept, _ = _store()
+    assert upkeep.refresh(store, kept, _audiences(), NOW) == 1
+    assert upkeep.refresh(store, kept, _audiences(), NOW) == 0  # nothing changed: nothing read
+    stricter = _audiences(segments=[{"name": "Engaged", "rule": {"measure": "Clicks30d", "op": ">=", "value": 3}}])
+    assert upkeep.refresh(store, kept, stricter, NOW) == 1
+    assert kept.segment_sizes() == {}
+    assert upkeep.refresh(store, kept, stricter, NOW) == 0
+
+
+def test_as_of_replays_any_time_from_the_store_as_it_is() -> None:
+    store, kept, r1 = _store()
+    audiences = _audiences()
+    upkeep.refresh(store, kept, audiences, NOW)
+    past = views.customer_measures(store, kept, audiences, r1, NOW - 3 * DAY)
+    assert past["Measures"] == {"Clicks30d": 1} and past["Segments"] == []
+    assert views.customer_measures(store, kept, audiences, r1, NOW)["Segments"] == ["Engaged"]
+    then = views.segment_members(store, kept, audiences, "Engaged", NOW - 3 * DAY, now=False)
+    assert then["members"] == [] and then["asOf"] == "2021-09-28T00:00:00.000Z"
+    assert kept.segment_members("Engaged", None, 10) == [r1]  # replaying changed nothing kept
