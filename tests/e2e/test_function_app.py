@@ -105,10 +105,13 @@ def test_the_bindings_are_what_the_host_needs() -> None:
     timer = triggers["reconcile"].get_dict_repr()
     assert timer["type"] == "timerTrigger" and timer["runOnStartup"] is False
     assert timer["schedule"] == "%FOOTPRINT_RECONCILE_SCHEDULE%"
+    export = triggers["export"].get_dict_repr()
+    assert export["schedule"] == "%FOOTPRINT_EXPORT_SCHEDULE%" and export["runOnStartup"] is False
     http = {name: t.get_dict_repr() for name, t in triggers.items() if t.get_binding_name() == "httpTrigger"}
     assert {(d["route"], str(d["methods"][0].value)) for d in http.values()} == {
         ("customers/{id}", "GET"), ("customers/{id}/activities", "GET"), ("customers", "GET"),
         ("activities", "GET"), ("status", "GET"), ("reprocess", "POST"),
+        ("segments", "GET"), ("segments/{name}/members", "GET"), ("segments/{name}/changes", "GET"),
     }  # fmt: skip
     assert {str(d["authLevel"].value) for d in http.values()} == {"function"}
 
