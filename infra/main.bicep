@@ -96,6 +96,7 @@ resource app 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'FOOTPRINT_RECONCILE_BUDGET_SECONDS', value: '240' }
         { name: 'FOOTPRINT_EXPORT_SCHEDULE', value: '0 0 3 * * *' }
         { name: 'FOOTPRINT_EXPORT_TARGET', value: '' }
+        { name: 'FOOTPRINT_SEGMENT_QUEUE', value: '' }
       ]
     }
   }

@@ -14,7 +14,7 @@ from shared.core.config import Config, parse_config
 from shared.core.errors import ConfigError
 from shared.core.export.folder import ExportTarget
 from shared.core.ingest.service import IngestOptions, Ports
-from shared.core.ports import AudienceStore, FileSource, Ledger, ProfileStore
+from shared.core.ports import AudienceStore, ChangeQueue, FileSource, Ledger, ProfileStore
 from shared.core.reading.records import Limits
 from shared.settings import Settings
 
@@ -89,6 +89,16 @@ def open_audiences(store: ProfileStore) -> AudienceStore:
         found = TableAudiences(store)  # type: ignore[arg-type]
     _audience_stores[store] = found
     return found
+
+
+def open_change_queue(settings: Settings) -> ChangeQueue | None:
+    """The Storage queue membership changes go on, when FOOTPRINT_SEGMENT_QUEUE names one."""
+    if not settings.segment_queue:
+        return None
+    from shared.adapters.azure.queue import StorageQueue
+
+    conn = _storage_connection(settings, f"segment queue {settings.segment_queue}")
+    return StorageQueue.from_connection_string(conn, settings.segment_queue)
 
 
 def audiences_of(config: Config) -> Audiences:

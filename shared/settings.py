@@ -25,6 +25,7 @@ DEFAULTS: dict[str, str] = {
     "FOOTPRINT_READ_IN_CHILD_BYTES": str(4 * 1024 * 1024),
     "FOOTPRINT_EXPORT_SCHEDULE": "0 0 3 * * *",
     "FOOTPRINT_EXPORT_TARGET": "",
+    "FOOTPRINT_SEGMENT_QUEUE": "",
 }
 
 
@@ -45,6 +46,7 @@ class Settings:
     batch_size: int
     read_in_child_bytes: int  # 0: never (see shared/core/ingest/forked.py)
     export_target: str = ""  # where the export timer writes; none when empty
+    segment_queue: str = ""  # the Storage queue membership changes are put on; none when empty
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -70,6 +72,7 @@ class Settings:
             batch_size=_number(raw, "FOOTPRINT_BATCH_SIZE", int, 1, 100_000),
             read_in_child_bytes=_number(raw, "FOOTPRINT_READ_IN_CHILD_BYTES", int, 0, 1024**4),
             export_target=raw["FOOTPRINT_EXPORT_TARGET"],
+            segment_queue=_queue_name(raw["FOOTPRINT_SEGMENT_QUEUE"]),
         )
 
 
@@ -86,4 +89,13 @@ def _number(raw: Mapping[str, str], name: str, kind: type, low: float, high: flo
 def _table_prefix(value: str) -> str:
     if not (value.isalnum() and value[:1].isalpha() and len(value) <= 40):
         raise ConfigError(f"setting FOOTPRINT_TABLE_PREFIX: {value!r} must be letters and digits")
+    return value
+
+
+def _queue_name(value: str) -> str:
+    # Storage's rule for queue names: 3-63 lowercase letters, digits and single hyphens.
+    if value and not (3 <= len(value) <= 63 and value.replace("-", "").isalnum() and value.islower()
+                      and value[0] != "-" and value[-1] != "-" and "--" not in value):
+        raise ConfigError(f"setting FOOTPRINT_SEGMENT_QUEUE: {value!r} is not a queue name "
+                          "(3-63 lowercase letters, digits and hyphens)")
     return value

@@ -176,3 +176,11 @@ class AudienceStore(Protocol):
         ...
 
     def set_mark(self, name: str, value: str) -> None: ...
+
+
+class ChangeQueue(Protocol):
+    """Where membership changes go for activation: a Storage queue in Azure."""
+
+    def put(self, messages: Sequence[str]) -> None:
+        """Each message, in order; raises TransientError when it could not."""
+        ...

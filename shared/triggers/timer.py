@@ -45,6 +45,12 @@ def keep_audiences_current(rt: bootstrap.Runtime, deadline: float | None = None)
     due = upkeep.evaluate_due(rt.ports.store, store, audiences, now, deadline)
     if refreshed or due:
         log.info("audiences: %d customers evaluated for new definitions, %d whose windows moved", refreshed, due)
+    queue = bootstrap.open_change_queue(rt.settings)
+    if queue is not None:
+        # After an outage too: what the last attempts could not put goes now, in order.
+        put = upkeep.publish_changes(store, audiences, queue)
+        if put:
+            log.info("audiences: %d membership changes put on queue %s", put, rt.settings.segment_queue)
 
 
 @bp.function_name("export")
