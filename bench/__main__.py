@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 
 from bench import export
+from bench.audience_paths import audience_rows
 from bench.export_paths import export_rows
 from bench.measure import Run, child, footprint_ingest
 from bench.table import Row, print_table
@@ -64,6 +65,7 @@ def run(tmp: Path, sizes: Sizes, azure: bool) -> list[Row]:
     rows = sqlite_rows(tmp, root, customers, events, sizes)
     rows += reference_rows(tmp, root, customers, events, rows[0])
     rows += export_rows(tmp, tmp / "footprint.db")
+    rows += audience_rows(tmp, sizes.events * 10 // 9, sizes.customers * 2)
     if azure:
         from bench.azure_paths import azure_rows  # imports the Azure SDKs
 

@@ -32,9 +32,13 @@ class MemoryAudiences:
     def customer_ids(self, after: str | None, limit: int) -> list[str]:
         return sorted(c for c in self._customers() if c > (after or ""))[:limit]
 
-    def customer_activities(self, customer_id: str) -> list[dict[str, Any]]:
+    def activities_by_customer(self, customer_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        found: dict[str, list[dict[str, Any]]] = {c: [] for c in customer_ids}
         with self.store._lock:
-            return [a.to_record() for a in self.store.activities.values() if a.customer_id == customer_id]
+            for activity in self.store.activities.values():
+                if activity.customer_id in found:
+                    found[activity.customer_id].append(activity.to_record())
+        return found
 
     def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]:
         with self._lock:

@@ -144,8 +144,8 @@ class AudienceStore(Protocol):
         """Customer ids in order, after `after`."""
         ...
 
-    def customer_activities(self, customer_id: str) -> list[dict[str, Any]]:
-        """Every activity record that reaches the customer, ShowInTimeline or not."""
+    def activities_by_customer(self, customer_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every activity record that reaches each customer, ShowInTimeline or not."""
         ...
 
     def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]: ...

@@ -86,9 +86,10 @@ def test_stale_customers_are_new_differently_evaluated_or_gone(store, audiences)
 def test_a_customers_activities_are_all_that_reach_it_shown_on_the_timeline_or_not(store, audiences) -> None:  # type: ignore[no-untyped-def]
     store.write([activity("k1"), activity("k2", show=False), activity("k3", fk="R-2")], [customer("R-1")], [])
     [r1] = _ids([customer("R-1")])
-    found = audiences.customer_activities(r1)
-    assert sorted(a["SourceActivityId"] for a in found) == ["k1", "k2"]
-    assert all(a["CustomerId"] == r1 and "ActivityTime" in a for a in found)
+    found = audiences.activities_by_customer([r1, "c-nobody"])
+    assert sorted(a["SourceActivityId"] for a in found[r1]) == ["k1", "k2"] and found["c-nobody"] == []
+    assert all(a["CustomerId"] == r1 and "ActivityTime" in a for a in found[r1])
+    assert {a["SourceActivityId"]: a["ShowInTimeline"] for a in found[r1]} == {"k1": True, "k2": False}
 
 
 def test_marks_are_kept_by_name(audiences) -> None:  # type: ignore[no-untyped-def]

@@ -64,8 +64,8 @@ class TableAudiences:
         self._ids = [page[-1], *self._ids[limit + 1 :]] if page else []
         return page
 
-    def customer_activities(self, customer_id: str) -> list[dict[str, Any]]:
-        return [a.to_record() for a in self.store.customer_activities(customer_id)]
+    def activities_by_customer(self, customer_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        return {c: [a.to_record() for a in self.store.customer_activities(c)] for c in customer_ids}
 
     def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]:
         rows = self.io.map(lambda c: self.io.get(AUDIENCES, *_state_where(c)), list(customer_ids))

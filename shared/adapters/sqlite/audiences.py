@@ -8,13 +8,14 @@ from typing import Any
 
 import orjson
 
-from shared.adapters.sqlite.store import ACTIVITY_COLUMNS, SqliteDatabase, _activity
+from shared.adapters.sqlite.store import ACTIVITY_COLUMNS, SqliteDatabase
 from shared.core.audiences.records import (
     AudienceResult,
     MembershipChange,
     StoredAudience,
     membership_diff,
 )
+from shared.core.model import ACTIVITY_FIELDS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audience_state (
@@ -49,11 +50,18 @@ class SqliteAudiences:
         )  # fmt: skip
         return [r[0] for r in rows]
 
-    def customer_activities(self, customer_id: str) -> list[dict[str, Any]]:
-        rows = self.db.query(
-            f"SELECT {ACTIVITY_COLUMNS} FROM unified_activities WHERE customer_id = ?", (customer_id,)
-        )
-        return [_activity(r).to_record() for r in rows]
+    def activities_by_customer(self, customer_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        found: dict[str, list[dict[str, Any]]] = {c: [] for c in customer_ids}
+        names = list(ACTIVITY_FIELDS.values())
+        # One query a customer: the view finds its activities through the customer's keys only
+        # when the customer id is compared with `=` (an IN list makes SQLite scan them all).
+        query = f"SELECT {ACTIVITY_COLUMNS} FROM unified_activities WHERE customer_id = ?"
+        for customer_id in found:
+            for row in self.db.query(query, (customer_id,)):
+                record = dict(zip(names, row, strict=False))  # the view's last column is not a field
+                record["ShowInTimeline"] = bool(record["ShowInTimeline"])
+                found[customer_id].append(record)
+        return found
 
     def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]:
         found: dict[str, StoredAudience] = {}

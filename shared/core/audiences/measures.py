@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -42,6 +43,15 @@ class Measure:
         self.window = config.window
         self._types = frozenset(config.activities) if config.activities is not None else None
         self._tests = [_text_test(f, t) for f, t in config.where.items()]
+        # Measures that select the same activities share one pass over them per customer.
+        self.selection = (
+            tuple(sorted(self._types)) if self._types is not None else None,
+            tuple(sorted((f, t.model_dump_json()) for f, t in config.where.items())),
+        )
+
+    @property
+    def filters(self) -> bool:
+        return self._types is not None or bool(self._tests)
 
     def selects(self, activity: Record) -> bool:
         """Whether the activity is of the measure's kind, whatever its time."""
@@ -50,7 +60,7 @@ class Measure:
         return all(test(activity) for test in self._tests)
 
     def value(self, chosen: Sequence[Record]) -> Any:
-        """The aggregate over the activities inside the window (already selected)."""
+        """The aggregate over the activities inside the window, sorted by (time, id)."""
         config = self.config
         if config.aggregate == "count":
             return len(chosen)
@@ -67,10 +77,13 @@ class Measure:
             return None
         # Ties go to the greatest (ActivityTime, ActivityId), for first and last alike.
         if config.aggregate == "last":
-            pick = max(chosen, key=_recency)
-        else:
-            earliest = min(a["ActivityTime"] for a in chosen)
-            pick = max((a for a in chosen if a["ActivityTime"] == earliest), key=_recency)
+            return chosen[-1].get(field)
+        earliest = chosen[0]["ActivityTime"]
+        pick = chosen[0]
+        for activity in chosen[1:]:
+            if activity["ActivityTime"] != earliest:
+                break
+            pick = activity
         return pick.get(field)
 
 
@@ -89,26 +102,22 @@ def measure_values(
     """Every measure's value at `at`, and the next moment after it when one would change as
     time passes alone (an activity leaving a window, or one after `at` starting to count)."""
     now = format_instant(at)
+    ordered = sorted(activities, key=_recency)
+    selections: dict[tuple, tuple[list[Record], list[str]]] = {}
     values: dict[str, Any] = {}
     upcoming: list[str] = []
     for measure in measures:
-        lower = format_instant(at - measure.window) if measure.window else None
-        chosen = []
-        for activity in activities:
-            if not measure.selects(activity):
-                continue
-            time = activity["ActivityTime"]
-            if time > now:
-                upcoming.append(time)
-            elif lower is None or time > lower:
-                chosen.append(activity)
-        values[measure.name] = measure.value(chosen)
-        if measure.window and chosen:
-            # An activity at t counts while at < t + window: it leaves at t + window.
-            upcoming.append(format_instant(parse_instant(min(a["ActivityTime"] for a in chosen)) + measure.window))
+        found = selections.get(measure.selection)
+        if found is None:
+            chosen = [a for a in ordered if measure.selects(a)] if measure.filters else ordered
+            found = selections[measure.selection] = (chosen, [a["ActivityTime"] for a in chosen])
+        selected, times = found
+        high = bisect.bisect_right(times, now)
+        if high < len(times):
+            upcoming.append(times[high])
+        low = bisect.bisect_right(times, format_instant(at - measure.window), 0, high) if measure.window else 0
+        values[measure.name] = measure.value(selected[low:high])
+        if measure.window and low < high:
+            # An activity at t counts while at < t + window: the oldest leaves first.
+            upcoming.append(format_instant(parse_instant(times[low]) + measure.window))
     return values, parse_instant(min(upcoming)) if upcoming else None
-
-
-def after(moment: datetime) -> datetime:
-    """The first instant the store can tell apart from `moment` that comes after it."""
-    return moment + _MS

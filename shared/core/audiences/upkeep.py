@@ -26,7 +26,7 @@ def evaluate_as_of(
     customer = profiles.get_customer(customer_id)
     if customer is None:
         raise NotFound(f"no customer {customer_id!r}")
-    return audiences.evaluate(store.customer_activities(customer_id), customer.attributes, at)
+    return audiences.evaluate(store.activities_by_customer([customer_id])[customer_id], customer.attributes, at)
 
 
 def evaluate_customers(
@@ -37,14 +37,25 @@ def evaluate_customers(
     if audiences.empty:
         return []
     results = []
-    for customer_id in dict.fromkeys(ids):
+    for customer_id, found in _evaluations(profiles, store, audiences, list(dict.fromkeys(ids)), at):
+        if found is None:
+            results.append(AudienceResult(customer_id, None, (), None))
+        else:
+            results.append(AudienceResult(customer_id, found.measures, found.segments, found.next_change))
+    return store.save_audiences(results, audiences.fingerprint, format_instant(at))
+
+
+def _evaluations(
+    profiles: ProfileStore, store: AudienceStore, audiences: Audiences, ids: Sequence[str], at: datetime
+) -> Iterable[tuple[str, Evaluation | None]]:
+    """Each customer's evaluation, their activities read in one go; None for one that is gone."""
+    activities = store.activities_by_customer(ids)
+    for customer_id in ids:
         customer = profiles.get_customer(customer_id)
         if customer is None:
-            results.append(AudienceResult(customer_id, None, (), None))
-            continue
-        found = audiences.evaluate(store.customer_activities(customer_id), customer.attributes, at)
-        results.append(AudienceResult(customer_id, found.measures, found.segments, found.next_change))
-    return store.save_audiences(results, audiences.fingerprint, format_instant(at))
+            yield customer_id, None
+        else:
+            yield customer_id, audiences.evaluate(activities[customer_id], customer.attributes, at)
 
 
 def _drain(
@@ -115,12 +126,8 @@ def segments_as_of(
     members: dict[str, list[str]] = {s.name: [] for s in audiences.segment_configs}
     after = None
     while ids := store.customer_ids(after, CHUNK):
-        for customer_id in ids:
-            customer = profiles.get_customer(customer_id)
-            if customer is None:
-                continue
-            found = audiences.evaluate(store.customer_activities(customer_id), customer.attributes, at)
-            for segment in found.segments:
+        for customer_id, found in _evaluations(profiles, store, audiences, ids, at):
+            for segment in found.segments if found else ():
                 members[segment].append(customer_id)
         after = ids[-1]
     return members

@@ -1,0 +1,123 @@
+"""Measures and segments on the benchmark's data: a full evaluation of 10 measures and 5
+segments by Footprint's one evaluator, beside DuckDB computing the same measures in SQL.
+
+    python -m bench.audience_paths duckdb DUCKDB_FILE AS_OF   # prints customers and seconds
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from bench import export
+from bench.measure import child, footprint_ingest
+from bench.table import Row
+
+AS_OF = "2021-09-29T00:00:00.000Z"  # the generated events are all of 2021-09-28
+MEASURES = [
+    {"name": "Clicks", "aggregate": "count"},
+    {"name": "Clicks6h", "aggregate": "count", "window": "PT6H"},
+    {"name": "Clicks1h", "aggregate": "count", "window": "PT1H"},
+    {"name": "Pages", "aggregate": "countDistinct", "of": "ExternalUrl"},
+    {"name": "OfferPages1d", "aggregate": "countDistinct", "of": "ExternalUrl", "window": "P1D",
+     "where": {"ExternalUrl": {"startsWith": "https://shop.example.com/p/1"}}},
+    {"name": "LastVisit", "aggregate": "last", "of": "ActivityTime"},
+    {"name": "FirstVisit", "aggregate": "first", "of": "ActivityTime"},
+    {"name": "TopPage", "aggregate": "mostFrequent", "of": "ExternalUrl"},
+    {"name": "LastPage", "aggregate": "last", "of": "ExternalUrl"},
+    {"name": "Actions12h", "aggregate": "count", "window": "PT12H", "where": {"ActivityName": {"equals": "PageAction"}}},
+]  # fmt: skip
+SEGMENTS = [
+    {"name": "Busy", "rule": {"measure": "Clicks6h", "op": ">=", "value": 30}},
+    {"name": "BusyInLeeds", "rule": {"all": [{"segment": "Busy"}, {"attribute": "City", "op": "=", "value": "Leeds"}]}},
+    {"name": "Recent", "rule": {"measure": "LastVisit", "op": "within", "value": "PT1H"}},
+    {"name": "SteadyNotBusy", "rule": {"all": [{"not": {"segment": "Busy"}}, {"measure": "Clicks", "op": ">=", "value": 50}]}},
+    {"name": "Explorers", "rule": {"any": [{"segment": "Recent"}, {"measure": "Pages", "op": ">=", "value": 45}]}},
+]  # fmt: skip
+
+
+def audience_rows(tmp: Path, events: int, customers: int) -> list[Row]:
+    root = tmp / "audiences"
+    store = tmp / "audiences.db"
+    footprint_ingest(root, store, export.write_customers(root, customers))
+    footprint_ingest(root, store, export.write_events(root, events, customers, seed=7))
+    config = tmp / "audiences.json"
+    defaults = json.loads((Path(__file__).parents[1] / "shared" / "default_config.json").read_text())
+    config.write_text(json.dumps({**defaults, "measures": MEASURES, "segments": SEGMENTS}))
+    common = ("--json", "--config", str(config), "--store", f"sqlite:///{store}")
+    replay = child("shared", "segments", "--as-of", AS_OF, *common)
+    refresh = child("shared", "segments", "refresh", *common)
+    evaluated = orjson.loads(refresh.output)["evaluated"]
+    sizes = {s["Segment"]: s["Members"] for s in orjson.loads(replay.output)}
+    duck = tmp / "audiences.duckdb"
+    reference = child("bench.audience_paths", "duckdb", str(store), str(duck), AS_OF)
+    measured = orjson.loads(reference.output)
+    ratio = replay.seconds / measured["seconds"]
+    return [
+        Row("footprint segments --as-of: 10 measures, 5 segments, every customer", evaluated,
+            "customers", replay.seconds, replay.rss_mb,
+            f"{ratio:.1f}x DuckDB's time (target <= 10 s); members {sizes}"),
+        Row("  footprint segments refresh: the same, stored as the current state", evaluated,
+            "customers", refresh.seconds, refresh.rss_mb, "at now: windows of 2021 are empty"),
+        Row("  DuckDB: the same 10 measures in SQL, GROUP BY customer", measured["customers"],
+            "customers", measured["seconds"], reference.rss_mb,
+            "the query alone (its copy of the activities not timed); no segments"),
+    ]  # fmt: skip
+
+
+def with_duckdb(sqlite_store: Path, database: Path, as_of: str) -> int:
+    """The activities copied out of the SQLite store (not timed), then the measures in SQL."""
+    import sqlite3
+
+    import duckdb
+
+    copy = database.with_suffix(".csv")
+    with sqlite3.connect(sqlite_store) as lite, copy.open("w", newline="") as out:
+        rows = lite.execute("SELECT customer_id, activity_time, external_url, activity_name, activity_id "
+                            "FROM unified_activities WHERE customer_id IS NOT NULL")  # fmt: skip
+        writer = csv.writer(out)
+        writer.writerow(("customer_id", "t", "url", "name", "id"))
+        while chunk := rows.fetchmany(100_000):
+            writer.writerows(chunk)
+    con = duckdb.connect(str(database))
+    con.execute(f"CREATE TABLE a AS SELECT * FROM read_csv('{copy}', all_varchar = true)")
+    started = time.perf_counter()
+    t = f"TIMESTAMP '{as_of[:-1].replace('T', ' ')}'"
+    ts = "CAST(replace(replace(a.t, 'T', ' '), 'Z', '') AS TIMESTAMP)"
+    count = con.execute(f"""
+        WITH m AS (
+            SELECT customer_id,
+                count(*) FILTER (WHERE {ts} <= {t}) AS clicks,
+                count(*) FILTER (WHERE {ts} <= {t} AND {ts} > {t} - INTERVAL 6 HOUR) AS clicks6h,
+                count(*) FILTER (WHERE {ts} <= {t} AND {ts} > {t} - INTERVAL 1 HOUR) AS clicks1h,
+                count(DISTINCT url) FILTER (WHERE {ts} <= {t}) AS pages,
+                count(DISTINCT url) FILTER (WHERE {ts} <= {t} AND {ts} > {t} - INTERVAL 1 DAY
+                                            AND starts_with(url, 'https://shop.example.com/p/1')) AS offers,
+                max(a.t) FILTER (WHERE {ts} <= {t}) AS last_visit,
+                min(a.t) FILTER (WHERE {ts} <= {t}) AS first_visit,
+                arg_max(url, a.t || a.id) FILTER (WHERE {ts} <= {t}) AS last_page,
+                count(*) FILTER (WHERE {ts} <= {t} AND {ts} > {t} - INTERVAL 12 HOUR AND name = 'PageAction') AS actions
+            FROM a GROUP BY customer_id
+        ), top AS (
+            SELECT customer_id, arg_min(url, (-n, url)) AS top_page FROM (
+                SELECT customer_id, url, count(*) AS n FROM a WHERE {ts} <= {t} AND url IS NOT NULL
+                GROUP BY customer_id, url) GROUP BY customer_id
+        )
+        SELECT count(*) FROM (SELECT * FROM m LEFT JOIN top USING (customer_id))
+    """).fetchone()[0]  # fmt: skip
+    print(orjson.dumps({"customers": count, "seconds": time.perf_counter() - started}).decode())
+    return count
+
+
+def main() -> None:
+    _, store, database, as_of = sys.argv[1:5]
+    with_duckdb(Path(store), Path(database), as_of)
+
+
+if __name__ == "__main__":
+    main()
