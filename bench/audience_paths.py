@@ -33,10 +33,10 @@ MEASURES = [
     {"name": "Actions12h", "aggregate": "count", "window": "PT12H", "where": {"ActivityName": {"equals": "PageAction"}}},
 ]  # fmt: skip
 SEGMENTS = [
-    {"name": "Busy", "rule": {"measure": "Clicks6h", "op": ">=", "value": 30}},
+    {"name": "Busy", "rule": {"measure": "Clicks6h", "op": ">=", "value": 12}},
     {"name": "BusyInLeeds", "rule": {"all": [{"segment": "Busy"}, {"attribute": "City", "op": "=", "value": "Leeds"}]}},
     {"name": "Recent", "rule": {"measure": "LastVisit", "op": "within", "value": "PT1H"}},
-    {"name": "SteadyNotBusy", "rule": {"all": [{"not": {"segment": "Busy"}}, {"measure": "Clicks", "op": ">=", "value": 50}]}},
+    {"name": "SteadyNotBusy", "rule": {"all": [{"not": {"segment": "Busy"}}, {"measure": "Clicks", "op": ">=", "value": 45}]}},
     {"name": "Explorers", "rule": {"any": [{"segment": "Recent"}, {"measure": "Pages", "op": ">=", "value": 45}]}},
 ]  # fmt: skip
 
