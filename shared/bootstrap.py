@@ -14,7 +14,14 @@ from shared.core.config import Config, parse_config
 from shared.core.errors import ConfigError
 from shared.core.export.folder import ExportTarget
 from shared.core.ingest.service import IngestOptions, Ports
-from shared.core.ports import AudienceStore, ChangeQueue, FileSource, Ledger, ProfileStore
+from shared.core.ports import (
+    AudienceStore,
+    ChangeQueue,
+    ErasureStore,
+    FileSource,
+    Ledger,
+    ProfileStore,
+)
 from shared.core.reading.records import Limits
 from shared.settings import Settings
 
@@ -88,6 +95,33 @@ def open_audiences(store: ProfileStore) -> AudienceStore:
 
         found = TableAudiences(store)  # type: ignore[arg-type]
     _audience_stores[store] = found
+    return found
+
+
+_erasure_stores: weakref.WeakKeyDictionary[object, ErasureStore] = weakref.WeakKeyDictionary()
+
+
+def open_erasures(store: ProfileStore) -> ErasureStore:
+    """Suppressions and the erasure log, kept beside a profile store, in the same place."""
+    found = _erasure_stores.get(store)
+    if found is not None:
+        return found
+    from shared.adapters.memory import MemoryStore
+    from shared.adapters.sqlite.store import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from shared.adapters.sqlite.erasure import SqliteErasures
+
+        found = SqliteErasures(store.db)
+    elif isinstance(store, MemoryStore):
+        from shared.adapters.memory_erasure import MemoryErasures
+
+        found = MemoryErasures(store)
+    else:
+        from shared.adapters.azure.erasure import TableErasures
+
+        found = TableErasures(store)  # type: ignore[arg-type]
+    _erasure_stores[store] = found
     return found
 
 

@@ -96,6 +96,13 @@ class MemoryAudiences:
             found = [c for c in self.changes if c.seq > after and c.segment == segment]
         return found[:limit]
 
+    def anonymize_changes(self, customer_id: str) -> int:
+        with self._lock:
+            mine = [i for i, c in enumerate(self.changes) if c.customer_id == customer_id]
+            for i in mine:
+                self.changes[i] = self.changes[i]._replace(customer_id=None)
+        return len(mine)
+
     def marks(self) -> dict[str, str]:
         with self._lock:
             return dict(self._marks)

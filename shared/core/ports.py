@@ -170,6 +170,10 @@ class AudienceStore(Protocol):
         """The segment's history after `after` (a MembershipChange.seq), oldest first."""
         ...
 
+    def anonymize_changes(self, customer_id: str) -> int:
+        """Keep the customer's history entries without the customer (erasure); how many."""
+        ...
+
     def marks(self) -> dict[str, str]:
         """Small named values the upkeep keeps: the definitions last evaluated in full, and how
         far each segment's changes were put on the activation queue."""
@@ -183,4 +187,28 @@ class ChangeQueue(Protocol):
 
     def put(self, messages: Sequence[str]) -> None:
         """Each message, in order; raises TransientError when it could not."""
+        ...
+
+
+class ErasureStore(Protocol):
+    """What an erasure removes and leaves behind (SPEC §11): the records reaching a customer,
+    the suppressions later ingests honour, and receipts that hold no personal data."""
+
+    def erasure_salt(self, proposed: str) -> str:
+        """The store's salt: `proposed` when the store had none yet, else the one it keeps."""
+        ...
+
+    def suppress(self, hashes: Sequence[str]) -> None: ...
+
+    def suppressions(self) -> frozenset[str]: ...
+
+    def erase_records(self, customer_id: str, keys: Sequence[tuple[str, str]], values: Sequence[str]) -> dict[str, int]:
+        """Remove the activities reaching the customer's keys, the rejects whose excerpt holds
+        one of `values`, then the customer rows; counts per kind. Safe to run again."""
+        ...
+
+    def record_erasure(self, receipt: dict[str, Any]) -> None: ...
+
+    def erasures(self) -> list[dict[str, Any]]:
+        """Every receipt, oldest first."""
         ...

@@ -168,8 +168,16 @@ class TableAudiences:
             {"pk": "c-" + plain_key(segment), "low": f"{after:016d}", "high": _COUNTER},
             ["Segment", "CustomerId", "Change", "At"], page=min(limit, 1000),
         )  # fmt: skip
-        return [MembershipChange(int(r["RowKey"]), r["Segment"], r["CustomerId"], r["Change"], r["At"])
+        return [MembershipChange(int(r["RowKey"]), r["Segment"], r["CustomerId"] or None, r["Change"], r["At"])
                 for _, r in zip(range(limit), rows, strict=False)]  # fmt: skip
+
+    def anonymize_changes(self, customer_id: str) -> int:
+        # A scan of the history partitions for the customer's entries.
+        rows = list(self.io.query(AUDIENCES, "PartitionKey ge 'c-' and PartitionKey lt 'c.' and CustomerId eq @c",
+                                  {"c": customer_id}))  # fmt: skip
+        # Emptied rather than removed: an upsert merges, and "" reads back as None.
+        self.io.write_all(AUDIENCES, [("upsert", {**r, "CustomerId": ""}) for r in rows])
+        return len(rows)
 
     def marks(self) -> dict[str, str]:
         return {r["Name"]: r["Value"] for r in self.io.query(AUDIENCES, "PartitionKey eq 'mark'")}

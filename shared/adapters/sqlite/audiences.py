@@ -40,8 +40,12 @@ CREATE TABLE IF NOT EXISTS audience_marks (name TEXT PRIMARY KEY, value TEXT NOT
 class SqliteAudiences:
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
-        with db.lock, db.translate():
-            db.conn.executescript(SCHEMA)
+        # Statement by statement in a transaction of the database's own: executescript would
+        # commit a bulk load the same thread has open.
+        with db.transaction() as conn:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
 
     def customer_ids(self, after: str | None, limit: int) -> list[str]:
         rows = self.db.query(
@@ -145,6 +149,12 @@ class SqliteAudiences:
             "WHERE segment = ? AND seq > ? ORDER BY seq LIMIT ?", (segment, after, limit),
         )  # fmt: skip
         return [MembershipChange(*r) for r in rows]
+
+    def anonymize_changes(self, customer_id: str) -> int:
+        with self.db.transaction() as conn:
+            return conn.execute(
+                "UPDATE membership_changes SET customer_id = NULL WHERE customer_id = ?", (customer_id,)
+            ).rowcount
 
     def marks(self) -> dict[str, str]:
         return dict(self.db.query("SELECT name, value FROM audience_marks"))

@@ -1,0 +1,56 @@
+"""MemoryErasures: the in-memory double of the erasure store, beside a MemoryStore."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from shared.adapters.memory import MemoryStore
+from shared.core.erasure.suppressions import holds_value
+
+
+class MemoryErasures:
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self.salt: str | None = None
+        self.hashes: set[str] = set()
+        self.receipts: list[dict[str, Any]] = []
+
+    def erasure_salt(self, proposed: str) -> str:
+        with self._lock:
+            self.salt = self.salt or proposed
+            return self.salt
+
+    def suppress(self, hashes: Sequence[str]) -> None:
+        with self._lock:
+            self.hashes.update(hashes)
+
+    def suppressions(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self.hashes)
+
+    def erase_records(
+        self, customer_id: str, keys: Sequence[tuple[str, str]], values: Sequence[str]
+    ) -> dict[str, int]:
+        store, wanted = self.store, set(keys)
+        with store._lock:
+            doomed = [i for i, a in store.activities.items() if (a.customer_entity, a.activity_foreign_key) in wanted]
+            for activity_id in doomed:
+                store._unindex(store.activities.pop(activity_id))
+            rejects = [k for k, r in store.rejects.items() if holds_value(r.excerpt, list(values))]
+            for key in rejects:
+                del store.rejects[key]
+            rows = [k for k, (row, _) in store.customer_rows.items() if row.customer_id == customer_id]
+            for key in rows:
+                del store.customer_rows[key]
+        return {"activities": len(doomed), "rejects": len(rejects), "customerRows": len(rows)}
+
+    def record_erasure(self, receipt: dict[str, Any]) -> None:
+        with self._lock:
+            self.receipts.append(receipt)
+
+    def erasures(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.receipts)
