@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from shared import bootstrap, cli_audiences
+from shared import bootstrap, cli_audiences, cli_erasure
 from shared.cli_output import (
     Progress,
     emit,
@@ -300,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_export)
 
     cli_audiences.add_parsers(sub, common, _Parser, _positive)
+    cli_erasure.add_parsers(sub, common)
 
     cdm = sub.add_parser("cdm", help="Common Data Model folders")
     cdm_sub = cdm.add_subparsers(dest="cdm_command", required=True, parser_class=_Parser)

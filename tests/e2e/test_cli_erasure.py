@@ -1,0 +1,47 @@
+"""`footprint erase` and `DELETE /api/customers/{id}` on the generated export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import azure.functions as func
+import orjson
+import pytest
+
+from tests.e2e import export
+from tests.e2e.test_cli_ingest import R1, R2, activities, footprint, ingest
+from tests.e2e.test_function_app import call, cdm_files, event, get, upload
+from tests.e2e.test_function_app import container as container  # the Functions app fixture
+
+
+def test_erase_removes_the_customer_and_gives_a_receipt_without_personal_data(tmp_path: Path) -> None:
+    store = tmp_path / "store.db"
+    ingest(store, export.write_cdm_export(tmp_path / "export"), ok=False)
+    before = activities(store)
+    receipt = orjson.loads(footprint("erase", R1, "--json", store=store).stdout)
+    assert receipt["CustomerId"] == R1 and receipt["Removed"]["customerRows"] == 1
+    assert receipt["Removed"]["activities"] == sum(a["CustomerId"] == R1 for a in before.values())
+    after = activities(store)
+    assert all(a["CustomerId"] != R1 and a["ActivityForeignKey"] != "R-1" for a in after.values())
+    assert {k: v for k, v in before.items() if v["CustomerId"] == R2} == {k: v for k, v in after.items() if v["CustomerId"] == R2}
+    assert footprint("timeline", R1, store=store, ok=False).returncode != 0
+    log = orjson.loads(footprint("erasures", "--json", store=store).stdout)
+    assert log == [receipt] and "Ada" not in str(log) and "R-1" not in str(log)
+    again = orjson.loads(footprint("erase", R1, "--json", store=store).stdout)
+    assert again == receipt  # idempotent
+    unknown = footprint("erase", "c-nobody", store=store, ok=False)
+    assert unknown.returncode == 1 and len(unknown.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.azurite
+def test_delete_over_http_erases_on_azure_tables(container, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    for path, data in cdm_files(tmp_path).items():
+        call("on_blob_created", event(container, path, upload(container, path, data)))
+    delete = func.HttpRequest("DELETE", f"http://localhost/api/customers/{R1}", route_params={"id": R1}, body=b"")
+    response = call("erase_customer", delete)
+    assert response.status_code == 200 and orjson.loads(response.get_body())["CustomerId"] == R1
+    assert get("customers/{id}", id=R1)[0] == 404
+    _, preview = get("activities", limit="1000")
+    assert preview and all(a["ActivityForeignKey"] != "R-1" for a in preview)
+    gone = func.HttpRequest("DELETE", "http://localhost/api/customers/c-nobody", route_params={"id": "c-nobody"}, body=b"")
+    assert call("erase_customer", gone).status_code == 404
