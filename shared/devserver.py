@@ -9,11 +9,13 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any, BinaryIO
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
+import orjson
 from azure.functions.timer import TimerRequest
 
 from shared.core.ingest.events import BLOB_CREATED
@@ -83,35 +85,40 @@ class BlobWatcher:
 
 
 def http_handler(functions: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
-    """A request handler that routes /api/... to the app's HTTP functions."""
+    """A request handler that routes /api/... to the app's HTTP functions, as the host does:
+    path parameters percent-decoded, JSON errors (404, 405 with Allow), chunked bodies read."""
     routes = []
     for f in functions.values():
         trigger = f.get_trigger()
         if trigger.get_binding_name() == "httpTrigger":
             pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", trigger.route)
-            routes.append(
-                (re.compile(f"^/api/{pattern}$"), set(trigger.methods or ()), f.get_user_function())
-            )
+            methods = {str(getattr(m, "value", m)).upper() for m in trigger.methods or ()}
+            routes.append((re.compile(f"^/api/{pattern}$"), methods, f.get_user_function()))
 
     class Handler(BaseHTTPRequestHandler):
         def _serve(self) -> None:
             url = urlsplit(self.path)
+            allowed: set[str] = set()
             for pattern, methods, user_function in routes:
+                # Matched before decoding, so that an encoded '/' stays inside its parameter.
                 match = pattern.match(url.path)
-                if match and (not methods or self.command in {str(m) for m in methods}
-                              or self.command in {getattr(m, "value", m) for m in methods}):  # fmt: skip
-                    length = int(self.headers.get("Content-Length") or 0)
-                    req = func.HttpRequest(
-                        self.command, f"http://{self.headers.get('Host', 'localhost')}{self.path}",
-                        headers=dict(self.headers), params=dict(parse_qsl(url.query)),
-                        route_params=match.groupdict(), body=self.rfile.read(length) if length else b"",
-                    )  # fmt: skip
-                    return self._send(user_function(req))
-            self._send(
-                func.HttpResponse(
-                    b'{"error": "no such route"}', status_code=404, mimetype="application/json"
-                )
-            )
+                if not match:
+                    continue
+                if methods and self.command not in methods:
+                    allowed |= methods
+                    continue
+                body = request_body(self.headers, self.rfile)
+                if body is None:
+                    return self._error(400, "request body is not valid chunked or sized data")
+                req = func.HttpRequest(
+                    self.command, f"http://{self.headers.get('Host', 'localhost')}{self.path}",
+                    headers=dict(self.headers), params=dict(parse_qsl(url.query)),
+                    route_params={k: unquote(v) for k, v in match.groupdict().items()}, body=body,
+                )  # fmt: skip
+                return self._send(user_function(req))
+            if allowed:
+                return self._error(405, f"{self.command} is not allowed here", sorted(allowed))
+            self._error(404, "no such route")
 
         def _send(self, response: func.HttpResponse) -> None:
             body = response.get_body()
@@ -121,12 +128,54 @@ def http_handler(functions: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        do_GET = do_POST = _serve
+        def _error(self, status: int, message: str, allow: list[str] | None = None) -> None:
+            body = orjson.dumps({"error": message})
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            if allow:
+                self.send_header("Allow", ", ".join(allow))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            # Malformed requests the base class refuses itself: JSON too, never its HTML page.
+            self.close_connection = True
+            self._error(code, message or HTTPStatus(code).phrase)
+
+        def __getattr__(self, name: str) -> Any:
+            # Every method reaches the router, which answers 405 for one a route does not take.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args: Any) -> None:
             log.info("http %s", format % args)
 
     return Handler
+
+
+def request_body(headers: Any, stream: BinaryIO) -> bytes | None:
+    """The body of a request, sized or chunked; None if it is neither."""
+    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+        chunks = []
+        while True:
+            size_line = stream.readline(1024).split(b";", 1)[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                return None
+            if size == 0:
+                while stream.readline(1024).strip():  # trailers, up to the blank line
+                    pass
+                return b"".join(chunks)
+            chunks.append(stream.read(size))
+            stream.readline(1024)  # the CRLF after the chunk
+    raw = headers.get("Content-Length") or "0"
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    length = int(raw)
+    return stream.read(length) if length else b""
 
 
 def run(app: func.FunctionApp, source: FileSource, container: str, prefix: str, *, port: int,
@@ -137,7 +186,9 @@ def run(app: func.FunctionApp, source: FileSource, container: str, prefix: str, 
     on_timer = fns["reconcile"].get_user_function()
     server = ThreadingHTTPServer(("127.0.0.1", port), http_handler(fns))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    log.warning("serving the HTTP functions on http://127.0.0.1:%d/api/", server.server_address[1])
+    log.info("footprint dev: watching container %r, reconciling every %g s, HTTP on "
+             "http://127.0.0.1:%d/api/ (Ctrl+C stops)", container, reconcile_seconds,
+             server.server_address[1])  # fmt: skip
     watcher = BlobWatcher(source, container, prefix, on_event)
     next_reconcile = time.monotonic()
     try:

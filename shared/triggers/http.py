@@ -14,7 +14,7 @@ from shared import bootstrap
 from shared.core import queries
 from shared.core.errors import BadRequest, ConfigError, NotFound, TransientError
 from shared.core.ingest.service import ingest_file
-from shared.core.model import SKIPPED
+from shared.core.model import FAILED, QUARANTINED, SKIPPED
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
@@ -33,7 +33,8 @@ def json_errors(
     @functools.wraps(handler)
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         try:
-            return _json(handler(req))
+            result = handler(req)
+            return result if isinstance(result, func.HttpResponse) else _json(result)
         except BadRequest as exc:
             return _json({"error": str(exc)}, 400)
         except NotFound as exc:
@@ -121,6 +122,11 @@ def reprocess(req: func.HttpRequest) -> Any:
     report = ingest_file(rt.ports, rt.config, path, rt.options, force=True)
     if report.status == SKIPPED and report.etag is None:
         raise NotFound(f"no file {path!r} in the export container")
+    if report.retryable:
+        raise TransientError(f"reprocess {path}: {report.error}")
+    if report.status in (FAILED, QUARANTINED):
+        # The file, not the request, is at fault: say why, as the ledger has it.
+        return _json({**report.to_record(), "error": report.error or report.status}, 422)
     return report.to_record()
 
 

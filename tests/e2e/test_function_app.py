@@ -156,7 +156,7 @@ def test_duplicate_stale_and_foreign_events_change_nothing(container, tmp_path) 
         event(container, first, {**sent[first], "api": "CreateFile"}),
         event(container, first, {**sent[first], "contentLength": 0}),            # empty
         event(container, first, sent[first], name=f"elsewhere/{first}"),        # outside the prefix
-        event(container, "notes/readme.txt", sent[first]),                       # unknown kind
+        event(container, "notes/readme.txt", sent[first]),                       # no such blob
     ]  # fmt: skip
     for e in noise:
         call("on_blob_created", e)
@@ -189,6 +189,23 @@ def test_reprocess_reads_a_file_again_and_stays_inside_the_container(container, 
     assert post_reprocess(orjson.dumps({"path": 7}))[0] == 400
     status, body = post_reprocess(orjson.dumps({"path": "EmailPromotion/none.csv"}))
     assert status == 404 and "no file" in body["error"]
+
+
+def test_an_event_for_a_file_of_an_unknown_kind_fails_it_at_once(container) -> None:  # type: ignore[no-untyped-def]
+    data = upload(container, "EmailPromotion/x.parquet", b"PAR1 not really")
+    call("on_blob_created", event(container, "EmailPromotion/x.parquet", data))
+    _, health = get("status")
+    assert health["files"]["failed"] == 1
+    assert health["last_error"]["path"] == "EmailPromotion/x.parquet"
+
+
+def test_reprocessing_a_file_that_fails_answers_422_with_the_ledger_reason(container) -> None:  # type: ignore[no-untyped-def]
+    upload(container, "EmailPromotion/x.parquet", b"PAR1 not really")
+    status, body = post_reprocess(orjson.dumps({"path": "EmailPromotion/x.parquet"}))
+    assert status == 422 and body["status"] == "failed"
+    _, health = get("status")
+    assert body["error"] == health["last_error"]["error"]
+    assert "not a CSV or JSON lines file" in body["error"]
 
 
 @pytest.mark.parametrize(

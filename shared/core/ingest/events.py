@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from shared.core.cdm.catalog import is_metadata
-from shared.core.reading.rows import file_kind
-
 BLOB_CREATED = "Microsoft.Storage.BlobCreated"
 # Writes that leave a complete blob; CreateFile, PutBlock, AppendFile... leave a partial one.
 FINISHED_WRITES = frozenset({"PutBlob", "PutBlockList", "CopyBlob", "FlushWithClose"})
@@ -38,7 +35,9 @@ def _blob_of(subject: str) -> tuple[str, str] | None:
 def route_event(
     event_type: str, subject: str, data: Mapping[str, Any] | None, container: str, prefix: str
 ) -> Routing:
-    """Accept only finished, non-empty writes of known files under the export container/prefix."""
+    """Accept only finished, non-empty writes of files under the export container/prefix.
+    A file of a kind Footprint cannot read is accepted too: ingesting it records its failure
+    in the ledger at once, as `footprint ingest` and the reconciler do."""
     if event_type != BLOB_CREATED:
         return Routing(None, None, f"not a BlobCreated event: {event_type}")
     data = data if isinstance(data, Mapping) else {}
@@ -60,7 +59,5 @@ def route_event(
     path = name[len(base) + 1 :] if base else name
     if len(path) > MAX_PATH or not path or path.endswith("/"):
         return Routing(None, None, "not a file path")
-    if file_kind(path) is None and not is_metadata(path):
-        return Routing(None, None, "not a CDM, CSV or JSON lines file")
     etag = data.get("eTag")
     return Routing(path, str(etag).strip('"') if etag else None, f"{api} of {size} bytes")
