@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 
 from shared.core.ingest.claims import next_claim, utc_now
@@ -205,6 +205,11 @@ class MemoryStore:
     def count_unmatched(self) -> int:
         with self._lock:
             return sum(1 for a in self.activities.values() if a.customer_id is None)
+
+    def count_unmatched_by_type(self) -> dict[str, int]:
+        with self._lock:
+            counts = Counter(a.activity_type for a in self.activities.values() if a.customer_id is None)
+        return dict(sorted(counts.items()))
 
     def relink(self) -> int:
         linked = 0

@@ -92,6 +92,10 @@ class ProfileStore(Protocol):
 
     def count_unmatched(self) -> int: ...
 
+    def count_unmatched_by_type(self) -> dict[str, int]:
+        """Activities with no customer now, by ActivityType (types with none left out)."""
+        ...
+
     def relink(self) -> int:
         """Link unmatched activities whose customer is now known; returns how many."""
         ...

@@ -98,7 +98,8 @@ def preview(
 
 
 def status(ledger: Ledger, store: ProfileStore) -> dict[str, Any]:
-    """Ledger health: files by status (each file at its latest ETag), row totals, last error."""
+    """Ledger health: files by status (each file at its latest ETag), the sum of what each file
+    counted when it was loaded, what is unmatched now, the last error."""
     latest: dict[str, Any] = {}
     for entry in ledger.entries():
         known = latest.get(entry.path)
@@ -111,10 +112,14 @@ def status(ledger: Ledger, store: ProfileStore) -> dict[str, Any]:
             totals[name] += value
     errors = [e for e in latest.values() if e.status in (FAILED, QUARANTINED) and e.error]
     last = max(errors, key=lambda e: e.finished_at or "", default=None)
+    unmatched_now = store.count_unmatched_by_type()
     return {
         "files": {s: by_status.get(s, 0) for s in STATUSES},
+        # The top-level counts are kept for existing readers; counts_when_loaded names them.
         **totals,
-        "unmatched_now": store.count_unmatched(),
+        "counts_when_loaded": totals,
+        "unmatched_now": sum(unmatched_now.values()),
+        "unmatched_now_by_activity": unmatched_now,
         "quarantined": sorted(e.path for e in latest.values() if e.status == QUARANTINED),
         "last_error": (
             {"path": last.path, "error": last.error, "at": last.finished_at} if last else None

@@ -33,6 +33,17 @@ def test_an_activity_waits_unmatched_until_its_customer_arrives(store):  # type:
     assert store.count_unmatched() == 0
 
 
+def test_unmatched_activities_are_counted_now_by_type(store):  # type: ignore[no-untyped-def]
+    store.write([activity("k1"), activity("k2", fk="R-2"), activity("v1", kind="Views", fk=None),
+                 activity("v2", kind="Views", fk="R-1")], [], [])  # fmt: skip
+    assert store.count_unmatched_by_type() == {"Clicks": 2, "Views": 2}
+    store.write([], [customer("R-1")], [])
+    assert store.count_unmatched_by_type() == {"Clicks": 1, "Views": 1}
+    store.write([], [customer("R-2")], [])
+    assert store.count_unmatched_by_type() == {"Views": 1}
+    assert sum(store.count_unmatched_by_type().values()) == store.count_unmatched()
+
+
 def test_an_activity_whose_customer_is_known_is_linked_on_arrival(store):  # type: ignore[no-untyped-def]
     store.write([], [customer("R-1")], [])
     assert store.write([activity("k1"), activity("k2", fk="R-404")], [], []) == 1

@@ -404,6 +404,18 @@ class TableStore:
         found = self._resolve({k for k in counts if k is not None})
         return sum(n for k, n in counts.items() if k is None or k not in found)
 
+    def count_unmatched_by_type(self) -> dict[str, int]:
+        counts: Counter[tuple[str, CustomerKey | None]] = Counter()
+        select = ["ActivityType", "CustomerEntity", "ActivityForeignKey"]
+        for record in self._scan_activities(None, select):
+            counts[record["ActivityType"], customer_key_of(record)] += 1
+        found = self._resolve({k for _, k in counts if k is not None})
+        by_type: Counter[str] = Counter()
+        for (activity_type, key), n in counts.items():
+            if key is None or key not in found:
+                by_type[activity_type] += n
+        return dict(sorted(by_type.items()))
+
     def relink(self) -> int:
         """Nothing waits to be linked: an activity finds its customer through its key when read."""
         return 0

@@ -217,6 +217,16 @@ SELECT coalesce(sum(n), 0) FROM (
 ) g WHERE g.entity IS NULL OR g.key IS NULL
     OR NOT EXISTS (SELECT 1 FROM customer_rows c WHERE c.entity = g.entity AND c.key = g.key)
 """
+COUNT_UNMATCHED_BY_TYPE = """
+SELECT type, sum(n) FROM (
+    SELECT s.customer_entity AS entity, s.activity_type AS type, a.activity_foreign_key AS key,
+        count(*) AS n
+    FROM activities a JOIN activity_sources s ON s.source_id = a.source_id
+    GROUP BY a.activity_foreign_key, a.source_id
+) g WHERE g.entity IS NULL OR g.key IS NULL
+    OR NOT EXISTS (SELECT 1 FROM customer_rows c WHERE c.entity = g.entity AND c.key = g.key)
+GROUP BY type ORDER BY type
+"""
 # The first layout: one wide row per activity with its customer copied in, linked by UPDATEs.
 _MIGRATION = f"""
 ALTER TABLE activities RENAME TO activities_v1;

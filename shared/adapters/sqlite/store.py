@@ -370,6 +370,9 @@ class SqliteStore:
     def count_unmatched(self) -> int:
         return self.db.query(activity_tables.COUNT_UNMATCHED)[0][0]
 
+    def count_unmatched_by_type(self) -> dict[str, int]:
+        return dict(self.db.query(activity_tables.COUNT_UNMATCHED_BY_TYPE))
+
     def relink(self) -> int:
         """Nothing waits to be linked: an activity finds its customer through its key when read."""
         return 0
