@@ -6,11 +6,13 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from shared import bootstrap, cli_audiences, cli_erasure
+from shared.bootstrap import STORE_URLS
+from shared.cli_hints import reconcile_notes, timeline_command
 from shared.cli_output import (
     Progress,
     emit,
@@ -31,10 +33,11 @@ from shared.core.cdm.catalog import (
     is_metadata,
     is_partition_folder,
 )
-from shared.core.errors import FootprintError
+from shared.core.errors import BadRequest, FootprintError
 from shared.core.ingest.reconciler import reconcile
 from shared.core.ingest.service import Ports, ingest_file
 from shared.core.model import FAILED, QUARANTINED
+from shared.core.paging import MAX_PAGE
 from shared.settings import Settings
 
 EXIT_BAD_INPUT = 2
@@ -43,7 +46,7 @@ EXIT_BAD_INPUT = 2
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line, no usage dump: the message says what to fix.
-        self.exit(EXIT_BAD_INPUT, f"footprint: {message} (see footprint --help)\n")
+        self.exit(EXIT_BAD_INPUT, f"footprint: {message} (see {self.prog} --help)\n")
 
 
 def _context(args: argparse.Namespace) -> tuple[Settings, Any, Any, Any]:
@@ -120,6 +123,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     )  # fmt: skip
     store.close()
     emit(args.json, report.to_record(), format_fields)
+    for note in reconcile_notes(report, config, args.source, args.prefix.strip("/")):
+        print(f"footprint: {note}", file=sys.stderr)
     return 1 if report.failed or report.quarantined else 0
 
 
@@ -131,14 +136,14 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     card = queries.customer_card(store, args.customer_id, query)
     if not args.json:
         card["customer"]["ActivityCounts"] = store.activity_counts(args.customer_id)
-    emit(args.json, card, format_card)
+    emit(args.json, card, lambda c: format_card(c, timeline_command(args.customer_id, args)))
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     _, _, store, _ = _context(args)
     found = queries.search(store, args.text, args.limit)
-    emit(args.json, found, format_customers)
+    emit(args.json, found, lambda c: format_customers(c, args.text))
     return 0
 
 
@@ -199,8 +204,6 @@ def cmd_dev(args: argparse.Namespace) -> int:
     rt = bootstrap.runtime()
     rt.ports.source.ensure_container()  # type: ignore[attr-defined]
     period = args.reconcile_every or devserver.schedule_seconds(settings.reconcile_schedule)
-    print(f"footprint dev: watching container {settings.container!r}, reconciling every {period:g} s, "
-          f"HTTP on http://127.0.0.1:{args.port}/api/ (Ctrl+C stops)", file=sys.stderr)  # fmt: skip
     stop = threading.Event()
     try:
         devserver.run(build_app(), rt.ports.source, settings.container, settings.prefix, port=args.port,
@@ -226,12 +229,38 @@ def _positive(text: str) -> int:
     return value
 
 
+def _limit(maximum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not 1 <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{value} is not between 1 and {maximum}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0 seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
-    common.add_argument("--store", help="store URL (sqlite:///PATH.db); default FOOTPRINT_STORE")
+    common.add_argument("--store", help=f"store URL ({STORE_URLS}); default FOOTPRINT_STORE")
     common.add_argument("--config", help="configuration file; default FOOTPRINT_CONFIG or built-in")
     common.add_argument("--json", action="store_true", help="machine-readable output")
-    common.add_argument("-v", "--verbose", action="store_true", help="log each step")
+    common.add_argument(
+        "-v", "--verbose", action="count", default=0,
+        help="log each step; -vv logs the Azure SDK's HTTP requests too",
+    )  # fmt: skip
     parser = _Parser(
         prog="footprint", description="Web events from CDM exports into customer activities."
     )
@@ -244,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_demo)
 
     p = sub.add_parser("ingest", parents=[common], help="ingest files or folders")
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="export files or folders to read")
     p.add_argument("--root", help="export root the paths lie in (default: each folder given)")
     p.add_argument("--force", action="store_true", help="process again even if done at this ETag")
     p.add_argument("--relative", action="store_true", help="print paths relative to their root")
@@ -255,27 +284,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--source", required=True, help="local export folder, or blob:CONTAINER[/PREFIX]"
     )
     p.add_argument("--prefix", default="", help="only files under this folder of the source")
-    p.add_argument("--budget", type=float, help="stop starting new files after this many seconds")
+    p.add_argument(
+        "--budget", type=_seconds, help="stop starting new files after this many seconds (> 0)"
+    )
     p.set_defaults(run=cmd_reconcile)
 
     p = sub.add_parser("timeline", parents=[common], help="a customer card: profile and activities")
-    p.add_argument("customer_id", metavar="CUSTOMER_ID")
+    p.add_argument("customer_id", metavar="CUSTOMER_ID", help="the customer's CustomerId")
     p.add_argument("--type", action="append", help="activity type (repeatable)")
     p.add_argument("--since", help="from this time (ISO 8601), inclusive")
     p.add_argument("--until", help="up to this time (ISO 8601), exclusive")
-    p.add_argument("--limit", type=_positive, help="activities per page (default 50, at most 500)")
+    p.add_argument("--limit", type=_limit(MAX_PAGE), help=f"activities per page, 1 to {MAX_PAGE} (default 50)")
     p.add_argument("--continuation", help="token printed by the previous page")
     p.set_defaults(run=cmd_timeline)
 
     p = sub.add_parser("search", parents=[common], help="customers whose key or attribute matches")
-    p.add_argument("text", metavar="TEXT")
-    p.add_argument("--limit", type=_positive)
+    p.add_argument("text", metavar="TEXT", help="part of a customer key, CustomerId or attribute")
+    p.add_argument(
+        "--limit", type=_limit(queries.MAX_SEARCH_RESULTS),
+        help=f"customers to show, 1 to {queries.MAX_SEARCH_RESULTS} (default 20)",
+    )  # fmt: skip
     p.set_defaults(run=cmd_search)
 
     p = sub.add_parser("activities", parents=[common], help="UnifiedActivity preview")
-    p.add_argument("--type")
+    p.add_argument("--type", help="only activities of this ActivityType")
     p.add_argument("--unmatched", action="store_true", help="only activities with no customer yet")
-    p.add_argument("--limit", type=_positive)
+    p.add_argument(
+        "--limit", type=_limit(queries.MAX_PREVIEW),
+        help=f"activities to show, 1 to {queries.MAX_PREVIEW} (default all)",
+    )  # fmt: skip
     p.set_defaults(run=cmd_activities)
 
     p = sub.add_parser("status", parents=[common], help="ledger health")
@@ -305,17 +342,25 @@ def build_parser() -> argparse.ArgumentParser:
     cdm = sub.add_parser("cdm", help="Common Data Model folders")
     cdm_sub = cdm.add_subparsers(dest="cdm_command", required=True, parser_class=_Parser)
     p = cdm_sub.add_parser("inspect", parents=[common], help="entities, attributes and partitions")
-    p.add_argument("path", metavar="PATH")
+    p.add_argument("path", metavar="PATH", help="a CDM folder (manifest or model.json)")
     p.set_defaults(run=cmd_cdm_inspect)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = logging.INFO if args.verbose else logging.WARNING
+    verbose = getattr(args, "verbose", 0)
+    # `dev` is a server: one line per file by default. The SDK's request logs only with -vv.
+    level = logging.INFO if verbose or args.command == "dev" else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if verbose < 2:
+        logging.getLogger("azure").setLevel(logging.WARNING)
     try:
         return args.run(args)
+    except BadRequest as exc:
+        command = " ".join(filter(None, (args.command, getattr(args, "cdm_command", None))))
+        print(f"footprint: {exc} (see footprint {command} --help)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except FootprintError as exc:
         print(f"footprint: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

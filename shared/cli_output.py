@@ -52,53 +52,94 @@ def format_fields(record: dict[str, Any]) -> str:
     return "  ".join(f"{k}={v}" for k, v in record.items())
 
 
-def format_card(card: dict[str, Any]) -> str:
+# Control characters (C0, DEL, C1) and line separators would break a row or drive the terminal.
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(32), *range(0x7F, 0xA0))}
+_ESCAPES.update({9: "\\t", 10: "\\n", 13: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+# Activity table columns: heading, record field(s), widest before an ellipsis (None: the rest).
+_COLUMNS = (
+    ("TIME", ("ActivityTime",), 24),
+    ("TYPE", ("ActivityTypeDisplay",), 16),
+    ("ACTIVITY", ("ActivityType",), 24),
+    ("TITLE", ("Title", "ActivityName"), 32),
+    ("CUSTOMER", ("CustomerId",), 34),
+    ("URL", ("ExternalUrl",), None),
+)
+
+
+def printable(value: Any) -> str:
+    """A value as one line of text: control characters shown escaped, never acted upon."""
+    return "" if value is None else str(value).translate(_ESCAPES)
+
+
+def _cell(record: dict[str, Any], fields: tuple[str, ...]) -> str:
+    if fields == ("CustomerId",) and not record["CustomerId"]:
+        return f"(unmatched {printable(record['ActivityForeignKey']) or '-'})"
+    return next((printable(record[f]) for f in fields if record.get(f)), "")
+
+
+def _fit(text: str, width: int | None) -> str:
+    if width is None:
+        return text
+    return text.ljust(width) if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_activity_table(activities: list[dict[str, Any]], with_customer: bool = True) -> list[str]:
+    """Rows of activities under a heading, columns aligned, long values cut with an ellipsis."""
+    columns = [c for c in _COLUMNS if with_customer or c[0] != "CUSTOMER"]
+    cells = [[_cell(a, fields) for _, fields, _ in columns] for a in activities]
+    widths = [
+        None if cap is None else min(cap, max(len(name), *(len(r[i]) for r in cells)))
+        for i, (name, _, cap) in enumerate(columns)
+    ]  # fmt: skip
+    rows = [[name for name, _, _ in columns], *cells]
+    return ["  ".join(_fit(v, w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+def format_card(card: dict[str, Any], more: str = "footprint timeline ID") -> str:
+    """The customer card; `more` is the command that continues it, short of --continuation."""
     c = card["customer"]
-    keys = ", ".join(f"{k['Entity']}:{k['Key']}" for k in c["AlternateKeys"])
-    attrs = "  ".join(f"{k}: {v}" for k, v in c["Attributes"].items() if v not in (None, ""))
-    counts = ", ".join(f"{k} {v}" for k, v in c.get("ActivityCounts", {}).items())
-    lines = [f"Customer {c['CustomerId']}  ({keys})", f"  {attrs}"]
+    keys = ", ".join(f"{printable(k['Entity'])}:{printable(k['Key'])}" for k in c["AlternateKeys"])
+    attrs = "  ".join(
+        f"{printable(k)}: {printable(v)}" for k, v in c["Attributes"].items() if v not in (None, "")
+    )
+    counts = ", ".join(f"{printable(k)} {v}" for k, v in c.get("ActivityCounts", {}).items())
+    lines = [f"Customer {printable(c['CustomerId'])}  ({keys})", f"  {attrs}"]
     if counts:
         lines.append(f"  activities: {counts}")
     lines.append("")
-    for a in card["activities"]:
-        title = a["Title"] or a["ActivityName"] or ""
-        lines.append(
-            f"  {a['ActivityTime']}  {a['ActivityTypeDisplay']:<8} {title}  {a['ExternalUrl'] or ''}"
-        )
-    if not card["activities"]:
+    if card["activities"]:
+        lines.extend("  " + row for row in format_activity_table(card["activities"], False))
+    else:
         lines.append("  (no activities on the timeline)")
     if card["continuation"]:
-        lines.append(f"  more: --continuation {card['continuation']}")
+        lines.append(f"  more: {more} --continuation {card['continuation']}")
     return "\n".join(lines)
 
 
-def format_customers(customers: list[dict[str, Any]]) -> str:
-    lines = [
-        f"{c['CustomerId']}  " + "  ".join(str(v) for v in c["Attributes"].values() if v)
-        for c in customers
-    ]
+def format_customers(customers: list[dict[str, Any]], text: str = "") -> str:
+    """One line a customer: id, the keys that matched `text` (else all keys), attributes."""
+    lines = []
+    for c in customers:
+        keys = [f"{k['Entity']}:{k['Key']}" for k in c["AlternateKeys"]]
+        matched = [k for k in keys if text.lower() in k.split(":", 1)[1].lower()] or keys
+        values = [str(v) for v in c["Attributes"].values() if v not in (None, "")]
+        lines.append("  ".join(printable(v) for v in (c["CustomerId"], ", ".join(matched), *values)))
     return "\n".join(lines) or "no customers match"
 
 
 def format_activities(activities: list[dict[str, Any]]) -> str:
-    lines = []
-    for a in activities:
-        who = a["CustomerId"] or f"(unmatched {a['ActivityForeignKey']})"
-        lines.append(
-            f"{a['ActivityTime']}  {a['ActivityType']}  {who}  "
-            f"{a['ActivityName'] or ''}  {a['ExternalUrl'] or ''}"
-        )
-    return "\n".join(lines) or "no activities"
+    return "\n".join(format_activity_table(activities)) if activities else "no activities"
 
 
 def format_status(s: dict[str, Any]) -> str:
     files = "  ".join(f"{k}={v}" for k, v in s["files"].items())
-    totals = "  ".join(
-        f"{k}={s[k]}"
-        for k in ("rows", "activities", "unmatched", "filtered", "rejected", "customers")
-    )
-    lines = [f"files: {files}", f"rows:  {totals}", f"unmatched now: {s['unmatched_now']}"]
+    totals = "  ".join(f"{k}={v}" for k, v in s["counts_when_loaded"].items())
+    by_activity = ", ".join(f"{k} {v}" for k, v in s["unmatched_now_by_activity"].items())
+    lines = [
+        f"files: {files}",
+        f"counted when each file was loaded (summed over files): {totals}",
+        f"unmatched activities now: {s['unmatched_now']}" + (f" ({by_activity})" if by_activity else ""),
+    ]
     if s["last_error"]:
         e = s["last_error"]
         lines.append(f"last error: {e['path']}: {e['error']} ({e['at']})")

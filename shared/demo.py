@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import random
 import sys
@@ -101,6 +102,7 @@ def run_demo(args) -> int:  # type: ignore[no-untyped-def]
     """Write the sample export, ingest it into SQLite, print the busiest customer's card."""
     from shared import bootstrap
     from shared.adapters.local_files import LocalFileSource
+    from shared.cli_hints import timeline_command
     from shared.cli_output import emit, format_card
     from shared.core import queries
     from shared.core.ingest.reconciler import reconcile
@@ -111,9 +113,8 @@ def run_demo(args) -> int:  # type: ignore[no-untyped-def]
     root = write_demo_export(folder)
     settings = Settings.from_env()
     config = bootstrap.load_config(args.config)
-    store, ledger = bootstrap.open_store(
-        args.store or f"sqlite:///{folder / 'footprint.db'}", settings
-    )
+    store_url = args.store or f"sqlite:///{folder / 'footprint.db'}"
+    store, ledger = bootstrap.open_store(store_url, settings)
     report = reconcile(Ports(LocalFileSource(root), store, ledger), config)
     print(f"sample export written to {root}; {report.done} files ingested", file=sys.stderr)
     busiest = max(
@@ -122,6 +123,8 @@ def run_demo(args) -> int:  # type: ignore[no-untyped-def]
     )
     card = queries.customer_card(store, busiest.customer_id, queries.timeline_query(limit=10))
     card["customer"]["ActivityCounts"] = store.activity_counts(busiest.customer_id)
-    emit(args.json, card, format_card)
+    # The next page's command, whole: the same store, config and page size as this one.
+    asked = argparse.Namespace(store=store_url, config=args.config, limit=10)
+    emit(args.json, card, lambda c: format_card(c, timeline_command(busiest.customer_id, asked)))
     store.close()
     return 0
