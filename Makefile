@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test reliability lint bench clean
+.PHONY: demo dev test reliability lint bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,22 @@ $(NODE_STAMP): package.json package-lock.json
 
 demo: $(STAMP)
 	$(BIN)/footprint demo
+
+# Azurite on its default ports (blob 10000, queue 10001, table 10002) unless one already
+# listens there, then `footprint dev` against it; Ctrl-C stops both. DEV_ARGS go to footprint dev.
+AZURITE := node node_modules/azurite/dist/src/azurite.js --silent --inMemoryPersistence \
+	--skipApiVersionCheck --disableTelemetry --loose
+LISTENS := $(BIN)/python -c "import socket, sys; socket.create_connection(('127.0.0.1', 10000), 1)"
+DEV_ARGS ?= --store sqlite:///dev.db
+
+dev: $(STAMP) $(NODE_STAMP)
+	@if $(LISTENS) 2>/dev/null; then echo "using the Azurite already on port 10000"; else \
+	  $(AZURITE) & azurite=$$!; trap 'kill $$azurite 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
+	  tries=0; until $(LISTENS) 2>/dev/null; do \
+	    tries=$$((tries + 1)); [ $$tries -lt 300 ] || { echo "Azurite did not start" >&2; exit 1; }; \
+	    sleep 0.2; done; \
+	fi; \
+	$(BIN)/footprint dev $(DEV_ARGS)
 
 test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check .
