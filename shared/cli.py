@@ -236,7 +236,7 @@ def _limit(maximum: int) -> Callable[[str], int]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if not 1 <= value <= maximum:
-            raise argparse.ArgumentTypeError(f"{value} is not between 1 and {maximum}")
+            raise argparse.ArgumentTypeError(f"must be between 1 and {maximum}, got {value}")
         return value
 
     return parse

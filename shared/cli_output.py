@@ -40,9 +40,9 @@ class Progress:
 
 def format_report(r: IngestReport) -> str:
     c = r.counts
-    tail = f"  ({r.error})" if r.error else ""
+    tail = f"  ({printable(r.error)})" if r.error else ""
     return (
-        f"{r.status:<11} {r.file}  entity={r.entity or '-'} rows={c.rows} activities={c.activities} "
+        f"{r.status:<11} {printable(r.file)}  entity={r.entity or '-'} rows={c.rows} activities={c.activities} "
         f"unmatched={c.unmatched} filtered={c.filtered} rejected={c.rejected} "
         f"customers={c.customers}{tail}"
     )
@@ -142,7 +142,7 @@ def format_status(s: dict[str, Any]) -> str:
     ]
     if s["last_error"]:
         e = s["last_error"]
-        lines.append(f"last error: {e['path']}: {e['error']} ({e['at']})")
+        lines.append(f"last error: {printable(e['path'])}: {printable(e['error'])} ({e['at']})")
     return "\n".join(lines)
 
 

@@ -216,7 +216,7 @@ def test_cdm_inspect_prints_entities_and_partitions(cdm_export: Path) -> None:
     [
         (["timeline", "nobody"], "no customer 'nobody'"),
         (["timeline", "x", "--since", "yesterday"], "from must be an ISO 8601"),
-        (["timeline", "x", "--limit", "501"], "limit must be between 1 and 500"),
+        (["timeline", "x", "--limit", "501"], "--limit: must be between 1 and 500"),
         (["timeline", "x", "--continuation", "!!!"], "continuation token is not valid"),
         (["ingest", "/no/such/place"], "no such file or folder"),
         (["activities", "--store", "postgres://x"], "unknown store URL"),

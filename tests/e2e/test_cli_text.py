@@ -81,10 +81,10 @@ def test_search_shows_the_key_that_matched(loaded: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("timeline", "x", "--limit", "501"), "500 (see footprint timeline --help)"),
-        (("search", "x", "--limit", "101"), "100 (see footprint search --help)"),
-        (("activities", "--limit", "10001"), "10000 (see footprint activities --help)"),
-        (("activities", "--limit", "0"), "not between 1 and 10000"),
+        (("timeline", "x", "--limit", "501"), "500, got 501 (see footprint timeline --help)"),
+        (("search", "x", "--limit", "101"), "100, got 101 (see footprint search --help)"),
+        (("activities", "--limit", "10001"), "10000, got 10001 (see footprint activities --help)"),
+        (("activities", "--limit", "0"), "--limit: must be between 1 and 10000, got 0"),
         (("reconcile", "--source", ".", "--budget", "-5"), "--budget: -5 must be more than 0"),
         (("reconcile", "--source", ".", "--budget", "0"), "see footprint reconcile --help"),
     ],
