@@ -48,7 +48,7 @@ def _format_receipt(receipt: dict[str, Any]) -> str:
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("erase", parents=[common], help="remove everything held about a customer")
-    p.add_argument("customer_id", metavar="CUSTOMER_ID")
+    p.add_argument("customer_id", metavar="CUSTOMER_ID", help="the CustomerId to erase")
     p.set_defaults(run=cmd_erase)
     p = sub.add_parser("erasures", parents=[common], help="the erasure log: one receipt per erasure")
     p.set_defaults(run=cmd_erasures)
