@@ -5,8 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.azurite import Azurite, AzuriteNames
+
+# No property may fail for being slow: a loaded machine runs an example many times slower.
+settings.register_profile("footprint", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("footprint")
 
 
 @pytest.fixture(scope="session")
