@@ -8,14 +8,22 @@ holds the GIL between rows, so a thread could not overlap them. A child forked p
 sends mapped batches down a pipe; the parent only writes them. What the child inherits and
 must not use (the store's connection, the ledger) it never touches, and it leaves through
 os._exit, so nothing inherited is closed behind the parent's back.
+
+The child never outlives its parent: it asks the kernel for SIGKILL when the parent dies
+(PR_SET_PDEATHSIG), and, should that be unavailable, it holds no copy of the pipe's read end,
+so its next write fails once the parent is gone. It writes to /dev/null instead of the
+parent's stdout and stderr, so whoever reads the command's output sees it end with the command.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import marshal
 import multiprocessing
+import os
 import pickle
+import signal
 import sys
 from collections.abc import Callable, Iterator
 
@@ -27,6 +35,7 @@ from shared.core.model import Activity
 _PIPE_BYTES = 1024 * 1024
 _F_SETPIPE_SZ = 1031
 _BATCH, _END, _BROKEN, _FAILED = b"b", b"e", b"p", b"x"
+_PR_SET_PDEATHSIG = 1
 
 
 def available() -> bool:
@@ -43,7 +52,9 @@ def batches_from_child(make: Callable[[], Iterator[MappedBatch]]) -> Iterator[Ma
         import fcntl
 
         fcntl.fcntl(send.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
-    child = context.Process(target=_produce, args=(make, send), daemon=True)
+    child = context.Process(
+        target=_produce, args=(make, send, receive, os.getpid()), daemon=True
+    )
     child.start()
     send.close()
     try:
@@ -68,15 +79,35 @@ def batches_from_child(make: Callable[[], Iterator[MappedBatch]]) -> Iterator[Ma
         receive.close()
 
 
-def _produce(make: Callable[[], Iterator[MappedBatch]], send) -> None:  # type: ignore[no-untyped-def]
+def _produce(make: Callable[[], Iterator[MappedBatch]], send, receive, parent: int) -> None:  # type: ignore[no-untyped-def]
+    _detach(receive, parent)
     try:
         for batch in make():
             send.send_bytes(_BATCH + _encode(batch))
         send.send_bytes(_END)
     except PermanentError as exc:
         send.send_bytes(_BROKEN + str(exc).encode())
+    except OSError:  # the pipe broke: the parent is gone, nobody is left to tell
+        os._exit(1)
     except BaseException as exc:  # reported to the parent, which retries the file later
-        send.send_bytes(_FAILED + f"{type(exc).__name__}: {exc}"[:1000].encode())
+        with contextlib.suppress(OSError):
+            send.send_bytes(_FAILED + f"{type(exc).__name__}: {exc}"[:1000].encode())
+
+
+def _detach(receive, parent: int) -> None:  # type: ignore[no-untyped-def]
+    """Tie the child's life to its parent's and let go of what is the parent's."""
+    receive.close()  # the parent's end: with it closed here, a dead parent breaks the pipe
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request above took hold
+        os._exit(1)
+    # Ctrl-C reaches the whole process group: the parent decides, and ends the child.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)
+    os.dup2(quiet, 2)
+    os.close(quiet)
 
 
 def _encode(batch: MappedBatch) -> bytes:
