@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,14 +34,22 @@ from shared.core.cdm.catalog import (
     is_metadata,
     is_partition_folder,
 )
-from shared.core.errors import BadRequest, FootprintError
+from shared.core.errors import BadRequest, FootprintError, StorageFull
 from shared.core.ingest.reconciler import reconcile
 from shared.core.ingest.service import Ports, ingest_file
-from shared.core.model import FAILED, QUARANTINED
+from shared.core.model import FAILED, QUARANTINED, IngestReport
 from shared.core.paging import MAX_PAGE
 from shared.settings import Settings
 
 EXIT_BAD_INPUT = 2
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the file in hand is let go at once (see ingest_file)."""
+
+
+def _terminate(signum: int, frame: object) -> NoReturn:
+    raise Terminated()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,15 +111,28 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         options = bootstrap.ingest_options(settings, ports=ports)
         catalog = Catalog(ports.source, cache=True)
         for path in files:
-            report = ingest_file(ports, config, path, options, force=args.force,
-                                 catalog=None if is_metadata(path) else catalog)  # fmt: skip
+            report = _ingest_one(ports, config, path, options, args.force, catalog)
             report.file = (base / path).as_posix() if not args.relative else path
             emit(args.json, report.to_record(), lambda _, r=report: format_report(r))
             worst = max(worst, 1 if report.status in (FAILED, QUARANTINED) else 0)
             done += 1
             progress(done, total)
+            if report.halt:  # a full store: every file after this one would fail the same way
+                left = f"; {total - done} files not tried" if total > done else ""
+                print(f"footprint: stopped: {report.halt}{left}", file=sys.stderr)
+                store.close()
+                return 1
     store.close()
     return worst
+
+
+def _ingest_one(ports: Ports, config: Any, path: str, options: Any, force: bool,
+                catalog: Catalog) -> IngestReport:  # fmt: skip
+    try:
+        return ingest_file(ports, config, path, options, force=force,
+                           catalog=None if is_metadata(path) else catalog)  # fmt: skip
+    except StorageFull as exc:  # not even the claim fitted
+        return IngestReport(path, None, FAILED, error=str(exc), retryable=True, halt=str(exc))
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
@@ -355,6 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if verbose < 2:
         logging.getLogger("azure").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.run(args)
     except BadRequest as exc:
@@ -364,9 +387,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FootprintError as exc:
         print(f"footprint: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("footprint: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # the file in hand was let go, due again
+        terminated = isinstance(exc, Terminated)
+        print(f"footprint: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     except BrokenPipeError:
         # Output piped into `head` and the like: not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

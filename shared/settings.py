@@ -17,6 +17,7 @@ DEFAULTS: dict[str, str] = {
     "FOOTPRINT_TABLE_PREFIX": "footprint",
     "FOOTPRINT_MAX_ATTEMPTS": "5",
     "FOOTPRINT_RETRY_BASE_SECONDS": "30",
+    "FOOTPRINT_LEASE_SECONDS": "60",
     "FOOTPRINT_RECONCILE_SCHEDULE": "0 */5 * * * *",
     "FOOTPRINT_RECONCILE_BUDGET_SECONDS": "240",
     "FOOTPRINT_MAX_ROW_BYTES": str(16 * 1024 * 1024),
@@ -39,6 +40,7 @@ class Settings:
     table_prefix: str
     max_attempts: int
     retry_base_seconds: float
+    lease_seconds: float  # how long a claim holds unless its worker renews it
     reconcile_schedule: str
     reconcile_budget_seconds: float
     max_row_bytes: int
@@ -63,6 +65,7 @@ class Settings:
             table_prefix=_table_prefix(raw["FOOTPRINT_TABLE_PREFIX"]),
             max_attempts=_number(raw, "FOOTPRINT_MAX_ATTEMPTS", int, 1, 100),
             retry_base_seconds=_number(raw, "FOOTPRINT_RETRY_BASE_SECONDS", float, 0, 3600),
+            lease_seconds=_number(raw, "FOOTPRINT_LEASE_SECONDS", float, 3, 3600),
             reconcile_schedule=raw["FOOTPRINT_RECONCILE_SCHEDULE"],
             reconcile_budget_seconds=_number(
                 raw, "FOOTPRINT_RECONCILE_BUDGET_SECONDS", float, 1, 3600

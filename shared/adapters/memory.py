@@ -7,7 +7,7 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 
-from shared.core.ingest.claims import next_claim, utc_now
+from shared.core.ingest.claims import next_claim, renewed, utc_now
 from shared.core.ingest.overlaps import reachable
 from shared.core.model import (
     Activity,
@@ -257,11 +257,17 @@ class MemoryLedger:
             return dataclasses.replace(self._entries[max(keys, key=self._order.__getitem__)])
 
     def claim(
-        self, path: str, etag: str, now: str, lease_until: str, force: bool = False
+        self,
+        path: str,
+        etag: str,
+        now: str,
+        lease_until: str,
+        force: bool = False,
+        holder: str | None = None,
     ) -> LedgerEntry | None:
         with self._lock:
             claimed = next_claim(
-                self._entries.get((path, etag)), path, etag, now, lease_until, force
+                self._entries.get((path, etag)), path, etag, now, lease_until, force, holder
             )
             if claimed is None:
                 return None
@@ -269,6 +275,15 @@ class MemoryLedger:
             self._entries[(path, etag)] = claimed
             self._order[(path, etag)] = self._seq
             return dataclasses.replace(claimed)
+
+    def renew(self, entry: LedgerEntry, lease_until: str) -> bool:
+        with self._lock:
+            old = self._entries.get((entry.path, entry.etag))
+            old = dataclasses.replace(old) if old else None
+            new = renewed(old, entry, lease_until)
+            if new is not None:
+                self._entries[(entry.path, entry.etag)] = new
+            return new is not None
 
     def record(self, entry: LedgerEntry) -> None:
         with self._lock:

@@ -13,6 +13,10 @@ class TransientError(FootprintError):
     """A dependency failed (storage unavailable, throttled): the same work may succeed later."""
 
 
+class StorageFull(TransientError):
+    """The store has no room left (a full disk): no file can land until space is freed."""
+
+
 class ConfigError(FootprintError):
     """The configuration file is invalid; the message names the offending field."""
 

@@ -158,8 +158,15 @@ class LedgerEntry:
     started_at: str | None = None
     finished_at: str | None = None
     duration_ms: int | None = None
-    # Earliest time a transient failure may be retried, or until when a running claim holds.
+    # Earliest time a transient failure may be retried, or until when a running claim holds
+    # (its lease end, renewed while the holder works on the file).
     not_before: str | None = None
+    # Who claimed the file last (host:process), so another worker can tell who holds it.
+    holder: str | None = None
+
+    @property
+    def lease_until(self) -> str | None:
+        return self.not_before if self.status == RUNNING else None
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -175,6 +182,8 @@ class LedgerEntry:
             "finished_at": self.finished_at,
             "duration_ms": self.duration_ms,
             "not_before": self.not_before,
+            "holder": self.holder,
+            "lease_until": self.lease_until,
         }
 
 
@@ -190,6 +199,8 @@ class IngestReport:
     etag: str | None = None
     # A transient failure: the caller (a trigger) should let the runtime retry.
     retryable: bool = False
+    # Why the caller should start no further file (the store's disk is full), or None.
+    halt: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         return {

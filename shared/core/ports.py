@@ -113,12 +113,25 @@ class Ledger(Protocol):
         ...
 
     def claim(
-        self, path: str, etag: str, now: str, lease_until: str, force: bool = False
+        self,
+        path: str,
+        etag: str,
+        now: str,
+        lease_until: str,
+        force: bool = False,
+        holder: str | None = None,
     ) -> LedgerEntry | None:
-        """Mark (path, etag) running and count an attempt; None when done (unless force) or held.
+        """Mark (path, etag) running by `holder` and count an attempt; None when done (unless
+        force) or held.
 
         Safe when several workers claim the same file at once: one wins.
         """
+        ...
+
+    def renew(self, entry: LedgerEntry, lease_until: str) -> bool:
+        """Extend the lease of the claim `entry` (as `claim` returned it) to `lease_until`;
+        False when the claim is no longer its holder's (finished, or taken over after it
+        ran out). Safe against a concurrent claim: exactly one of them wins."""
         ...
 
     def record(self, entry: LedgerEntry) -> None:

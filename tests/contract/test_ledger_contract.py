@@ -54,3 +54,25 @@ def test_entries_can_be_listed_by_status(ledger):  # type: ignore[no-untyped-def
     ledger.record(LedgerEntry("b.csv", "e1", FAILED, 1))
     assert [e.path for e in ledger.entries(FAILED)] == ["b.csv"]
     assert [e.path for e in ledger.entries()] == ["a.csv", "b.csv"]
+
+
+def test_a_claim_names_its_holder_and_a_renewal_extends_its_lease(ledger):  # type: ignore[no-untyped-def]
+    entry = ledger.claim("a.csv", "e1", NOW, LEASE, holder="host:1")
+    assert ledger.renew(entry, LATER) is True
+    held = ledger.get("a.csv", "e1")
+    assert (held.status, held.holder, held.not_before, held.lease_until) == (
+        RUNNING, "host:1", LATER, LATER,
+    )  # fmt: skip
+    assert ledger.claim("a.csv", "e1", "2021-09-28T14:20:00.000Z", LATER, holder="host:2") is None
+
+
+def test_a_renewal_loses_once_the_claim_was_taken_over_or_finished(ledger):  # type: ignore[no-untyped-def]
+    first = ledger.claim("a.csv", "e1", NOW, LEASE, holder="host:1")
+    second = ledger.claim("a.csv", "e1", LATER, "2021-09-28T14:31:00.000Z", holder="host:2")
+    assert second is not None
+    assert ledger.renew(first, "2021-09-28T14:45:00.000Z") is False
+    assert ledger.get("a.csv", "e1").holder == "host:2"
+    second.status, second.not_before = DONE, None
+    ledger.record(second)
+    assert ledger.renew(second, "2021-09-28T14:45:00.000Z") is False
+    assert ledger.get("a.csv", "e1").status == DONE

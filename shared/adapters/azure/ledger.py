@@ -14,7 +14,7 @@ from shared.adapters.azure.table_access import TableAccess, if_unchanged
 from shared.adapters.azure.table_keys import Entity, digest, pack, plain_key
 from shared.adapters.azure.table_layout import LEDGER
 from shared.core.errors import TransientError
-from shared.core.ingest.claims import next_claim
+from shared.core.ingest.claims import next_claim, renewed
 from shared.core.model import COUNT_FIELDS, Counts, LedgerEntry
 
 MAX_TRIES = 8
@@ -23,6 +23,7 @@ _FIELDS = {
     "path": "Path", "etag": "FileETag", "status": "Status", "attempts": "Attempts",
     "entity": "Entity", "error": "Error", "permanent": "Permanent", "started_at": "StartedAt",
     "finished_at": "FinishedAt", "duration_ms": "DurationMs", "not_before": "NotBefore",
+    "holder": "Holder",
 }  # fmt: skip
 _COUNTS = {name: name.capitalize() for name in COUNT_FIELDS}
 
@@ -83,19 +84,37 @@ class TableLedger:
         return _entry(max(found, key=lambda r: r["Seq"])) if found else None
 
     def claim(
-        self, path: str, etag: str, now: str, lease_until: str, force: bool = False
+        self,
+        path: str,
+        etag: str,
+        now: str,
+        lease_until: str,
+        force: bool = False,
+        holder: str | None = None,
     ) -> LedgerEntry | None:
         """Create the entry if absent, else replace it only as read (If-Match); on a lost
         race read again and decide again, so exactly one of several claimers wins."""
         for _ in range(MAX_TRIES):
             record = self._read(path, etag)
             old = _entry(record) if record is not None else None
-            entry = next_claim(old, path, etag, now, lease_until, force)
+            entry = next_claim(old, path, etag, now, lease_until, force, holder)
             if entry is None:
                 return None
             if self._put(_record(entry, self._seq.next()), record):
                 return entry
         raise TransientError(f"claiming {path}: the ledger entry kept changing under us")
+
+    def renew(self, entry: LedgerEntry, lease_until: str) -> bool:
+        """Replace the entry only as read (If-Match), as a claim does: a worker taking the
+        file over at the same moment makes this renewal read again and lose."""
+        for _ in range(MAX_TRIES):
+            record = self._read(entry.path, entry.etag)
+            new = renewed(_entry(record) if record is not None else None, entry, lease_until)
+            if new is None:
+                return False
+            if self._put(_record(new, record["Seq"]), record):  # type: ignore[index]
+                return True
+        raise TransientError(f"renewing the claim of {entry.path}: the entry kept changing")
 
     def _put(self, record: Entity, old: Entity | None) -> bool:
         """Write `record` where `old` was read; False when another writer came first."""

@@ -7,21 +7,21 @@ import sqlite3
 from collections.abc import Iterator
 
 from shared.adapters.sqlite.store import SqliteDatabase
-from shared.core.ingest.claims import next_claim
+from shared.core.ingest.claims import next_claim, renewed
 from shared.core.model import Counts, LedgerEntry
 
 _LEDGER_COLUMNS = (
     "path, etag, status, attempts, rows, activities, unmatched, filtered, rejected, customers, "
-    "entity, error, permanent, started_at, finished_at, duration_ms, not_before"
+    "entity, error, permanent, started_at, finished_at, duration_ms, not_before, holder"
 )
 
 
 def _entry(row: tuple) -> LedgerEntry:
     path, etag, status, attempts, *counts = row[:10]
-    entity, error, permanent, started, finished, duration, not_before = row[10:17]
+    entity, error, permanent, started, finished, duration, not_before, holder = row[10:18]
     return LedgerEntry(
         path, etag, status, attempts, Counts(*(c or 0 for c in counts)), entity, error,
-        bool(permanent), started, finished, duration, not_before,
+        bool(permanent), started, finished, duration, not_before, holder,
     )  # fmt: skip
 
 
@@ -30,7 +30,7 @@ def _entry_values(e: LedgerEntry) -> tuple:
     return (
         e.path, e.etag, e.status, e.attempts, c.rows, c.activities, c.unmatched, c.filtered,
         c.rejected, c.customers, e.entity, e.error, int(e.permanent), e.started_at,
-        e.finished_at, e.duration_ms, e.not_before,
+        e.finished_at, e.duration_ms, e.not_before, e.holder,
     )  # fmt: skip
 
 
@@ -52,23 +52,42 @@ class SqliteLedger:
         return _entry(rows[0]) if rows else None
 
     def claim(
-        self, path: str, etag: str, now: str, lease_until: str, force: bool = False
+        self,
+        path: str,
+        etag: str,
+        now: str,
+        lease_until: str,
+        force: bool = False,
+        holder: str | None = None,
     ) -> LedgerEntry | None:
         with self.db.transaction() as conn:
-            rows = conn.execute(
-                f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE path = ? AND etag = ?", (path, etag)
-            ).fetchall()
-            old = _entry(rows[0]) if rows else None
-            entry = next_claim(old, path, etag, now, lease_until, force)
+            old = self._read(conn, path, etag)
+            entry = next_claim(old, path, etag, now, lease_until, force, holder)
             if entry is None:
                 return None
             self._put(conn, entry)
             return entry
 
+    def renew(self, entry: LedgerEntry, lease_until: str) -> bool:
+        with self.db.transaction() as conn:
+            new = renewed(self._read(conn, entry.path, entry.etag), entry, lease_until)
+            if new is not None:
+                conn.execute(
+                    "UPDATE ledger SET not_before = ? WHERE path = ? AND etag = ?",
+                    (new.not_before, entry.path, entry.etag),
+                )
+            return new is not None
+
+    def _read(self, conn: sqlite3.Connection, path: str, etag: str) -> LedgerEntry | None:
+        rows = conn.execute(
+            f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE path = ? AND etag = ?", (path, etag)
+        ).fetchall()
+        return _entry(rows[0]) if rows else None
+
     def _put(self, conn: sqlite3.Connection, entry: LedgerEntry) -> None:
         conn.execute(
             f"INSERT OR REPLACE INTO ledger ({_LEDGER_COLUMNS}, seq) VALUES "
-            f"({', '.join('?' * 17)}, (SELECT coalesce(max(seq), 0) + 1 FROM ledger))",
+            f"({', '.join('?' * 18)}, (SELECT coalesce(max(seq), 0) + 1 FROM ledger))",
             _entry_values(entry),
         )
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 
 from shared.adapters.sqlite import activities as activity_tables
-from shared.core.errors import TransientError
+from shared.core.errors import StorageFull, TransientError
 from shared.core.ingest.claims import utc_now
 from shared.core.ingest.overlaps import reachable
 from shared.core.model import (
@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS ledger (
     rows INTEGER, activities INTEGER, unmatched INTEGER, filtered INTEGER, rejected INTEGER,
     customers INTEGER, entity TEXT, error TEXT, permanent INTEGER NOT NULL, started_at TEXT,
     finished_at TEXT, duration_ms INTEGER, not_before TEXT, seq INTEGER NOT NULL,
-    PRIMARY KEY (path, etag)
+    holder TEXT, PRIMARY KEY (path, etag)
 );
 CREATE INDEX IF NOT EXISTS ledger_by_seq ON ledger (seq);
 CREATE INDEX IF NOT EXISTS ledger_by_status ON ledger (status);
@@ -106,6 +106,7 @@ class SqliteDatabase:
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             self.conn.executescript(SCHEMA)
+            _add_missing_columns(self.conn)
         with self.transaction() as conn:
             activity_tables.create(conn)
 
@@ -115,6 +116,8 @@ class SqliteDatabase:
             yield
         except sqlite3.Error as exc:
             # Locked, busy, full disk, I/O: none of it is the input file's fault.
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise StorageFull(f"SQLite store {self.path}: {exc}") from None
             raise TransientError(f"SQLite store {self.path}: {exc}") from None
 
     @contextlib.contextmanager
@@ -178,6 +181,13 @@ class SqliteDatabase:
                         self._commit()
             finally:
                 self.conn.close()
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Columns added since a database file was made (CREATE TABLE IF NOT EXISTS keeps old ones)."""
+    ledger = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
+    if "holder" not in ledger:
+        conn.execute("ALTER TABLE ledger ADD COLUMN holder TEXT")
 
 
 @dataclasses.dataclass

@@ -1,10 +1,14 @@
-"""When a worker may take a file: the claim rule every Ledger applies inside its own lock."""
+"""When a worker may take a file, and keep it: the claim and renewal rules every Ledger
+applies inside its own lock."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
+from shared.core.errors import FootprintError
 from shared.core.model import DONE, RUNNING, LedgerEntry
+from shared.core.ports import Ledger
 
 
 def utc_now() -> str:
@@ -13,7 +17,13 @@ def utc_now() -> str:
 
 
 def next_claim(
-    old: LedgerEntry | None, path: str, etag: str, now: str, lease_until: str, force: bool
+    old: LedgerEntry | None,
+    path: str,
+    etag: str,
+    now: str,
+    lease_until: str,
+    force: bool,
+    holder: str | None = None,
 ) -> LedgerEntry | None:
     """The running entry a claim writes over `old`, or None when the claim must lose: the file
     is done at this ETag (unless forced) or another worker's lease still holds it."""
@@ -22,4 +32,48 @@ def next_claim(
     if old is not None and old.status == RUNNING and (old.not_before or "") > now:
         return None
     attempts = old.attempts + 1 if old else 1
-    return LedgerEntry(path, etag, RUNNING, attempts, started_at=now, not_before=lease_until)
+    return LedgerEntry(
+        path, etag, RUNNING, attempts, started_at=now, not_before=lease_until, holder=holder
+    )
+
+
+def renewed(old: LedgerEntry | None, claim: LedgerEntry, lease_until: str) -> LedgerEntry | None:
+    """The entry a renewal writes over `old`, or None when the claim is no longer the
+    renewer's: finished, or taken over by another worker once its lease ran out."""
+    if old is None or old.status != RUNNING:
+        return None
+    if (old.holder, old.started_at) != (claim.holder, claim.started_at):
+        return None
+    old.not_before = max(old.not_before or "", lease_until)
+    return old
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class ClaimLost(FootprintError):
+    """Another worker took the file over: this one's lease ran out before it was renewed."""
+
+
+class Lease:
+    """A claim kept alive while its holder works on the file: renewed once a third of it has
+    passed, so a worker that dies lets the file go within one lease, however long the file."""
+
+    def __init__(
+        self, ledger: Ledger, entry: LedgerEntry, seconds: float, clock: Callable[[], datetime]
+    ) -> None:
+        self.ledger, self.entry, self.clock = ledger, entry, clock
+        self.every = timedelta(seconds=seconds / 3)
+        self.seconds = timedelta(seconds=seconds)
+        self.renewed_at = clock()
+
+    def beat(self) -> None:
+        """Renew the lease if it is due; raises ClaimLost when the file is no longer ours."""
+        now = self.clock()
+        if now - self.renewed_at < self.every:
+            return
+        until = iso(now + self.seconds)
+        if not self.ledger.renew(self.entry, until):
+            raise ClaimLost(f"{self.entry.path}: taken over by another worker")
+        self.renewed_at, self.entry.not_before = now, until

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from shared.core.cdm.catalog import Catalog, is_metadata
 from shared.core.config import Config
-from shared.core.errors import TransientError
+from shared.core.errors import StorageFull, TransientError
 from shared.core.ingest.service import IngestOptions, Ports, ingest_file, is_due, iso
 from shared.core.model import DONE, FAILED, QUARANTINED, SKIPPED, IngestReport
 
@@ -54,7 +54,7 @@ def reconcile(
     catalog = Catalog(ports.source, options.root, cache=True)
     now = iso(options.clock())
     due = [f for f in files if is_due(ports.ledger.get(f.path, f.etag), now)]
-    unreadable = 0
+    unreadable, halted = 0, False
     for index, file in enumerate(due):
         if deadline is not None and time.monotonic() > deadline:
             report.remaining = len(due) - index
@@ -65,17 +65,23 @@ def reconcile(
         try:
             outcome = ingest_file(ports, config, file.path, options, catalog=use)
             unreadable = 0
+        except StorageFull as exc:  # not even a claim fits: stop, as the outcome's halt does
+            outcome = IngestReport(file.path, None, FAILED, error=str(exc), retryable=True,
+                                   halt=str(exc))  # fmt: skip
         except TransientError as exc:
             outcome = IngestReport(file.path, None, FAILED, error=str(exc), retryable=True)
             unreadable += 1
         _tally(report, outcome)
-        if unreadable >= MAX_UNREADABLE:
+        if unreadable >= MAX_UNREADABLE or outcome.halt:
             report.remaining = len(due) - index - 1
-            log.warning("reconcile stopped: storage unavailable (%s)", outcome.error)
+            why = outcome.halt or f"storage unavailable ({outcome.error})"
+            log.warning("reconcile stopped with %d files left: %s", report.remaining, why)
+            halted = outcome.halt is not None
             break
         if progress is not None:
             progress(index + 1, len(due))
-    report.relinked = ports.store.relink()
+    # A full store takes no links either; the next pass makes them.
+    report.relinked = 0 if halted else ports.store.relink()
     log.info("reconcile %s", report.to_record())
     return report
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import itertools
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from shared.core.cdm.catalog import Catalog, is_manifest_name, is_metadata
 from shared.core.config import Config
-from shared.core.errors import NotFound, PermanentError
+from shared.core.errors import NotFound, PermanentError, StorageFull
 from shared.core.ingest import forked
+from shared.core.ingest.claims import ClaimLost, Lease, iso
 from shared.core.mapping import EntityMapping, MappedBatch
 from shared.core.model import (
     DONE,
@@ -37,8 +41,9 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def this_process() -> str:
+    """Who holds a claim: the host and process, as `footprint files --status running` shows."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +57,10 @@ class Ports:
 class IngestOptions:
     root: str = ""
     max_attempts: int = 5
-    lease_seconds: int = 900
+    # How long a claim holds unless renewed; the worker renews it while it works on the file
+    # (claims.Lease), so a dead worker's file is taken over within about this long.
+    lease_seconds: float = 60
+    holder: str = dataclasses.field(default_factory=this_process)
     retry_base_seconds: float = 30.0
     batch_size: int = 5000
     max_file_bytes: int = 2 * 1024**3
@@ -89,16 +97,49 @@ def ingest_file(
             return _report_of(prior, already=True)
         now = options.clock()
         lease = iso(now + timedelta(seconds=options.lease_seconds))
-        entry = ports.ledger.claim(path, file.etag, iso(now), lease, force)
+        entry = ports.ledger.claim(path, file.etag, iso(now), lease, force, options.holder)
         if entry is None:
-            return IngestReport(path, None, SKIPPED, error="done or being processed elsewhere")
+            return IngestReport(path, None, SKIPPED, error=_held(ports.ledger.get(path, file.etag)))
         return _attempt(ports, config, file, stream, entry, catalog, options)
 
 
+def _held(entry: LedgerEntry | None) -> str:
+    """Why a claim lost, with when the winner's claim runs out."""
+    if entry is not None and entry.status == RUNNING:
+        who = entry.holder or "another worker"
+        return f"being processed by {who}; its claim expires at {entry.not_before} unless renewed"
+    return "done or being processed elsewhere"
+
+
 def _attempt(ports, config, file, stream, entry, catalog, options) -> IngestReport:  # type: ignore[no-untyped-def]
+    """Work on a claimed file. An interrupt (Ctrl-C, SIGTERM) lets the file go at once, due
+    again, and goes on up; a worker that lost its claim leaves the entry to the new holder."""
+    lease = Lease(ports.ledger, entry, options.lease_seconds, options.clock)
+    try:
+        return _work(ports, config, file, stream, entry, catalog, options, lease)
+    except KeyboardInterrupt:
+        _let_go(ports.ledger, entry, options, "interrupted")
+        raise
+    except ClaimLost as exc:
+        log.warning("%s", exc)
+        return IngestReport(file.path, entry.entity, SKIPPED, error=str(exc), etag=entry.etag)
+
+
+def _let_go(ledger: Ledger, entry: LedgerEntry, options: IngestOptions, why: str) -> None:
+    """Record the file failed and due again at once, the attempt not counted: the worker,
+    not the file, stopped it. Best effort: should this fail too, the lease runs out."""
+    entry.status, entry.error, entry.permanent = FAILED, why, False
+    entry.attempts, entry.not_before = max(entry.attempts - 1, 0), None
+    entry.finished_at = iso(options.clock())
+    with contextlib.suppress(Exception):
+        ledger.record(entry)
+
+
+def _work(ports, config, file, stream, entry, catalog, options, lease) -> IngestReport:  # type: ignore[no-untyped-def]
     started = time.monotonic()
     counts = Counts()
     again: list[str] = []
+    halt = None
     try:
         if file_kind(file.path) is None:
             raise PermanentError(f"not a CSV or JSON lines file: {file.path}")
@@ -118,30 +159,45 @@ def _attempt(ports, config, file, stream, entry, catalog, options) -> IngestRepo
             store = ports.store
             again = store.note_rereads(file.path, store.overlapping_files(file.path, file.etag))
             store.forget_file(file.path, file.etag)
-            _load_file(store, mapping, schema, file, stream, counts, options)
+            _load_file(store, mapping, schema, file, stream, counts, options, lease.beat)
             entry.status, entry.error = DONE, None
     except PermanentError as exc:
         entry.status, entry.error, entry.permanent = FAILED, str(exc), True
+    except ClaimLost:
+        raise
     except Exception as exc:  # storage faults and anything unforeseen: retry, then quarantine
-        _note_transient(entry, exc, options)
-    if again:  # whether or not the new version landed: the old one is gone
+        halt = _note_transient(entry, exc, options)
+    if again and halt is None:  # whether or not the new version landed: the old one is gone
         try:
-            _read_again(ports, config, again, file.path, options, catalog)
+            _read_again(ports, config, again, file.path, options, catalog, lease)
+        except ClaimLost:
+            raise
         except Exception as exc:  # the notes stay: the next attempt reads them again
-            _note_transient(entry, exc, options)
+            halt = _note_transient(entry, exc, options)
     entry.counts = counts
     entry.finished_at = iso(options.clock())
     entry.duration_ms = int((time.monotonic() - started) * 1000)
     if entry.status != FAILED or entry.permanent:
         entry.not_before = None
-    ports.ledger.record(entry)
+    halt = _finish(ports.ledger, entry) or halt
     log.info(
         "%s %s entity=%s rows=%d activities=%d unmatched=%d filtered=%d rejected=%d "
         "customers=%d ms=%d%s", entry.status, file.path, entry.entity, counts.rows,
         counts.activities, counts.unmatched, counts.filtered, counts.rejected, counts.customers,
         entry.duration_ms, f" error={entry.error}" if entry.error else "",
     )  # fmt: skip
-    return _report_of(entry)
+    return dataclasses.replace(_report_of(entry), halt=halt)
+
+
+def _finish(ledger: Ledger, entry: LedgerEntry) -> str | None:
+    """Record the outcome; a full store may refuse even that: then the claim is left to run
+    out (a lease) and the caller told to stop."""
+    try:
+        ledger.record(entry)
+    except StorageFull as exc:
+        log.warning("%s: outcome not recorded, its claim runs out by itself: %s", entry.path, exc)
+        return str(exc)
+    return None
 
 
 def _read_again(
@@ -151,20 +207,22 @@ def _read_again(
     changed: str,
     options: IngestOptions,
     catalog: Catalog,
+    lease: Lease,
 ) -> None:
     """Read again the files holding copies of what `changed` may have dropped, then clear the
     note of them. A file done at its current version, or held by another worker, is written
     again without a ledger entry; a new version of it is ingested as any."""
     for path in files:
+        lease.beat()
         report = ingest_file(ports, config, path, options, catalog=catalog)
         if report.status == SKIPPED:  # done already, or someone else has it and may be past it
-            _replay(ports, config, path, options, catalog)
+            _replay(ports, config, path, options, catalog, lease)
         log.info("read %s again after %s changed: %s", path, changed, report.status)
     ports.store.clear_rereads(changed)
 
 
 def _replay(
-    ports: Ports, config: Config, path: str, options: IngestOptions, catalog: Catalog
+    ports: Ports, config: Config, path: str, options: IngestOptions, catalog: Catalog, lease: Lease
 ) -> None:
     """Write a file's rows again, its ledger entry left as it is (done, or its worker's): what
     it holds comes back where a forgotten version's copy beat it. A storage fault is raised,
@@ -179,15 +237,15 @@ def _replay(
         try:
             schema = catalog.describe(path)
             mapping = EntityMapping(config, schema.entity)
-            _load_file(ports.store, mapping, schema, file, stream, Counts(), options)
+            _load_file(ports.store, mapping, schema, file, stream, Counts(), options, lease.beat)
         except PermanentError:
             pass  # a broken file: what precedes the break is written, as when it was read
 
 
-def _load_file(store, mapping, schema, file, stream, counts, options) -> None:  # type: ignore[no-untyped-def]
-    """Write a file's rows in batches; a break in the file (truncated gzip, undecodable text)
-    is raised once the rows before it are written. Large local files may be read in a child
-    process (IngestOptions.read_in_child_from)."""
+def _load_file(store, mapping, schema, file, stream, counts, options, beat) -> None:  # type: ignore[no-untyped-def]
+    """Write a file's rows in batches, renewing the claim (`beat`) between them; a break in
+    the file (truncated gzip, undecodable text) is raised once the rows before it are written.
+    Large local files may be read in a child process (IngestOptions.read_in_child_from)."""
 
     def batches() -> Iterator[MappedBatch]:
         rows = _UntilBroken(
@@ -200,8 +258,11 @@ def _load_file(store, mapping, schema, file, stream, counts, options) -> None:  
 
     threshold = options.read_in_child_from
     in_child = threshold is not None and file.size >= threshold and forked.available()
-    for batch in forked.batches_from_child(batches) if in_child else batches():
-        _write(store, batch, counts)
+    # Closed at once on the way out, so an interrupted or failed load ends its reader child.
+    with contextlib.closing(forked.batches_from_child(batches) if in_child else batches()) as made:
+        for batch in made:
+            _write(store, batch, counts)
+            beat()
 
 
 class _UntilBroken:
@@ -230,14 +291,21 @@ def _checked(rows: Iterator[ParsedRow], mapping: EntityMapping, path: str) -> It
     return itertools.chain((first,), rows)
 
 
-def _note_transient(entry: LedgerEntry, exc: Exception, options: IngestOptions) -> None:
+def _note_transient(entry: LedgerEntry, exc: Exception, options: IngestOptions) -> str | None:
+    """Record a failure retrying may cure. A full store is no fault of the file: due again at
+    once, the attempt not counted, and its reason returned, for the caller to stop."""
     entry.error = f"{type(exc).__name__}: {exc}"[:1000]
+    if isinstance(exc, StorageFull) or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC):
+        entry.status, entry.not_before = FAILED, None
+        entry.attempts = max(entry.attempts - 1, 0)
+        return f"the store is full: {exc}"
     if entry.attempts >= options.max_attempts:
         entry.status = QUARANTINED
-        return
+        return None
     entry.status = FAILED
     delay = min(options.retry_base_seconds * 2 ** (entry.attempts - 1), 3600.0)
     entry.not_before = iso(options.clock() + timedelta(seconds=delay))
+    return None
 
 
 def load(
