@@ -140,6 +140,8 @@ def format_status(s: dict[str, Any]) -> str:
         f"counted when each file was loaded (summed over files): {totals}",
         f"unmatched activities now: {s['unmatched_now']}" + (f" ({by_activity})" if by_activity else ""),
     ]
+    lines += [f"running: {r['path']} by {r['holder']}, claim until {r['lease_until']}"
+              for r in s.get("running", [])]  # fmt: skip
     if s["last_error"]:
         e = s["last_error"]
         lines.append(f"last error: {printable(e['path'])}: {printable(e['error'])} ({e['at']})")

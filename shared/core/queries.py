@@ -8,7 +8,14 @@ from typing import Any
 
 from shared.core.errors import BadRequest, NotFound
 from shared.core.mapping import to_utc
-from shared.core.model import COUNT_FIELDS, FAILED, QUARANTINED, STATUSES, TimelineQuery
+from shared.core.model import (
+    COUNT_FIELDS,
+    FAILED,
+    QUARANTINED,
+    RUNNING,
+    STATUSES,
+    TimelineQuery,
+)
 from shared.core.paging import check_limit, decode_cursor
 from shared.core.ports import Ledger, ProfileStore
 
@@ -121,6 +128,11 @@ def status(ledger: Ledger, store: ProfileStore) -> dict[str, Any]:
         "unmatched_now": sum(unmatched_now.values()),
         "unmatched_now_by_activity": unmatched_now,
         "quarantined": sorted(e.path for e in latest.values() if e.status == QUARANTINED),
+        # Who works on what, and until when their claims hold unless renewed.
+        "running": [
+            {"path": e.path, "holder": e.holder, "lease_until": e.lease_until}
+            for e in sorted(latest.values(), key=lambda e: e.path) if e.status == RUNNING
+        ],
         "last_error": (
             {"path": last.path, "error": last.error, "at": last.finished_at} if last else None
         ),
