@@ -3,11 +3,14 @@ applies inside its own lock."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from shared.core.errors import FootprintError
-from shared.core.model import DONE, RUNNING, LedgerEntry
+from shared.core.model import DONE, FAILED, RUNNING, LedgerEntry
 from shared.core.ports import Ledger
 
 
@@ -77,3 +80,26 @@ class Lease:
         if not self.ledger.renew(self.entry, until):
             raise ClaimLost(f"{self.entry.path}: taken over by another worker")
         self.renewed_at, self.entry.not_before = now, until
+
+
+def this_process() -> str:
+    """Who holds a claim: the host and process, as `footprint status` shows."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def held_message(entry: LedgerEntry | None) -> str:
+    """Why a claim lost, with when the winner's claim runs out."""
+    if entry is not None and entry.status == RUNNING:
+        who = entry.holder or "another worker"
+        return f"being processed by {who}; its claim expires at {entry.not_before} unless renewed"
+    return "done or being processed elsewhere"
+
+
+def let_go(ledger: Ledger, entry: LedgerEntry, now: str, why: str) -> None:
+    """Record a claimed file failed and due again at once, the attempt not counted: the
+    worker, not the file, stopped it. Best effort: should this fail too, the lease runs out."""
+    entry.status, entry.error, entry.permanent = FAILED, why, False
+    entry.attempts, entry.not_before = max(entry.attempts - 1, 0), None
+    entry.finished_at = now
+    with contextlib.suppress(Exception):
+        ledger.record(entry)

@@ -7,8 +7,6 @@ import dataclasses
 import errno
 import itertools
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +15,7 @@ from shared.core.cdm.catalog import Catalog, is_manifest_name, is_metadata
 from shared.core.config import Config
 from shared.core.errors import NotFound, PermanentError, StorageFull
 from shared.core.ingest import forked
-from shared.core.ingest.claims import ClaimLost, Lease, iso
+from shared.core.ingest.claims import ClaimLost, Lease, held_message, iso, let_go, this_process
 from shared.core.mapping import EntityMapping, MappedBatch
 from shared.core.model import (
     DONE,
@@ -39,11 +37,6 @@ log = logging.getLogger(__name__)
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def this_process() -> str:
-    """Who holds a claim: the host and process, as `footprint files --status running` shows."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,16 +92,8 @@ def ingest_file(
         lease = iso(now + timedelta(seconds=options.lease_seconds))
         entry = ports.ledger.claim(path, file.etag, iso(now), lease, force, options.holder)
         if entry is None:
-            return IngestReport(path, None, SKIPPED, error=_held(ports.ledger.get(path, file.etag)))
+            return IngestReport(path, None, SKIPPED, error=held_message(ports.ledger.get(path, file.etag)))
         return _attempt(ports, config, file, stream, entry, catalog, options)
-
-
-def _held(entry: LedgerEntry | None) -> str:
-    """Why a claim lost, with when the winner's claim runs out."""
-    if entry is not None and entry.status == RUNNING:
-        who = entry.holder or "another worker"
-        return f"being processed by {who}; its claim expires at {entry.not_before} unless renewed"
-    return "done or being processed elsewhere"
 
 
 def _attempt(ports, config, file, stream, entry, catalog, options) -> IngestReport:  # type: ignore[no-untyped-def]
@@ -118,21 +103,11 @@ def _attempt(ports, config, file, stream, entry, catalog, options) -> IngestRepo
     try:
         return _work(ports, config, file, stream, entry, catalog, options, lease)
     except KeyboardInterrupt:
-        _let_go(ports.ledger, entry, options, "interrupted")
+        let_go(ports.ledger, entry, iso(options.clock()), "interrupted")
         raise
     except ClaimLost as exc:
         log.warning("%s", exc)
         return IngestReport(file.path, entry.entity, SKIPPED, error=str(exc), etag=entry.etag)
-
-
-def _let_go(ledger: Ledger, entry: LedgerEntry, options: IngestOptions, why: str) -> None:
-    """Record the file failed and due again at once, the attempt not counted: the worker,
-    not the file, stopped it. Best effort: should this fail too, the lease runs out."""
-    entry.status, entry.error, entry.permanent = FAILED, why, False
-    entry.attempts, entry.not_before = max(entry.attempts - 1, 0), None
-    entry.finished_at = iso(options.clock())
-    with contextlib.suppress(Exception):
-        ledger.record(entry)
 
 
 def _work(ports, config, file, stream, entry, catalog, options, lease) -> IngestReport:  # type: ignore[no-untyped-def]
