@@ -193,25 +193,29 @@ class Runtime:
     options: IngestOptions
 
 
-_pinned: list[Settings] = []
+_pinned: list[tuple[Settings, str | None]] = []
 
 
-def use_settings(settings: Settings | None) -> None:
-    """Run the triggers with these settings instead of the environment's (footprint dev, tests)."""
-    _pinned[:] = [settings] if settings else []
+def use_settings(settings: Settings | None, source: str | None = None) -> None:
+    """Run the triggers with these settings instead of the environment's (footprint dev, serve,
+    tests); `source` reads exports from that location instead of the settings' container, ''
+    from nowhere (footprint serve without --source)."""
+    _pinned[:] = [(settings, source)] if settings else []
     runtime.cache_clear()
 
 
 @functools.cache
 def runtime() -> Runtime:
     """Built on first use and kept for the worker's life; settings are validated here."""
-    settings = _pinned[0] if _pinned else Settings.from_env()
+    settings, location = _pinned[0] if _pinned else (Settings.from_env(), None)
     config = load_config(settings.config_path)
     store, ledger = open_store(settings.store, settings)
-    source = open_source(f"blob:{settings.container}/{settings.prefix}".rstrip("/"), settings)
+    if location is None:
+        location = f"blob:{settings.container}/{settings.prefix}".rstrip("/")
+    source = open_source(location, settings) if location else None
     log.info("footprint runtime: store=%s container=%s prefix=%r", settings.store.split(":")[0],
              settings.container, settings.prefix)  # fmt: skip
-    return Runtime(settings, config, Ports(source, store, ledger), ingest_options(settings))
+    return Runtime(settings, config, Ports(source, store, ledger), ingest_options(settings))  # type: ignore[arg-type]
 
 
 def ingest_options(settings: Settings, root: str = "", ports: Ports | None = None) -> IngestOptions:

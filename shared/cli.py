@@ -230,9 +230,39 @@ def cmd_dev(args: argparse.Namespace) -> int:
     stop = threading.Event()
     try:
         devserver.run(build_app(), rt.ports.source, settings.container, settings.prefix, port=args.port,
-                      poll_seconds=args.poll, reconcile_seconds=period, stop=stop)  # fmt: skip
+                      poll_seconds=args.poll, reconcile_seconds=period, stop=stop,
+                      key=settings.http_key or None)  # fmt: skip
     except KeyboardInterrupt:
         stop.set()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import dataclasses
+    import threading
+
+    from shared import devserver
+    from shared.triggers import build_app
+
+    settings = Settings.from_env()
+    settings = dataclasses.replace(settings, store=args.store or settings.store,
+                                   config_path=args.config or settings.config_path)  # fmt: skip
+    if args.source and not Path(args.source).is_dir():
+        raise FootprintError(f"--source {args.source} is not a folder")
+    bootstrap.use_settings(settings, source=args.source or "")
+    bootstrap.runtime()  # a bad store or config: one line now, not on the first request
+    try:
+        server = devserver.serve_http(devserver.functions_by_name(build_app()), args.port,
+                                      settings.http_key or None)  # fmt: skip
+    except OSError as exc:
+        raise FootprintError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
+    port = server.server_address[1]
+    print(f"footprint serve: the UI on http://127.0.0.1:{port}/api/ui/ and the API on "
+          f"http://127.0.0.1:{port}/api/ (Ctrl+C stops)", file=sys.stderr, flush=True)  # fmt: skip
+    try:
+        threading.Event().wait()
+    finally:
+        server.shutdown()
     return 0
 
 
@@ -361,6 +391,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_audiences.add_parsers(sub, common, _Parser, _positive)
     cli_erasure.add_parsers(sub, common)
+
+    p = sub.add_parser(
+        "serve", parents=[common], help="the HTTP API and web UI over a store, on 127.0.0.1"
+    )
+    p.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071; 0: any free)")
+    p.add_argument("--source", help="local export folder that POST /api/reprocess reads")
+    p.set_defaults(run=cmd_serve)
 
     cdm = sub.add_parser("cdm", help="Common Data Model folders")
     cdm_sub = cdm.add_subparsers(dest="cdm_command", required=True, parser_class=_Parser)

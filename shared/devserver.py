@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import threading
@@ -84,22 +85,41 @@ class BlobWatcher:
         return delivered
 
 
-def http_handler(functions: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
+def route_pattern(route: str) -> re.Pattern[str]:
+    """The regex of a Functions route under /api/: `{name}`, `{name:constraint}`, optional
+    `{name?}` (its segment may be absent) and catch-all `{*name}`, as the host matches them."""
+    pattern = ""
+    for segment in route.strip("/").split("/"):
+        param = re.fullmatch(r"\{(\*?)(\w+)(?::[^}?]*)?(\??)\}", segment)
+        if param is None:
+            pattern += "/" + re.escape(segment)
+        elif param.group(1):
+            pattern += f"(?:/(?P<{param.group(2)}>.*))?"
+        elif param.group(3):
+            pattern += f"(?:/(?P<{param.group(2)}>[^/]+))?"
+        else:
+            pattern += f"/(?P<{param.group(2)}>[^/]+)"
+    return re.compile(f"^/api{pattern}/?$")
+
+
+def http_handler(functions: dict[str, Any], key: str | None = None) -> type[BaseHTTPRequestHandler]:
     """A request handler that routes /api/... to the app's HTTP functions, as the host does:
-    path parameters percent-decoded, JSON errors (404, 405 with Allow), chunked bodies read."""
+    path parameters percent-decoded, JSON errors (404, 405 with Allow), chunked bodies read,
+    the function's own headers sent; with `key`, routes that are not anonymous want it in
+    `x-functions-key` (or `?code=`)."""
     routes = []
     for f in functions.values():
         trigger = f.get_trigger()
         if trigger.get_binding_name() == "httpTrigger":
-            pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", trigger.route)
             methods = {str(getattr(m, "value", m)).upper() for m in trigger.methods or ()}
-            routes.append((re.compile(f"^/api/{pattern}$"), methods, f.get_user_function()))
+            anonymous = str(getattr(trigger.auth_level, "value", trigger.auth_level)) == "anonymous"
+            routes.append((route_pattern(trigger.route), methods, anonymous, f.get_user_function()))
 
     class Handler(BaseHTTPRequestHandler):
         def _serve(self) -> None:
             url = urlsplit(self.path)
             allowed: set[str] = set()
-            for pattern, methods, user_function in routes:
+            for pattern, methods, anonymous, user_function in routes:
                 # Matched before decoding, so that an encoded '/' stays inside its parameter.
                 match = pattern.match(url.path)
                 if not match:
@@ -107,23 +127,37 @@ def http_handler(functions: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
                 if methods and self.command not in methods:
                     allowed |= methods
                     continue
+                if key and not anonymous and not self._has_key(url.query):
+                    return self._error(401, "this route wants the function key in x-functions-key")
                 body = request_body(self.headers, self.rfile)
                 if body is None:
                     return self._error(400, "request body is not valid chunked or sized data")
                 req = func.HttpRequest(
                     self.command, f"http://{self.headers.get('Host', 'localhost')}{self.path}",
                     headers=dict(self.headers), params=dict(parse_qsl(url.query)),
-                    route_params={k: unquote(v) for k, v in match.groupdict().items()}, body=body,
+                    route_params={k: unquote(v) for k, v in match.groupdict().items() if v is not None},
+                    body=body,
                 )  # fmt: skip
                 return self._send(user_function(req))
             if allowed:
                 return self._error(405, f"{self.command} is not allowed here", sorted(allowed))
             self._error(404, "no such route")
 
+        def _has_key(self, query: str) -> bool:
+            given = self.headers.get("x-functions-key") or dict(parse_qsl(query)).get("code", "")
+            return hmac.compare_digest(given.encode(), (key or "").encode())
+
         def _send(self, response: func.HttpResponse) -> None:
             body = response.get_body()
             self.send_response(response.status_code)
-            self.send_header("Content-Type", response.mimetype or "application/json")
+            headers = dict(response.headers)
+            if not any(name.lower() == "content-type" for name in headers):
+                mimetype = response.mimetype or "application/json"
+                charset = f"; charset={response.charset}" if response.charset else ""
+                headers["Content-Type"] = mimetype + charset
+            for name, value in headers.items():
+                if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -178,14 +212,21 @@ def request_body(headers: Any, stream: BinaryIO) -> bytes | None:
     return stream.read(length) if length else b""
 
 
+def serve_http(functions: dict[str, Any], port: int, key: str | None = None) -> ThreadingHTTPServer:
+    """The app's HTTP functions on 127.0.0.1:`port`, served from a daemon thread."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), http_handler(functions, key))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def run(app: func.FunctionApp, source: FileSource, container: str, prefix: str, *, port: int,
-        poll_seconds: float, reconcile_seconds: float, stop: threading.Event) -> None:  # fmt: skip
+        poll_seconds: float, reconcile_seconds: float, stop: threading.Event,
+        key: str | None = None) -> None:  # fmt: skip
     """Serve HTTP, watch the container and run the reconciler until `stop` is set."""
     fns = functions_by_name(app)
     on_event = fns["on_blob_created"].get_user_function()
     on_timer = fns["reconcile"].get_user_function()
-    server = ThreadingHTTPServer(("127.0.0.1", port), http_handler(fns))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve_http(fns, port, key)
     log.info("footprint dev: watching container %r, reconciling every %g s, HTTP on "
              "http://127.0.0.1:%d/api/ (Ctrl+C stops)", container, reconcile_seconds,
              server.server_address[1])  # fmt: skip

@@ -27,6 +27,8 @@ DEFAULTS: dict[str, str] = {
     "FOOTPRINT_EXPORT_SCHEDULE": "0 0 3 * * *",
     "FOOTPRINT_EXPORT_TARGET": "",
     "FOOTPRINT_SEGMENT_QUEUE": "",
+    # The key `footprint serve` and `footprint dev` want on the API routes; unset: none.
+    "FOOTPRINT_HTTP_KEY": "",
 }
 
 
@@ -49,6 +51,7 @@ class Settings:
     read_in_child_bytes: int  # 0: never (see shared/core/ingest/forked.py)
     export_target: str = ""  # where the export timer writes; none when empty
     segment_queue: str = ""  # the Storage queue membership changes are put on; none when empty
+    http_key: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +79,7 @@ class Settings:
             read_in_child_bytes=_number(raw, "FOOTPRINT_READ_IN_CHILD_BYTES", int, 0, 1024**4),
             export_target=raw["FOOTPRINT_EXPORT_TARGET"],
             segment_queue=_queue_name(raw["FOOTPRINT_SEGMENT_QUEUE"]),
+            http_key=raw["FOOTPRINT_HTTP_KEY"],
         )
 
 

@@ -119,6 +119,8 @@ def get_status(req: func.HttpRequest) -> Any:
 def reprocess(req: func.HttpRequest) -> Any:
     rt = bootstrap.runtime()
     path = _export_path(req)
+    if rt.ports.source is None:
+        raise BadRequest("this server reads no export: start footprint serve with --source FOLDER")
     report = ingest_file(rt.ports, rt.config, path, rt.options, force=True)
     if report.status == SKIPPED and report.etag is None:
         raise NotFound(f"no file {path!r} in the export container")
