@@ -134,7 +134,7 @@ async function statusPage() {
     total ? null : notice("No file has been read yet: ingest an export (footprint ingest EXPORT) or upload one to the container."),
     el("h2", {}, "Files by status"),
     pairs(Object.entries(files)),
-    el("h2", {}, "Rows"),
+    el("h2", {}, "Rows, as counted when each file was read"),
     pairs(Object.entries(status).filter(([, v]) => typeof v === "number")),
   ]);
   const problems = el("section", { "aria-labelledby": "h-problems" }, el("h2", { id: "h-problems" }, "Failed and quarantined files"));

@@ -84,8 +84,23 @@ export class ApiError extends Error {
   }
 }
 
-// GET or POST an API route relative to the UI (../customers from /api/ui/), key in a header.
+let pending = 0;
+
+// GET or POST an API route relative to the UI (../customers from /api/ui/), key in a header;
+// <main> is aria-busy while any call is under way.
 export async function api(path, params = {}, body = undefined) {
+  const main = document.getElementById("main");
+  pending += 1;
+  main.setAttribute("aria-busy", "true");
+  try {
+    return await call(path, params, body);
+  } finally {
+    pending -= 1;
+    if (!pending) main.removeAttribute("aria-busy");
+  }
+}
+
+async function call(path, params, body) {
   const query = new URLSearchParams();
   for (const [name, value] of Object.entries(params)) {
     if (value !== undefined && value !== null && value !== "") query.set(name, value);
