@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: demo dev test reliability lint bench clean
+.PHONY: demo dev serve test chromium reliability lint bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-# Azurite (the Azure Storage emulator) for the tests that talk to storage.
+# Azurite (the Azure Storage emulator) for the tests that talk to storage; axe-core for the UI's.
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -38,7 +38,18 @@ dev: $(STAMP) $(NODE_STAMP)
 	fi; \
 	$(BIN)/footprint dev $(DEV_ARGS)
 
-test: $(STAMP) $(NODE_STAMP)
+# The web UI and HTTP API over the demo store (make demo first), on http://127.0.0.1:7071/api/ui/
+serve: $(STAMP)
+	$(BIN)/footprint serve --store sqlite:///demo/footprint.db --source demo/export
+
+# The browser tests drive the system's Chromium; Playwright never downloads a browser.
+chromium:
+	@command -v chromium >/dev/null || test -x /usr/lib/chromium/chromium || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && apt-get install -y -q --no-install-recommends chromium; \
+	  else echo "make test needs Chromium: install the chromium package (apt-get install chromium)"; exit 1; fi
+
+test: $(STAMP) $(NODE_STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

@@ -127,6 +127,7 @@ def run_demo(args) -> int:  # type: ignore[no-untyped-def]
     asked = argparse.Namespace(store=store_url, config=args.config, limit=10)
     emit(args.json, card, lambda c: format_card(c, timeline_command(busiest.customer_id, asked)))
     store.close()
-    print(f"open the web UI: footprint serve --store sqlite:///{folder / 'footprint.db'} "
-          f"--source {root}  then http://127.0.0.1:7071/api/ui/", file=sys.stderr)  # fmt: skip
+    command = sys.argv[0] if Path(sys.argv[0]).name == "footprint" else "footprint"
+    print(f"open the web UI: {command} serve --store sqlite:///{folder / 'footprint.db'} "
+          f"--source {root}  (then http://127.0.0.1:7071/api/ui/)", file=sys.stderr)  # fmt: skip
     return 0

@@ -112,9 +112,13 @@ def test_the_bindings_are_what_the_host_needs() -> None:
         ("customers/{id}", "GET"), ("customers/{id}/activities", "GET"), ("customers", "GET"),
         ("activities", "GET"), ("status", "GET"), ("reprocess", "POST"),
         ("segments", "GET"), ("segments/{name}/members", "GET"), ("segments/{name}/changes", "GET"),
-        ("customers/{id}", "DELETE"),
+        ("customers/{id}", "DELETE"), ("ui/{file?}", "GET"),
     }  # fmt: skip
-    assert {str(d["authLevel"].value) for d in http.values()} == {"function"}
+    # Only the UI's static files are public; every data route wants the function key.
+    assert {n: str(d["authLevel"].value) for n, d in http.items() if n != "ui"} == dict.fromkeys(
+        set(http) - {"ui"}, "function"
+    )
+    assert str(http["ui"]["authLevel"].value) == "anonymous"
 
 
 def test_events_in_any_order_put_the_export_on_the_http_timeline(container, tmp_path) -> None:  # type: ignore[no-untyped-def]

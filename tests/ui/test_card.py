@@ -17,7 +17,9 @@ def server(request: pytest.FixtureRequest) -> Server:
 
 
 def open_card(page: Page, server: Server, text: str, name: str) -> None:
-    page.goto(server.ui + "#/customers")
+    response = page.goto(server.ui + "#/customers")
+    # footprint dev and serve pass the UI function's headers on (they once dropped them).
+    assert response is not None and "script-src 'self'" in response.headers["content-security-policy"]
     page.get_by_label("Key, customer id or attribute").fill(text)
     page.get_by_label("Key, customer id or attribute").press("Enter")
     page.get_by_role("link", name=name).click()
