@@ -68,43 +68,60 @@ async function segmentsPage() {
   main.append(el("h1", { tabindex: "-1" }, "Segments"));
   announce("Loading segments…");
   try {
-    const data = await api("segments");
-    const list = Array.isArray(data) ? data : data.segments || data.items || [];
-    if (!list.length) main.append(notice("No segment is defined. Segments are configured with the measures (see the README)."));
+    const list = rows(await api("segments"));
+    if (!list.length) main.append(notice("No segment is configured: segments are defined beside the measures in the configuration file (see the README)."));
     main.append(el("ul", { class: "plain results" }, list.map((s) => {
-      const name = s.Name ?? s.name ?? show(s);
+      const name = String(s.Segment ?? s.Name ?? "");
       return el("li", {}, el("a", { href: `#/segment/${encodeURIComponent(name)}` }, name),
-        el("p", { class: "meta" }, `${show(s.MemberCount ?? s.Members ?? s.members)} members`));
+        s.Description ? el("p", {}, String(s.Description)) : null,
+        el("p", { class: "meta" }, `${show(s.Members)} members`));
     })));
-    announce("");
+    announce(`${list.length} segments`);
   } catch (error) {
-    main.append(error.status === 404 ? notice("This server has no segments yet: they arrive with measures and segments. The other pages work without them.") : failure(error));
+    main.append(error.status === 404 ? notice("This server has no segments: they come with measures and segments (SPEC §9). The other pages work without them.") : failure(error));
     announce("");
   }
 }
 
 async function segmentPage(name) {
   main.append(el("h1", { tabindex: "-1" }, `Segment ${name}`));
+  const members = el("section", { "aria-labelledby": "h-members" }, el("h2", { id: "h-members" }, "Members"));
+  const changes = el("section", { "aria-labelledby": "h-changes" }, el("h2", { id: "h-changes" }, "Recent changes"));
+  append(main, [members, changes]);
   announce("Loading the segment…");
+  await Promise.all([segmentMembers(name, members, null), segmentChanges(name, changes)]);
+  announce("");
+}
+
+async function segmentMembers(name, box, continuation) {
   try {
-    const s = await api(`segments/${encodeURIComponent(name)}`);
-    const members = s.Members ?? s.members ?? [];
-    const changes = s.Changes ?? s.RecentChanges ?? s.changes ?? [];
-    append(main, [
-      el("p", {}, `${show(s.MemberCount ?? members.length)} members`),
-      el("h2", {}, "Members"),
-      el("ul", { class: "plain results" }, members.map((m) => {
-        const id = typeof m === "string" ? m : m.CustomerId;
-        return el("li", {}, el("a", { href: `#/customer/${encodeURIComponent(id)}` }, show(id)));
-      })),
-      el("h2", {}, "Recent changes"),
-      changes.length ? el("ul", { class: "plain" }, changes.map((c) => el("li", {}, when(c.At ?? c.at), ` ${show(c.Change ?? c.change)} ${show(c.CustomerId)}`)))
-        : el("p", { class: "muted" }, "No change recorded."),
-    ]);
-    announce("");
+    const page = await api(`segments/${encodeURIComponent(name)}/members`, { continuation });
+    if (!continuation) box.append(el("p", { class: "meta" }, "As of ", when(page.asOf)));
+    const list = el("ul", { class: "plain results" }, (page.members || []).map((m) => el("li", {},
+      el("a", { href: `#/customer/${encodeURIComponent(m.CustomerId)}` }, String(m.CustomerId)),
+      el("p", { class: "meta" }, (m.AlternateKeys || []).map((k) => `${k.Entity}: ${k.Key}`).join(", ")))));
+    if (!continuation && !(page.members || []).length) box.append(el("p", { class: "muted" }, "No customer is in this segment now."));
+    box.append(list);
+    if (page.continuation) {
+      const more = el("button", { type: "button", class: "secondary" }, "More members");
+      more.addEventListener("click", () => { more.remove(); segmentMembers(name, box, page.continuation); });
+      box.append(el("div", { class: "more" }, more));
+    }
   } catch (error) {
-    main.append(failure(error));
-    announce("");
+    box.append(failure(error));
+  }
+}
+
+async function segmentChanges(name, box) {
+  try {
+    // The feed runs oldest first from its start; the newest of its first 1000 are shown first.
+    const feed = await api(`segments/${encodeURIComponent(name)}/changes`, { limit: 1000 });
+    const list = (feed.changes || []).slice(-50).reverse();
+    if (!list.length) { box.append(el("p", { class: "muted" }, "No change recorded yet.")); return; }
+    box.append(el("ul", { class: "plain" }, list.map((c) => el("li", {}, when(c.At), ` ${show(c.Change)} · `,
+      el("a", { href: `#/customer/${encodeURIComponent(c.CustomerId)}` }, String(c.CustomerId))))));
+  } catch (error) {
+    box.append(failure(error));
   }
 }
 

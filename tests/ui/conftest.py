@@ -120,6 +120,9 @@ def sqlite_store(export: Path) -> str:
               "--config", str(export.parent / "config.json")]  # fmt: skip
     result = subprocess.run(ingest, env=_env(), capture_output=True, check=False)
     assert result.returncode == 1, result.stderr.decode()  # one file fails on purpose
+    refresh = [sys.executable, "-m", "shared", "segments", "refresh", "--store", store,
+               "--config", str(export.parent / "config.json")]  # fmt: skip
+    subprocess.run(refresh, env=_env(), capture_output=True, check=True)
     return store
 
 

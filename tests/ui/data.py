@@ -46,6 +46,9 @@ CONFIG = {
             ("CartAdds", "Cart", "Add to cart"),
         )
     ],
+    "measures": [{"name": "Carts", "activities": ["CartAdds"], "aggregate": "count"}],
+    "segments": [{"name": "Shoppers", "description": "put something in the cart",
+                  "rule": {"measure": "Carts", "op": ">=", "value": 1}}],
 }  # fmt: skip
 
 

@@ -13,7 +13,8 @@ PAGES = {
     "customers": ("#/customers?q=example", "link:Ada Moreno"),
     "card": (f"#/customer/{data.derived_id('R-1')}", "button:Load more"),
     "activities": ("#/activities", "text:Anonymous cart"),
-    "segments": ("#/segments", "heading:Segments"),
+    "segments": ("#/segments", "link:Shoppers"),
+    "segment": ("#/segment/Shoppers", "text:entered"),
     "status": ("#/status", "text:part-broken.csv"),
     "key": ("#/key", "button:Save for this session"),
 }

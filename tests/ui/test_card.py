@@ -78,3 +78,17 @@ def test_the_activities_page_filters_by_type_and_unmatched(page: Page, sqlite_se
     page.get_by_role("button", name="Show").click()
     carts = sum(1 for name, _ in data.busy_times() if name == "CartAdds") + 1
     expect(page.locator(ROWS)).to_have_count(carts)
+
+
+def test_the_segments_page_lists_sizes_members_and_changes(page: Page, sqlite_server: Server) -> None:
+    page.goto(sqlite_server.ui + "#/segments")
+    expect(page.locator("ul.results > li")).to_have_count(1)
+    expect(page.locator("ul.results > li")).to_contain_text("1 members")
+    page.get_by_role("link", name="Shoppers").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Segment Shoppers")
+    members = page.get_by_role("region", name="Members")
+    expect(members.get_by_role("link", name=data.derived_id("R-1"))).to_be_visible()
+    expect(members).to_contain_text("RetailCustomers: R-1")
+    expect(page.get_by_role("region", name="Recent changes")).to_contain_text("entered")
+    members.get_by_role("link", name=data.derived_id("R-1")).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Ada Moreno")
