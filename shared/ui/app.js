@@ -151,8 +151,10 @@ async function statusPage() {
     total ? null : notice("No file has been read yet: ingest an export (footprint ingest EXPORT) or upload one to the container."),
     el("h2", {}, "Files by status"),
     pairs(Object.entries(files)),
+    el("h2", {}, "Now"),
+    pairs([["activities with no customer yet", status.unmatched_now]]),
     el("h2", {}, "Rows, as counted when each file was read"),
-    pairs(Object.entries(status).filter(([, v]) => typeof v === "number")),
+    pairs(Object.entries(status).filter(([k, v]) => typeof v === "number" && k !== "unmatched_now")),
   ]);
   const problems = el("section", { "aria-labelledby": "h-problems" }, el("h2", { id: "h-problems" }, "Failed and quarantined files"));
   const rejects = el("section", { "aria-labelledby": "h-rejects" }, el("h2", { id: "h-rejects" }, "Recent rejects"));

@@ -108,11 +108,14 @@ function keysBySource(keys) {
 }
 
 function visitors(list) {
-  if (!Array.isArray(list) || !list.length) return el("p", { class: "muted" }, "No visitor linked yet.");
-  return el("ul", { class: "plain" }, list.map((v) => el("li", {},
-    el("span", {}, show(v.VisitorId ?? v.Visitor ?? v.Id ?? v)),
-    el("span", { class: "meta" }, ` — linked by ${show(v.LinkedBy ?? v.How ?? v.Method ?? v.Rule)}`),
-    v.LinkedAt ? el("span", { class: "meta" }, " at ", when(v.LinkedAt)) : null)));
+  if (!Array.isArray(list) || !list.length) return el("p", { class: "muted" }, "No visitor linked yet: a visitor joins when they sign in.");
+  // Each visitor was linked when they signed in: the event (file and row) that linked them.
+  return el("ul", { class: "plain" }, list.map((v) => {
+    const source = v.LinkSource || {};
+    return el("li", {}, el("strong", {}, show(v.VisitorId)),
+      el("span", { class: "meta" }, " — signed in ", when(v.LinkedAt),
+        source.File ? ` (${source.File} row ${show(source.Row)})` : ""));
+  }));
 }
 
 function measures(value) {
