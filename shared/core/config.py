@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -32,11 +32,25 @@ class CustomerSource(_Model):
     attributes: list[Name] = []
 
 
+# Visitor ids an SDK writes for "nobody in particular": never a link (SPEC §8).
+DEFAULT_IGNORE_VALUES = ("anonymous", "guest", "null", "undefined", "unknown", "0", "-1")
+OnConflict = Literal["latest", "first", "none"]
+
+
 class Relationship(_Model):
     name: Name
     foreignKey: Columns
     customerEntity: Name
     customerKey: Name
+    # The column(s) of the visitor's own id (a cookie): a row with both it and a different
+    # foreign key links the visitor to that key.
+    visitorKey: Columns | None = None
+    onConflict: OnConflict = "latest"
+    ignoreValues: list[Annotated[str, Field(max_length=256)]] = list(DEFAULT_IGNORE_VALUES)
+
+    def placeholders(self) -> frozenset[str]:
+        """ignoreValues as compared: trimmed, case-folded."""
+        return frozenset(v.strip().casefold() for v in self.ignoreValues)
 
 
 class ActivityConfig(_Model):
@@ -82,7 +96,31 @@ class Config(_Model):
                     f"{where}.customerKey: {rel.customerKey!r} is not the key of "
                     f"{rel.customerEntity!r} ({source.key!r})"
                 )
+        self._check_conflict_rules()
         return self
+
+    def _check_conflict_rules(self) -> None:
+        """One visitor has one winner per customer entity, so relationships that link visitors
+        to the same entity must agree on how a conflict is settled."""
+        seen: dict[str, str] = {}
+        for i, activity in enumerate(self.activities):
+            rel = activity.relationship
+            if rel is None or rel.visitorKey is None:
+                continue
+            known = seen.setdefault(rel.customerEntity, rel.onConflict)
+            if known != rel.onConflict:
+                raise ValueError(
+                    f"activities[{i}].relationship.onConflict: {rel.onConflict!r} differs from "
+                    f"{known!r}, set by another relationship to {rel.customerEntity!r}"
+                )
+
+    def conflict_rules(self) -> dict[str, str]:
+        """onConflict of each customer entity that visitors are linked to."""
+        return {
+            a.relationship.customerEntity: a.relationship.onConflict
+            for a in self.activities
+            if a.relationship is not None and a.relationship.visitorKey is not None
+        }
 
 
 def parse_config(data: bytes | str, origin: str = "config") -> Config:

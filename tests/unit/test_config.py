@@ -26,6 +26,32 @@ def test_the_shipped_defaults_are_the_documented_example() -> None:
     assert config.customerSources[0].key == "CustomerRetailId"
 
 
+def _two_relationships_disagreeing_on_conflicts(config: dict) -> None:
+    second = orjson.loads(orjson.dumps(config["activities"][0]))
+    second["name"] = "Second"
+    second["relationship"]["onConflict"] = "first"
+    config["activities"].append(second)
+
+
+def test_the_shipped_defaults_stitch_visitors_by_their_sdk_id() -> None:
+    rel = load_config(None).activities[0].relationship
+    assert rel.visitorKey == ["Signal.User.Id"]
+    assert rel.onConflict == "latest"
+    assert {"anonymous", "guest", "0", "-1"} <= rel.placeholders()
+
+
+def test_a_relationship_without_a_visitor_key_links_no_visitors() -> None:
+    config = parse_config(_with(lambda c: c["activities"][0]["relationship"].pop("visitorKey")))
+    assert config.activities[0].relationship.visitorKey is None
+    assert config.conflict_rules() == {}
+
+
+def test_placeholders_are_compared_trimmed_and_case_folded() -> None:
+    change = lambda c: c["activities"][0]["relationship"].update(ignoreValues=[" Guest "])  # noqa: E731
+    rel = parse_config(_with(change)).activities[0].relationship
+    assert rel.placeholders() == frozenset({"guest"})
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -47,6 +73,19 @@ def test_the_shipped_defaults_are_the_documented_example() -> None:
             "activities[0].relationship.customerKey",
         ),
         (lambda c: c["customerSources"][0].pop("key"), "customerSources[0].key"),
+        (
+            lambda c: c["activities"][0]["relationship"].update(onConflict="newest"),
+            "activities[0].relationship.onConflict",
+        ),
+        (
+            lambda c: c["activities"][0]["relationship"].update(visitorKey=[]),
+            "activities[0].relationship.visitorKey",
+        ),
+        (
+            lambda c: c["activities"][0]["relationship"].update(ignoreValues="guest"),
+            "activities[0].relationship.ignoreValues",
+        ),
+        (_two_relationships_disagreeing_on_conflicts, "activities[1].relationship.onConflict"),
     ],
 )
 def test_a_bad_config_names_the_offending_field(change, field) -> None:  # type: ignore[no-untyped-def]
