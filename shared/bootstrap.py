@@ -42,8 +42,18 @@ def load_config(path: str | None) -> Config:
     return parse_config(data, path)
 
 
-def open_store(url: str, settings: Settings) -> tuple[ProfileStore, Ledger]:
-    """The profile store and ledger a store URL names."""
+def open_store(
+    url: str, settings: Settings, config: Config | None = None
+) -> tuple[ProfileStore, Ledger]:
+    """The profile store and ledger a store URL names; with `config`, its reads settle visitor
+    conflicts as the config's onConflict says."""
+    store, ledger = _open_store(url, settings)
+    if config is not None:
+        store.use_conflict_rules(config.conflict_rules())
+    return store, ledger
+
+
+def _open_store(url: str, settings: Settings) -> tuple[ProfileStore, Ledger]:
     if url.startswith("sqlite:///"):
         from shared.adapters.sqlite.ledger import SqliteLedger
         from shared.adapters.sqlite.store import SqliteDatabase, SqliteStore
@@ -207,7 +217,7 @@ def runtime() -> Runtime:
     """Built on first use and kept for the worker's life; settings are validated here."""
     settings = _pinned[0] if _pinned else Settings.from_env()
     config = load_config(settings.config_path)
-    store, ledger = open_store(settings.store, settings)
+    store, ledger = open_store(settings.store, settings, config)
     source = open_source(f"blob:{settings.container}/{settings.prefix}".rstrip("/"), settings)
     log.info("footprint runtime: store=%s container=%s prefix=%r", settings.store.split(":")[0],
              settings.container, settings.prefix)  # fmt: skip

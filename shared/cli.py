@@ -62,7 +62,7 @@ class _Parser(argparse.ArgumentParser):
 def _context(args: argparse.Namespace) -> tuple[Settings, Any, Any, Any]:
     settings = Settings.from_env()
     config = bootstrap.load_config(args.config or settings.config_path)
-    store, ledger = bootstrap.open_store(args.store or settings.store, settings)
+    store, ledger = bootstrap.open_store(args.store or settings.store, settings, config)
     return settings, config, store, ledger
 
 

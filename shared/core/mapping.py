@@ -12,6 +12,7 @@ import orjson
 
 from shared.core.config import ActivityConfig, Config, CustomerSource
 from shared.core.errors import PermanentError
+from shared.core.identity.links import Link, links_of
 from shared.core.model import Activity, CustomerRow, Reject, SourceFile
 from shared.core.reading.records import ParsedRow
 
@@ -123,6 +124,8 @@ def _activity_rule(c: ActivityConfig, entity: str) -> Rule:
     rel = c.relationship
     foreign_key_of = _getter(rel.foreignKey if rel else None)
     customer_entity = rel.customerEntity if rel else None
+    visitor_of = _getter(rel.visitorKey) if rel and rel.visitorKey else None
+    placeholders = rel.placeholders() if rel else frozenset()
     # As activity_id() hashes: copying a hash of the prefix costs a third less per row than
     # hashing the prefix again (blake2b's keyword arguments are slow to parse).
     id_hash = hashlib.blake2b(f"{c.name}\x1f{entity}\x1f".encode(), digest_size=16)
@@ -156,11 +159,17 @@ def _activity_rule(c: ActivityConfig, entity: str) -> Rule:
         event, details, address = event_of(values), details_of(values), address_of(values)
         if len(event or "") + len(details or "") + len(address or "") > MAX_VALUES_LENGTH:
             return too_long
+        visitor = visitor_of(values) if visitor_of is not None else None
+        if visitor is not None:
+            if len(visitor) > MAX_KEY_LENGTH:
+                return f"visitor key longer than {MAX_KEY_LENGTH} characters"
+            if visitor.strip().casefold() in placeholders:
+                visitor = None  # "anonymous" and the like name nobody
         hashed = copy_id_hash()
         hashed.update(key.encode())
         return new(Activity, (
             hashed.hexdigest(), None, name, display, event, moment, details, address, entity,
-            key, foreign_key, show, path, etag, row, customer_entity,
+            key, foreign_key, show, path, etag, row, customer_entity, visitor, None,
         ))  # fmt: skip
 
     return build
@@ -202,6 +211,7 @@ class MappedBatch:
     activities: list[Activity] = dataclasses.field(default_factory=list)
     customers: list[CustomerRow] = dataclasses.field(default_factory=list)
     rejects: list[Reject] = dataclasses.field(default_factory=list)
+    links: list[Link] = dataclasses.field(default_factory=list)
     rows: int = 0
     filtered: int = 0
 
@@ -217,6 +227,12 @@ class EntityMapping:
         self._customers = tuple(
             _CustomerRule(s) for s in config.customerSources if s.entity == entity
         )
+        # ignoreValues of each activity that links visitors: only those make links.
+        self._placeholders = {
+            a.name: a.relationship.placeholders()
+            for a in config.activities
+            if a.entity == entity and a.relationship and a.relationship.visitorKey
+        }
         # A row becomes nothing without one of these: primary keys and customer keys.
         self._keys = frozenset(
             [c for a in config.activities if a.entity == entity for c in a.primaryKey]
@@ -257,6 +273,12 @@ class EntityMapping:
 
     def map_rows(self, rows: Iterable[ParsedRow], file: SourceFile) -> MappedBatch:
         """Map a run of parsed rows; rows that cannot be read or mapped become rejects."""
+        batch = self._map_rows(rows, file)
+        if self._placeholders:
+            batch.links = links_of(batch.activities, self._placeholders)
+        return batch
+
+    def _map_rows(self, rows: Iterable[ParsedRow], file: SourceFile) -> MappedBatch:
         batch = MappedBatch()
         if len(self._activities) == 1 and not self._customers:
             self._map_events(rows, file, batch)

@@ -44,6 +44,10 @@ class Activity(NamedTuple):
     source_row: int
     # The relationship's customer entity: which customers' keys the foreign key refers to.
     customer_entity: str | None
+    # The visitor key's value (None without one, or for a placeholder such as "anonymous").
+    visitor_id: str | None = None
+    # How the customer was found: "key" (the foreign key), "visitor" (a link), None unmatched.
+    identity_path: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         return {name: getattr(self, attr) for attr, name in ACTIVITY_FIELDS.items()}
@@ -66,6 +70,8 @@ ACTIVITY_FIELDS = {
     "source_file": "SourceFile",
     "source_etag": "SourceETag",
     "source_row": "SourceRow",
+    "visitor_id": "VisitorId",
+    "identity_path": "IdentityPath",
 }
 
 
@@ -98,6 +104,8 @@ class Customer:
     attributes: dict[str, Any]
     alternate_keys: tuple[AlternateKey, ...]
     updated_at: str
+    # The winning link of each visitor resolved to this customer (VisitorLink records).
+    visitors: tuple[Any, ...] = ()
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -105,6 +113,7 @@ class Customer:
             "Attributes": self.attributes,
             "AlternateKeys": [k.to_record() for k in self.alternate_keys],
             "UpdatedAt": self.updated_at,
+            "Visitors": [v.to_record() for v in self.visitors],
         }
 
 

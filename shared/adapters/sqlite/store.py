@@ -8,13 +8,16 @@ import dataclasses
 import sqlite3
 import threading
 import time
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import orjson
 
 from shared.adapters.sqlite import activities as activity_tables
+from shared.adapters.sqlite import links as link_tables
 from shared.core.errors import StorageFull, TransientError
+from shared.core.identity.links import Link
+from shared.core.identity.winners import VisitorLink
 from shared.core.ingest.claims import utc_now
 from shared.core.ingest.overlaps import reachable
 from shared.core.model import (
@@ -105,7 +108,7 @@ class SqliteDatabase:
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-            self.conn.executescript(SCHEMA)
+            self.conn.executescript(SCHEMA + link_tables.SCHEMA)
             _add_missing_columns(self.conn)
         with self.transaction() as conn:
             activity_tables.create(conn)
@@ -245,8 +248,9 @@ class SqliteStore:
         activities: Sequence[Activity],
         customers: Sequence[CustomerRow],
         rejects: Sequence[Reject],
+        links: Sequence[Link] = (),
     ) -> int:
-        rows = len(activities) + len(customers) + len(rejects)
+        rows = len(activities) + len(customers) + len(rejects) + len(links)
         with self.db.transaction(bulk_rows=rows) as conn:
             if customers:
                 now = utc_now()
@@ -262,6 +266,7 @@ class SqliteStore:
                     "INSERT OR REPLACE INTO rejects VALUES (?, ?, ?, ?, ?, ?)",
                     [(r.file, r.row, r.etag, r.entity, r.reason, r.excerpt) for r in rejects],
                 )
+            link_tables.write(conn, links)
             return self._activities.write(conn, self.db.transactions, activities, customers)
 
     def overlapping_files(self, path: str, keep_etag: str) -> list[str]:
@@ -297,6 +302,7 @@ class SqliteStore:
                 (path, keep_etag),
             )
             activity_tables.forget(conn, path, keep_etag)
+            link_tables.forget(conn, path, keep_etag)
             conn.execute("DELETE FROM rejects WHERE file = ? AND etag != ?", (path, keep_etag))
 
     def get_customer(self, customer_id: str) -> Customer | None:
@@ -305,19 +311,36 @@ class SqliteStore:
             "ORDER BY entity, key",
             (customer_id,),
         )
-        return _customer(customer_id, rows) if rows else None
+        if not rows:
+            return None
+        visitors = self.db.query(
+            "SELECT w.visitor, w.key, w.linked_at, w.source_file, w.source_row "
+            "FROM customer_rows c JOIN visitor_winners w ON w.entity = c.entity AND w.key = c.key "
+            "WHERE c.customer_id = ? ORDER BY w.entity, w.visitor",
+            (customer_id,),
+        )
+        return _customer(customer_id, rows, tuple(VisitorLink(*v) for v in visitors))
 
     def activity_counts(self, customer_id: str) -> dict[str, int]:
         rows = self.db.query(
-            "SELECT activity_type, count(*) FROM unified_activities WHERE customer_id = ? "
+            f"{_REACHING} SELECT activity_type, count(*) FROM unified_activities "
+            f"WHERE activity_id IN reaching AND customer_id = ? "
             "GROUP BY activity_type ORDER BY activity_type",
-            (customer_id,),
+            (customer_id, customer_id),
         )
         return dict(rows)
 
     def timeline(self, customer_id: str, query: TimelineQuery) -> Page:
-        where = ["customer_id = ?", "show_in_timeline = 1"]
-        params: list[object] = [customer_id]
+        where = ["activity_id IN reaching", "customer_id = ?", "show_in_timeline = 1"]
+        return self._page(_REACHING, [customer_id, customer_id], where, query)
+
+    def visitor_activities(self, visitor_id: str, query: TimelineQuery) -> Page:
+        where = ["activity_id IN reaching", "visitor_id = ?"]
+        return self._page(_OF_VISITOR, [visitor_id, visitor_id, visitor_id], where, query)
+
+    def _page(
+        self, prefix: str, params: list[object], where: list[str], query: TimelineQuery
+    ) -> Page:
         if query.types:
             where.append(f"activity_type IN ({', '.join('?' * len(query.types))})")
             params.extend(query.types)
@@ -331,8 +354,8 @@ class SqliteStore:
             where.append("(activity_time, activity_id) < (?, ?)")
             params.extend(decode_cursor(query.continuation))
         rows = self.db.query(
-            f"SELECT {ACTIVITY_COLUMNS} FROM unified_activities WHERE {' AND '.join(where)} "
-            "ORDER BY activity_time DESC, activity_id DESC LIMIT ?",
+            f"{prefix} SELECT {ACTIVITY_COLUMNS} FROM unified_activities "
+            f"WHERE {' AND '.join(where)} ORDER BY activity_time DESC, activity_id DESC LIMIT ?",
             [*params, query.limit + 1],
         )
         items = [_activity(r) for r in rows[: query.limit]]
@@ -406,8 +429,50 @@ class SqliteStore:
             last = rows[-1][0]
             rows = self.db.query(f"{select} WHERE {key} > ? ORDER BY {key} LIMIT ?", (last, chunk))
 
+    # -- links (LinkStore) -----------------------------------------------------------------
+
+    def use_conflict_rules(self, rules: Mapping[str, str]) -> None:
+        with self.db.transaction() as conn:
+            link_tables.use_rules(conn, rules)
+
+    def visitor_links(self, visitor_id: str) -> list[Link]:
+        rows = self.db.query(
+            f"SELECT {link_tables.COLUMNS} FROM links WHERE visitor = ? "
+            "ORDER BY entity, key, source_file, source_etag",
+            (visitor_id,),
+        )
+        return [Link(*row) for row in rows]
+
+    def conflicting_links(self, limit: int | None) -> list[list[Link]]:
+        visitors = self.db.query(
+            "SELECT entity, visitor FROM links GROUP BY entity, visitor "
+            "HAVING count(DISTINCT key) > 1 ORDER BY entity, visitor LIMIT ?",
+            (-1 if limit is None else limit,),
+        )
+        with self.db.lock, self.db.translate():
+            return [link_tables.links_of(self.db.conn, e, v) for e, v in visitors]
+
     def close(self) -> None:
         self.db.close()
+
+
+# The activities that may reach a customer (its keys' and its visitors'), for a query to check
+# against the view: bounded by the customer's own data, through the indexes.
+_REACHING = """
+WITH keys AS (SELECT entity, key FROM customer_rows WHERE customer_id = ?),
+visitors AS (SELECT w.visitor FROM visitor_winners w JOIN keys k
+             ON w.entity = k.entity AND w.key = k.key),
+reaching AS (
+    SELECT activity_id FROM activities
+    WHERE activity_foreign_key IN (SELECT key FROM keys UNION SELECT visitor FROM visitors)
+    UNION SELECT activity_id FROM activities
+    WHERE visitor_id != '' AND visitor_id IN (SELECT visitor FROM visitors)
+)"""
+_OF_VISITOR = """
+WITH reaching AS (
+    SELECT activity_id FROM activities WHERE activity_foreign_key = ? AND visitor_id = ''
+    UNION SELECT activity_id FROM activities WHERE visitor_id != '' AND visitor_id = ?
+)"""
 
 
 def _activity(row: tuple) -> Activity:
@@ -416,11 +481,13 @@ def _activity(row: tuple) -> Activity:
     return Activity(*values)
 
 
-def _customer(customer_id: str, rows: list[tuple]) -> Customer:
+def _customer(
+    customer_id: str, rows: list[tuple], visitors: tuple[VisitorLink, ...] = ()
+) -> Customer:
     attributes: dict[str, object] = {}
     for _, _, raw, _ in rows:
         for name, value in orjson.loads(raw).items():
             if attributes.get(name) in (None, ""):
                 attributes[name] = value
     keys = tuple(AlternateKey(entity, key) for entity, key, _, _ in rows)
-    return Customer(customer_id, attributes, keys, max(r[3] for r in rows))
+    return Customer(customer_id, attributes, keys, max(r[3] for r in rows), visitors)

@@ -312,7 +312,9 @@ def _write(store: ProfileStore, batch: MappedBatch, counts: Counts) -> None:
     counts.filtered += batch.filtered
     counts.rejected += len(batch.rejects)
     if batch.activities or batch.customers or batch.rejects:
-        counts.unmatched += store.write(batch.activities, batch.customers, batch.rejects)
+        counts.unmatched += store.write(
+            batch.activities, batch.customers, batch.rejects, batch.links
+        )
         counts.activities += len(batch.activities)
         counts.customers += len(batch.customers)
 
