@@ -20,12 +20,14 @@ from shared.cli_output import (
     emit,
     format_activities,
     format_card,
+    format_conflicts,
     format_customers,
     format_export,
     format_fields,
     format_inspect,
     format_report,
     format_status,
+    format_visitor,
 )
 from shared.core import queries
 from shared.core.cdm.catalog import (
@@ -36,6 +38,7 @@ from shared.core.cdm.catalog import (
     is_partition_folder,
 )
 from shared.core.errors import BadRequest, FootprintError, StorageFull
+from shared.core.identity import views as identity_views
 from shared.core.ingest.reconciler import reconcile
 from shared.core.ingest.service import Ports, ingest_file
 from shared.core.model import FAILED, QUARANTINED, IngestReport
@@ -160,6 +163,23 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     if not args.json:
         card["customer"]["ActivityCounts"] = store.activity_counts(args.customer_id)
     emit(args.json, card, lambda c: format_card(c, timeline_command(args.customer_id, args)))
+    return 0
+
+
+def cmd_visitor(args: argparse.Namespace) -> int:
+    _, config, store, _ = _context(args)
+    query = queries.timeline_query(
+        args.type or (), args.since, args.until, args.limit, args.continuation
+    )
+    view = identity_views.visitor_view(store, args.visitor_id, query, config.conflict_rules())
+    emit(args.json, view, format_visitor)
+    return 0
+
+
+def cmd_identities(args: argparse.Namespace) -> int:
+    _, config, store, _ = _context(args)
+    found = identity_views.conflicts(store, config.conflict_rules(), args.limit)
+    emit(args.json, found, format_conflicts)
     return 0
 
 
@@ -320,6 +340,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_limit(MAX_PAGE), help=f"activities per page, 1 to {MAX_PAGE} (default 50)")
     p.add_argument("--continuation", help="token printed by the previous page")
     p.set_defaults(run=cmd_timeline)
+
+    p = sub.add_parser("visitor", parents=[common], help="a visitor: its link or conflict, activities")
+    p.add_argument("visitor_id", metavar="VISITOR_ID")
+    p.add_argument("--type", action="append", help="activity type (repeatable)")
+    p.add_argument("--since", help="from this time (ISO 8601), inclusive")
+    p.add_argument("--until", help="up to this time (ISO 8601), exclusive")
+    p.add_argument("--limit", type=_positive, help="activities per page (default 50, at most 500)")
+    p.add_argument("--continuation", help="token printed by the previous page")
+    p.set_defaults(run=cmd_visitor)
+
+    p = sub.add_parser("identities", parents=[common], help="visitors linked to several keys")
+    p.add_argument("--conflicts", action="store_true", required=True,
+                   help="list visitors linked to more than one key, with the winner")  # fmt: skip
+    p.add_argument("--limit", type=_positive)
+    p.set_defaults(run=cmd_identities)
 
     p = sub.add_parser("search", parents=[common], help="customers whose key or attribute matches")
     p.add_argument("text", metavar="TEXT", help="part of a customer key, CustomerId or attribute")

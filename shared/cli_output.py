@@ -106,6 +106,10 @@ def format_card(card: dict[str, Any], more: str = "footprint timeline ID") -> st
     lines = [f"Customer {printable(c['CustomerId'])}  ({keys})", f"  {attrs}"]
     if counts:
         lines.append(f"  activities: {counts}")
+    for v in c.get("Visitors", []):
+        source = v["LinkSource"]
+        lines.append(f"  visitor {v['VisitorId']}: signed in {v['LinkedAt']} "
+                     f"({source['File']} row {source['Row']})")  # fmt: skip
     lines.append("")
     if card["activities"]:
         lines.extend("  " + row for row in format_activity_table(card["activities"], False))
@@ -166,3 +170,30 @@ def format_export(receipts: list[dict[str, Any]]) -> str:
     return "\n".join(
         f"{r['entity']}: {r['rows']} rows in {len(r['partitions'])} partition(s)" for r in receipts
     )
+
+
+def _standing(link: dict[str, Any]) -> str:
+    spans = ", ".join(f"{c['Key']} {c['FirstLinkedAt']}..{c['LastLinkedAt']}"
+                      for c in link["Candidates"])  # fmt: skip
+    won = link["Key"] or "nobody"
+    return f"{link['Entity']}: {won} (onConflict {link['OnConflict']}; linked to {spans})"
+
+
+def format_visitor(view: dict[str, Any]) -> str:
+    v = view["visitor"]
+    lines = [f"Visitor {v['VisitorId']}"]
+    lines += [f"  {_standing(link)}" for link in v["Links"]] or ["  linked to no key"]
+    lines.append("")
+    for a in view["activities"]:
+        who = a["CustomerId"] or "(unmatched)"
+        lines.append(f"  {a['ActivityTime']}  {a['ActivityType']}  {who}  "
+                     f"{a['Title'] or a['ActivityName'] or ''}  {a['ExternalUrl'] or ''}")  # fmt: skip
+    if not view["activities"]:
+        lines.append("  (no activities)")
+    if view["continuation"]:
+        lines.append(f"  more: --continuation {view['continuation']}")
+    return "\n".join(lines)
+
+
+def format_conflicts(found: list[dict[str, Any]]) -> str:
+    return "\n".join(f"{c['VisitorId']}  {_standing(c)}" for c in found) or "no conflicts"

@@ -2,9 +2,9 @@
 
 import azure.functions as func
 
-from shared.triggers import audiences, events, http, rights, timer
+from shared.triggers import audiences, events, http, identity_http, rights, timer
 
-BLUEPRINTS = (events.bp, timer.bp, http.bp, audiences.bp, rights.bp)
+BLUEPRINTS = (events.bp, timer.bp, http.bp, audiences.bp, rights.bp, identity_http.bp)
 
 
 def build_app() -> func.FunctionApp:

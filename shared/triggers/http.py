@@ -58,6 +58,9 @@ def _int(req: func.HttpRequest, name: str) -> int | None:
     return int(raw)
 
 
+query_int = _int  # for the other HTTP blueprints
+
+
 def _flag(req: func.HttpRequest, name: str) -> bool:
     raw = (req.params.get(name) or "false").lower()
     if raw not in ("true", "false", "1", "0"):

@@ -112,7 +112,7 @@ def test_the_bindings_are_what_the_host_needs() -> None:
         ("customers/{id}", "GET"), ("customers/{id}/activities", "GET"), ("customers", "GET"),
         ("activities", "GET"), ("status", "GET"), ("reprocess", "POST"),
         ("segments", "GET"), ("segments/{name}/members", "GET"), ("segments/{name}/changes", "GET"),
-        ("customers/{id}", "DELETE"),
+        ("customers/{id}", "DELETE"), ("visitors/{id}", "GET"),
     }  # fmt: skip
     assert {str(d["authLevel"].value) for d in http.values()} == {"function"}
 

@@ -115,7 +115,8 @@ def test_hundreds_of_activities_across_partitions_read_back_whole(tables):  # ty
             if int(a.activity_foreign_key[2:]) < 30
             else None
         )
-        assert linked[a.activity_id] == a._replace(customer_id=expected)
+        path = "key" if expected else None
+        assert linked[a.activity_id] == a._replace(customer_id=expected, identity_path=path)
     assert store.count_unmatched() == 150
     assert len(store.list_activities(None, True, 1000)) == 150
     assert sum(store.activity_counts(derived_customer_id("Customers", "R-3")).values()) == 15
