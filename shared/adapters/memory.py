@@ -264,9 +264,7 @@ class MemoryStore:
         return (c for c in found if c is not None)
 
     def iter_activities(self) -> Iterator[Activity]:
-        with self._lock:
-            items = sorted(self.activities.values(), key=lambda a: a.activity_id)
-        return iter(items)
+        return iter(sorted(self._resolved_all(), key=lambda a: a.activity_id))
 
     def close(self) -> None:
         pass

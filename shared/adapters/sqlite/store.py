@@ -323,7 +323,7 @@ class SqliteStore:
 
     def activity_counts(self, customer_id: str) -> dict[str, int]:
         rows = self.db.query(
-            f"{_REACHING} SELECT activity_type, count(*) FROM unified_activities "
+            f"{REACHING} SELECT activity_type, count(*) FROM unified_activities "
             f"WHERE activity_id IN reaching AND customer_id = ? "
             "GROUP BY activity_type ORDER BY activity_type",
             (customer_id, customer_id),
@@ -332,7 +332,7 @@ class SqliteStore:
 
     def timeline(self, customer_id: str, query: TimelineQuery) -> Page:
         where = ["activity_id IN reaching", "customer_id = ?", "show_in_timeline = 1"]
-        return self._page(_REACHING, [customer_id, customer_id], where, query)
+        return self._page(REACHING, [customer_id, customer_id], where, query)
 
     def visitor_activities(self, visitor_id: str, query: TimelineQuery) -> Page:
         where = ["activity_id IN reaching", "visitor_id = ?"]
@@ -458,7 +458,7 @@ class SqliteStore:
 
 # The activities that may reach a customer (its keys' and its visitors'), for a query to check
 # against the view: bounded by the customer's own data, through the indexes.
-_REACHING = """
+REACHING = """
 WITH keys AS (SELECT entity, key FROM customer_rows WHERE customer_id = ?),
 visitors AS (SELECT w.visitor FROM visitor_winners w JOIN keys k
              ON w.entity = k.entity AND w.key = k.key),
