@@ -75,9 +75,9 @@ class ProfileStore(Protocol):
 
     def forget_file(self, path: str, keep_etag: str) -> None:
         """Remove what earlier versions (other ETags) of `path` wrote (links included), and, if
-        there was any,
-        the overlaps noted for `path` as a winner: reading the files `overlapping_files`
-        named notes them again where they still hold."""
+        there was any, the overlaps noted for `path` as a winner: reading the files
+        `overlapping_files` named notes them again where they still hold. A link belongs to
+        one file version alone, so forgetting it needs no overlaps."""
         ...
 
     def get_customer(self, customer_id: str) -> Customer | None: ...

@@ -7,7 +7,7 @@ import pytest
 
 from shared.bootstrap import load_config
 from shared.core.config import parse_config
-from shared.core.identity.links import Link
+from shared.core.identity.links import Link, links_of_spans
 from shared.core.identity.winners import candidates, winner
 from shared.core.mapping import EntityMapping
 from shared.core.model import SourceFile
@@ -34,7 +34,7 @@ def _mapped(*rows: ParsedRow, config=None):  # type: ignore[no-untyped-def]
 def test_a_signed_in_row_links_its_visitor_to_its_key() -> None:
     batch = _mapped(_event(1, "v-1"), _event(2, "v-1", "R-1", T2), _event(3, "v-1", "R-1", T3))
     assert [a.visitor_id for a in batch.activities] == ["v-1", "v-1", "v-1"]
-    assert batch.links == [
+    assert links_of_spans(batch.links, FILE.path, FILE.etag) == [
         Link("RetailCustomers", "v-1", "R-1", FILE.path, FILE.etag, T2, 2, T3, 3)
     ]
 
@@ -43,17 +43,17 @@ def test_a_signed_in_row_links_its_visitor_to_its_key() -> None:
 def test_a_placeholder_visitor_is_no_visitor_and_links_nothing(visitor: str) -> None:
     batch = _mapped(_event(1, visitor, "R-1"))
     assert batch.activities[0].visitor_id is None
-    assert batch.links == []
+    assert batch.links == {}
 
 
 def test_a_placeholder_key_links_nothing() -> None:
     batch = _mapped(_event(1, "v-1", "unknown"))
     assert batch.activities[0].visitor_id == "v-1"
-    assert batch.links == []
+    assert batch.links == {}
 
 
 def test_an_anonymous_row_links_nothing() -> None:
-    assert _mapped(_event(1, "v-1")).links == []
+    assert _mapped(_event(1, "v-1")).links == {}
 
 
 def test_without_a_visitor_key_rows_map_as_before() -> None:
@@ -61,7 +61,7 @@ def test_without_a_visitor_key_rows_map_as_before() -> None:
     raw["activities"][0]["relationship"].pop("visitorKey")
     batch = _mapped(_event(1, "v-1", "R-1"), config=parse_config(orjson.dumps(raw)))
     assert batch.activities[0].visitor_id is None
-    assert batch.links == []
+    assert batch.links == {}
 
 
 SHARED = [link("tv", "R-1", T1), link("tv", "R-2", T2, "b.csv"), link("tv", "R-1", T1, "c.csv")]

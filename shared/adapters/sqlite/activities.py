@@ -6,8 +6,7 @@ file version and activity shares (file, ETag, entity, type, timeline flag) is st
 customer is not stored: the `unified_activities` view finds it through the activity's customer
 key, else through its visitor's winning link (sqlite/links.py), when read, so nothing needs
 re-linking when customer rows or links arrive, change or go, and loading maintains two indexes
-instead of four. A visitor id equal to the foreign key (an anonymous visit) is stored as '', so
-only signed-in visits hold one and need the partial index by visitor.
+instead of four. A visitor id equal to the foreign key (an anonymous visit) is stored as ''.
 """
 
 from __future__ import annotations
@@ -37,7 +36,12 @@ CREATE TABLE IF NOT EXISTS activities (
 DROP INDEX IF EXISTS activities_by_foreign_key;
 CREATE INDEX IF NOT EXISTS activities_by_customer_key
     ON activities (activity_foreign_key, source_id, visitor_id);
-CREATE INDEX IF NOT EXISTS activities_by_visitor ON activities (visitor_id) WHERE visitor_id != '';
+-- A visitor's activities are found by key: an anonymous visit's key is its visitor id, and a
+-- signed-in one's is a key its visitor is linked to. Only where a relationship's foreign key
+-- leaves the visitor's own id out, and a visit has no key, is the visitor indexed apart.
+DROP INDEX IF EXISTS activities_by_visitor;
+CREATE INDEX IF NOT EXISTS activities_by_keyless_visitor ON activities (visitor_id)
+    WHERE activity_foreign_key IS NULL AND visitor_id IS NOT NULL;
 -- No index by source: every row loaded would pay for it, and only a re-written file needs it.
 DROP INDEX IF EXISTS activities_by_source;
 -- A trigger noting overlaps made every load 60% slower, even firing never: see _settle.
@@ -87,7 +91,13 @@ class ActivityWriter:
     def __init__(self) -> None:
         self._sources: dict[tuple, int] = {}
         self._known: dict[tuple[str | None, str | None], bool] = {}
+        # Visitors found to reach a customer, or not; links change that, so a write of links
+        # forgets them (see links_changed).
+        self._visitors: dict[tuple[str | None, str], bool] = {}
         self._transaction = -1
+
+    def links_changed(self) -> None:
+        self._visitors.clear()
 
     def write(
         self,
@@ -100,6 +110,7 @@ class ActivityWriter:
         if transaction != self._transaction:
             self._sources.clear()
             self._known.clear()
+            self._visitors.clear()
             self._transaction = transaction
         self._known.update(((c.entity, c.key), True) for c in customers)
         source_of = _SOURCE_OF
@@ -130,10 +141,13 @@ class ActivityWriter:
         known = self._known
         known.update(_look_up(conn, [key[:2] for key in keys if key[:2] not in known]))
         # Visitors are looked up only for activities their key leaves without a customer.
-        visitors = {(e, v) for e, k, v in keys if not known[(e, k)] and v is not None}
-        found = visitors_with_customers(conn, visitors)
+        seen = self._visitors
+        wanted = {(e, v) for e, k, v in keys if not known[(e, k)] and v is not None} - seen.keys()
+        if wanted:
+            found = visitors_with_customers(conn, wanted)
+            seen.update((pair, pair in found) for pair in wanted)
         return sum(
-            n for (e, k, v), n in keys.items() if not known[(e, k)] and (e, v) not in found
+            n for (e, k, v), n in keys.items() if not known[(e, k)] and not seen.get((e, v), False)
         )
 
 

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 
 from shared.core.identity.links import Link, merge_links
-from shared.core.identity.winners import LATEST, winner
+from shared.core.identity.winners import FIRST, LATEST, NONE, winner
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS links (
@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS links (
     PRIMARY KEY (entity, visitor, key, source_file, source_etag)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS links_by_file ON links (source_file, source_etag);
+CREATE INDEX IF NOT EXISTS links_by_visitor ON links (visitor, key);
 CREATE TABLE IF NOT EXISTS visitor_winners (
     entity TEXT NOT NULL, visitor TEXT NOT NULL, key TEXT NOT NULL, linked_at TEXT NOT NULL,
     source_file TEXT NOT NULL, source_row INTEGER NOT NULL, PRIMARY KEY (entity, visitor)
@@ -41,6 +42,15 @@ ON CONFLICT (entity, visitor, key, source_file, source_etag) DO UPDATE SET
     last_row = CASE WHEN (excluded.last_time, excluded.last_row) > (last_time, last_row)
         THEN excluded.last_row ELSE last_row END
 """
+_WINNER = """
+INSERT INTO visitor_winners VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (entity, visitor) DO UPDATE SET key = excluded.key, linked_at = excluded.linked_at,
+    source_file = excluded.source_file, source_row = excluded.source_row
+WHERE (excluded.linked_at, excluded.source_file, excluded.source_row) {}
+    (visitor_winners.linked_at, visitor_winners.source_file, visitor_winners.source_row)
+"""
+_RAISE_LATEST = _WINNER.format(">")
+_LOWER_FIRST = _WINNER.format("<")
 COLUMNS = ("entity, visitor, key, source_file, source_etag, first_time, first_row, last_time, "
            "last_row")  # fmt: skip
 
@@ -49,11 +59,21 @@ def write(conn: sqlite3.Connection, links: Sequence[Link]) -> set[tuple[str, str
     """Merge `links` into the stored ones; returns the visitors they touched, winners settled."""
     if not links:
         return set()
+    merged = list(merge_links(links).values())
     # Every SET expression of the upsert reads the row as stored, so the CASEs compare with
     # the old times, whichever is assigned first.
-    conn.executemany(_UPSERT, list(merge_links(links).values()))
-    touched = {(link.customer_entity, link.visitor_id) for link in links}
-    settle(conn, touched)
+    conn.executemany(_UPSERT, merged)
+    rules = dict(conn.execute("SELECT entity, on_conflict FROM identity_rules"))
+    by_rule: dict[str, list[Link]] = {}
+    for link in merged:
+        by_rule.setdefault(rules.get(link.customer_entity, LATEST), []).append(link)
+    # More links only ever raise the latest and lower the first: one upsert each settles them.
+    conn.executemany(_RAISE_LATEST, [(*link[:3], link.last_time, link.source_file, link.last_row)
+                                     for link in by_rule.get(LATEST, ())])  # fmt: skip
+    conn.executemany(_LOWER_FIRST, [(*link[:3], link.first_time, link.source_file, link.first_row)
+                                    for link in by_rule.get(FIRST, ())])  # fmt: skip
+    touched = {(link.customer_entity, link.visitor_id) for link in merged}
+    settle(conn, {(link.customer_entity, link.visitor_id) for link in by_rule.get(NONE, ())})
     return touched
 
 

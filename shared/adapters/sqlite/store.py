@@ -266,7 +266,9 @@ class SqliteStore:
                     "INSERT OR REPLACE INTO rejects VALUES (?, ?, ?, ?, ?, ?)",
                     [(r.file, r.row, r.etag, r.entity, r.reason, r.excerpt) for r in rejects],
                 )
-            link_tables.write(conn, links)
+            if links:
+                link_tables.write(conn, links)
+                self._activities.links_changed()
             return self._activities.write(conn, self.db.transactions, activities, customers)
 
     def overlapping_files(self, path: str, keep_etag: str) -> list[str]:
@@ -303,6 +305,7 @@ class SqliteStore:
             )
             activity_tables.forget(conn, path, keep_etag)
             link_tables.forget(conn, path, keep_etag)
+            self._activities.links_changed()
             conn.execute("DELETE FROM rejects WHERE file = ? AND etag != ?", (path, keep_etag))
 
     def get_customer(self, customer_id: str) -> Customer | None:
@@ -336,7 +339,7 @@ class SqliteStore:
 
     def visitor_activities(self, visitor_id: str, query: TimelineQuery) -> Page:
         where = ["activity_id IN reaching", "visitor_id = ?"]
-        return self._page(_OF_VISITOR, [visitor_id, visitor_id, visitor_id], where, query)
+        return self._page(_OF_VISITOR, [visitor_id] * 5, where, query)
 
     def _page(
         self, prefix: str, params: list[object], where: list[str], query: TimelineQuery
@@ -460,18 +463,28 @@ class SqliteStore:
 # against the view: bounded by the customer's own data, through the indexes.
 REACHING = """
 WITH keys AS (SELECT entity, key FROM customer_rows WHERE customer_id = ?),
-visitors AS (SELECT w.visitor FROM visitor_winners w JOIN keys k
+visitors AS (SELECT w.entity, w.visitor FROM visitor_winners w JOIN keys k
              ON w.entity = k.entity AND w.key = k.key),
+linked AS (SELECT DISTINCT l.key, l.visitor FROM visitors v CROSS JOIN links l
+           ON l.entity = v.entity AND l.visitor = v.visitor),
 reaching AS (
     SELECT activity_id FROM activities
     WHERE activity_foreign_key IN (SELECT key FROM keys UNION SELECT visitor FROM visitors)
-    UNION SELECT activity_id FROM activities
-    WHERE visitor_id != '' AND visitor_id IN (SELECT visitor FROM visitors)
+    UNION SELECT a.activity_id FROM linked l JOIN activities a
+    ON a.activity_foreign_key = l.key AND a.visitor_id = l.visitor
+    UNION SELECT activity_id FROM activities INDEXED BY activities_by_keyless_visitor
+    WHERE activity_foreign_key IS NULL AND visitor_id IS NOT NULL
+        AND visitor_id IN (SELECT visitor FROM visitors)
 )"""
+# A visitor's activities: anonymous ones by its id as key, signed-in ones by the keys it was
+# linked to (every such visit made a link), keyless ones by the visitor index.
 _OF_VISITOR = """
 WITH reaching AS (
     SELECT activity_id FROM activities WHERE activity_foreign_key = ? AND visitor_id = ''
-    UNION SELECT activity_id FROM activities WHERE visitor_id != '' AND visitor_id = ?
+    UNION SELECT a.activity_id FROM (SELECT DISTINCT key FROM links WHERE visitor = ?) l
+    JOIN activities a ON a.activity_foreign_key = l.key WHERE a.visitor_id = ?
+    UNION SELECT activity_id FROM activities INDEXED BY activities_by_keyless_visitor
+    WHERE activity_foreign_key IS NULL AND visitor_id IS NOT NULL AND visitor_id = ?
 )"""
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from shared.core.model import Activity
@@ -37,31 +37,49 @@ class Link(NamedTuple):
         )
 
 
-def is_placeholder(value: str, placeholders: frozenset[str]) -> bool:
-    return value.strip().casefold() in placeholders
+# (customer entity, visitor, key) -> [(first time, row), (last time, row)] of one file version
+Spans = dict[tuple[str, str, str], list[tuple[str, int]]]
 
 
-def links_of(
-    activities: Iterable[Activity], placeholders: Mapping[str, frozenset[str]]
-) -> list[Link]:
-    """The links a batch's activities make, one per (visitor, key, file version).
+def spans_of(activities: Iterable[Activity]) -> Spans:
+    """The links a batch's activities (of one file version) make, as spans of rows.
 
-    An activity links its visitor to its foreign key when both are there and differ, and the
-    key is no placeholder (its visitor id was checked when mapped). `placeholders` holds the
-    ignoreValues of each activity type that has a visitor key.
+    An activity links its visitor to its foreign key when both are there and differ; neither is
+    a placeholder (mapping saw to that). Plain tuples rather than Links, as this runs for every
+    signed-in event.
     """
-    found: dict[tuple, Link] = {}
+    spans: Spans = {}
+    get = spans.get
     for a in activities:
-        visitor, key, entity = a.visitor_id, a.activity_foreign_key, a.customer_entity
-        if visitor is None or key is None or visitor == key or entity is None:
+        visitor, key = a[16], a[10]
+        if visitor is None or key is None or visitor == key or a[15] is None:
             continue
-        if is_placeholder(key, placeholders.get(a.activity_type, frozenset())):
-            continue
-        link = Link(entity, visitor, key, a.source_file, a.source_etag, a.activity_time,
-                    a.source_row, a.activity_time, a.source_row)  # fmt: skip
-        known = found.get(link.identity)
-        found[link.identity] = link if known is None else known.merged(link)
-    return list(found.values())
+        at = (a[5], a[14])
+        identity = (a[15], visitor, key)
+        span = get(identity)
+        if span is None:
+            spans[identity] = [at, at]
+        elif at < span[0]:
+            span[0] = at
+        elif at > span[1]:
+            span[1] = at
+    return spans
+
+
+def merge_spans(into: Spans, spans: Spans) -> None:
+    for identity, (first, last) in spans.items():
+        span = into.get(identity)
+        if span is None:
+            into[identity] = [first, last]
+        else:
+            if first < span[0]:
+                span[0] = first
+            if last > span[1]:
+                span[1] = last
+
+
+def links_of_spans(spans: Spans, file: str, etag: str) -> list[Link]:
+    return [Link(e, v, k, file, etag, *first, *last) for (e, v, k), (first, last) in spans.items()]
 
 
 def merge_links(links: Iterable[Link]) -> dict[tuple, Link]:

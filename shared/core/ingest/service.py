@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from shared.core.cdm.catalog import Catalog, is_manifest_name, is_metadata
 from shared.core.config import Config
 from shared.core.errors import NotFound, PermanentError, StorageFull
+from shared.core.identity.links import Spans, links_of_spans, merge_spans
 from shared.core.ingest import forked
 from shared.core.ingest.claims import ClaimLost, Lease, held_message, iso, let_go, this_process
 from shared.core.mapping import EntityMapping, MappedBatch
@@ -233,11 +234,40 @@ def _load_file(store, mapping, schema, file, stream, counts, options, beat) -> N
 
     threshold = options.read_in_child_from
     in_child = threshold is not None and file.size >= threshold and forked.available()
+    links = LinkBuffer(store, file)
     # Closed at once on the way out, so an interrupted or failed load ends its reader child.
     with contextlib.closing(forked.batches_from_child(batches) if in_child else batches()) as made:
-        for batch in made:
-            _write(store, batch, counts)
-            beat()
+        try:
+            for batch in made:
+                _write(store, batch, counts, links)
+                beat()
+        except PermanentError:
+            links.flush()  # the rows before the break landed: so do their links
+            raise
+    links.flush()
+
+
+class LinkBuffer:
+    """A file's links, merged across its batches and written a few times per file rather than
+    with every batch: a visitor signs in on page after page, and each write of a link costs
+    about what an activity does. Bounded, so memory stays flat whatever the file's size."""
+
+    MAX_LINKS = 20_000
+
+    def __init__(self, store: ProfileStore, file: SourceFile) -> None:
+        self.store, self.file = store, file
+        self.spans: Spans = {}
+
+    def add(self, spans: Spans) -> None:
+        merge_spans(self.spans, spans)
+        if len(self.spans) >= self.MAX_LINKS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.spans:
+            links = links_of_spans(self.spans, self.file.path, self.file.etag)
+            self.store.write([], [], [], links)
+            self.spans = {}
 
 
 class _UntilBroken:
@@ -292,8 +322,10 @@ def load(
     batch_size: int,
 ) -> None:
     """Map parsed rows and write them in batches; row problems become rejects, not errors."""
+    links = LinkBuffer(store, file)
     for batch in _batches(mapping, rows, file, batch_size):
-        _write(store, batch, counts)
+        _write(store, batch, counts, links)
+    links.flush()
 
 
 def _batches(
@@ -307,14 +339,13 @@ def _batches(
         yield batch
 
 
-def _write(store: ProfileStore, batch: MappedBatch, counts: Counts) -> None:
+def _write(store: ProfileStore, batch: MappedBatch, counts: Counts, links: LinkBuffer) -> None:
     counts.rows += batch.rows
     counts.filtered += batch.filtered
     counts.rejected += len(batch.rejects)
+    links.add(batch.links)
     if batch.activities or batch.customers or batch.rejects:
-        counts.unmatched += store.write(
-            batch.activities, batch.customers, batch.rejects, batch.links
-        )
+        counts.unmatched += store.write(batch.activities, batch.customers, batch.rejects)
         counts.activities += len(batch.activities)
         counts.customers += len(batch.customers)
 
