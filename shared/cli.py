@@ -342,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_timeline)
 
     p = sub.add_parser("visitor", parents=[common], help="a visitor: its link or conflict, activities")
-    p.add_argument("visitor_id", metavar="VISITOR_ID")
+    p.add_argument("visitor_id", metavar="VISITOR_ID", help="the visitor key's value (SDK user id)")
     p.add_argument("--type", action="append", help="activity type (repeatable)")
     p.add_argument("--since", help="from this time (ISO 8601), inclusive")
     p.add_argument("--until", help="up to this time (ISO 8601), exclusive")
@@ -353,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("identities", parents=[common], help="visitors linked to several keys")
     p.add_argument("--conflicts", action="store_true", required=True,
                    help="list visitors linked to more than one key, with the winner")  # fmt: skip
-    p.add_argument("--limit", type=_positive)
+    p.add_argument("--limit", type=_positive, help="at most this many visitors")
     p.set_defaults(run=cmd_identities)
 
     p = sub.add_parser("search", parents=[common], help="customers whose key or attribute matches")

@@ -33,6 +33,7 @@ def test_an_anonymous_visit_reaches_the_customer_once_the_visitor_signs_in(store
     store.write([signed_in], [], [], [link("v-1", "R-1", T2, "events/b.csv")])
     assert _resolved(store) == {"browse": (ADA, "visitor"), "buy": (ADA, "key")}
     assert store.count_unmatched() == 0
+    assert store.count_unmatched_by_type() == {}
     page = store.timeline(ADA, TimelineQuery())
     assert [a.source_activity_id for a in page.items] == ["buy", "browse"]
     assert store.activity_counts(ADA) == {"Clicks": 2}
@@ -44,6 +45,7 @@ def test_an_anonymous_visit_reaches_the_customer_once_the_visitor_signs_in(store
 def test_a_link_to_a_key_without_a_customer_waits_for_the_customer_row(store):  # type: ignore[no-untyped-def]
     store.write([_anonymous("browse")], [], [], [link("v-1", "R-1")])
     assert _resolved(store) == {"browse": (None, None)}
+    assert store.count_unmatched_by_type() == {"Clicks": 1}
     assert store.visitor_links("v-1") == [link("v-1", "R-1")]
     store.write([], [customer("R-1")], [])
     assert _resolved(store) == {"browse": (ADA, "visitor")}

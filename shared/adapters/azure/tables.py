@@ -486,31 +486,26 @@ class TableStore:
         return rejects if limit is None else rejects[:limit]
 
     def count_unmatched(self) -> int:
-        # A scan of the activities' customer keys and visitors, each looked up once.
+        return sum(self._unmatched_counts().values())
+
+    def _unmatched_counts(self) -> Counter[str]:
+        # A scan of the activities' types, customer keys and visitors, each looked up once.
         counts: Counter[tuple] = Counter()
-        select = ["CustomerEntity", "ActivityForeignKey", "VisitorId"]
+        select = ["ActivityType", "CustomerEntity", "ActivityForeignKey", "VisitorId"]
         for record in self._scan_activities(None, select):
             counts[tuple(record.get(name) for name in select)] += 1
-        activities = [Activity("", None, "", "", None, "", None, None, "", "", fk, True, "", "",
-                               0, entity, visitor) for entity, fk, visitor in counts]  # fmt: skip
+        activities = [Activity("", None, kind, "", None, "", None, None, "", "", fk, True, "", "",
+                               0, entity, visitor) for kind, entity, fk, visitor in counts]  # fmt: skip
         resolver = self._resolver()
         resolver.prefetch(activities)
-        return sum(
-            n for a, n in zip(activities, counts.values(), strict=True)
-            if resolver.resolve(a).customer_id is None
-        )
+        by_type: Counter[str] = Counter()
+        for a, n in zip(activities, counts.values(), strict=True):
+            if resolver.resolve(a).customer_id is None:
+                by_type[a.activity_type] += n
+        return by_type
 
     def count_unmatched_by_type(self) -> dict[str, int]:
-        counts: Counter[tuple[str, CustomerKey | None]] = Counter()
-        select = ["ActivityType", "CustomerEntity", "ActivityForeignKey"]
-        for record in self._scan_activities(None, select):
-            counts[record["ActivityType"], customer_key_of(record)] += 1
-        found = self._resolve({k for _, k in counts if k is not None})
-        by_type: Counter[str] = Counter()
-        for (activity_type, key), n in counts.items():
-            if key is None or key not in found:
-                by_type[activity_type] += n
-        return dict(sorted(by_type.items()))
+        return dict(sorted(self._unmatched_counts().items()))
 
     def relink(self) -> int:
         """Nothing waits to be linked: an activity finds its customer through its key when read."""

@@ -271,10 +271,10 @@ def forget(conn: sqlite3.Connection, path: str, keep_etag: str) -> None:
 
 # Every activity without a customer: counted per customer key and visitor, using the
 # customer-key index, so customer rows and winners are looked up once per key, not per activity.
-COUNT_UNMATCHED = f"""
-SELECT coalesce(sum(n), 0) FROM (
-    SELECT s.customer_entity AS entity, a.activity_foreign_key AS key, {VISITOR} AS visitor,
-        count(*) AS n
+_UNMATCHED_GROUPS = f"""
+FROM (
+    SELECT s.customer_entity AS entity, s.activity_type AS type, a.activity_foreign_key AS key,
+        {VISITOR} AS visitor, count(*) AS n
     FROM activities a JOIN activity_sources s ON s.source_id = a.source_id
     GROUP BY a.activity_foreign_key, a.source_id, a.visitor_id
 ) g WHERE g.entity IS NULL OR (
@@ -285,16 +285,8 @@ SELECT coalesce(sum(n), 0) FROM (
         ON c.entity = w.entity AND c.key = w.key
         WHERE w.entity = g.entity AND w.visitor = g.visitor)))
 """
-COUNT_UNMATCHED_BY_TYPE = """
-SELECT type, sum(n) FROM (
-    SELECT s.customer_entity AS entity, s.activity_type AS type, a.activity_foreign_key AS key,
-        count(*) AS n
-    FROM activities a JOIN activity_sources s ON s.source_id = a.source_id
-    GROUP BY a.activity_foreign_key, a.source_id
-) g WHERE g.entity IS NULL OR g.key IS NULL
-    OR NOT EXISTS (SELECT 1 FROM customer_rows c WHERE c.entity = g.entity AND c.key = g.key)
-GROUP BY type ORDER BY type
-"""
+COUNT_UNMATCHED = f"SELECT coalesce(sum(n), 0) {_UNMATCHED_GROUPS}"
+COUNT_UNMATCHED_BY_TYPE = f"SELECT type, sum(n) {_UNMATCHED_GROUPS} GROUP BY type ORDER BY type"
 # The first layout: one wide row per activity with its customer copied in, linked by UPDATEs.
 _MIGRATION = f"""
 ALTER TABLE activities RENAME TO activities_v1;

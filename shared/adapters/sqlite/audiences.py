@@ -15,7 +15,6 @@ from shared.core.audiences.records import (
     StoredAudience,
     membership_diff,
 )
-from shared.core.model import ACTIVITY_FIELDS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audience_state (
