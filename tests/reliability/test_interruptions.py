@@ -169,12 +169,12 @@ class _Rival:
     def clock(self) -> datetime:
         return self.now
 
-    def write(self, activities, customers, rejects) -> int:  # type: ignore[no-untyped-def]
+    def write(self, activities, customers, rejects, links=()) -> int:  # type: ignore[no-untyped-def]
         self.now += self.step
         self.tries += 1
         lease = iso(self.now + timedelta(seconds=60))
         self.won += self.ledger.claim(self.path, self.etag, iso(self.now), lease) is not None
-        return self.inner.write(activities, customers, rejects)
+        return self.inner.write(activities, customers, rejects, links)
 
     def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
         return getattr(self.inner, name)
