@@ -61,6 +61,11 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _check_references(self) -> Config:
+        if not self.activities and not self.customerSources:
+            # Such a config would skip every file as unmapped: surely not what was meant.
+            raise ValueError(
+                "the config has no activities and no customerSources: nothing would be read"
+            )
         names = [a.name for a in self.activities]
         check_audiences(self.measures, self.segments, names)
         for i, name in enumerate(names):
@@ -94,15 +99,25 @@ def parse_config(data: bytes | str, origin: str = "config") -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{origin}: {_describe(exc)}") from None
+        raise ConfigError(_describe(exc, origin)) from None
 
 
-def _describe(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = "".join(_step(p) for p in first["loc"]).lstrip(".")
-    message = first["msg"].removeprefix("Value error, ")
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {message}{more}" if where else f"{message}{more}"
+MAX_ERRORS_SHOWN = 10
+
+
+def _describe(exc: ValidationError, origin: str) -> str:
+    """Every error, one line each (the useful one is often not the first), at most ten."""
+    errors = exc.errors()
+    lines = [f"{origin}: {_line(e)}" for e in errors[:MAX_ERRORS_SHOWN]]
+    if len(errors) > MAX_ERRORS_SHOWN:
+        lines.append(f"{origin}: and {len(errors) - MAX_ERRORS_SHOWN} more errors")
+    return "\n".join(lines)
+
+
+def _line(error: Any) -> str:
+    where = "".join(_step(p) for p in error["loc"]).lstrip(".")
+    message = error["msg"].removeprefix("Value error, ").replace("\n", " ")
+    return f"{where}: {message}" if where else message
 
 
 def _step(part: int | str) -> str:
