@@ -157,8 +157,6 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         args.type or (), args.since, args.until, args.limit, args.continuation
     )
     card = queries.customer_card(store, args.customer_id, query)
-    if not args.json:
-        card["customer"]["ActivityCounts"] = store.activity_counts(args.customer_id)
     emit(args.json, card, lambda c: format_card(c, timeline_command(args.customer_id, args)))
     return 0
 
@@ -275,6 +273,12 @@ def _seconds(text: str) -> float:
     return value
 
 
+_TYPE_HELP = (
+    "an activity's name (ActivityType, e.g. EmailPromotionClicks) or its configured "
+    "activityType (ActivityTypeDisplay, e.g. WebLog)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--store", help=f"store URL ({STORE_URLS}); default FOOTPRINT_STORE")
@@ -314,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("timeline", parents=[common], help="a customer card: profile and activities")
     p.add_argument("customer_id", metavar="CUSTOMER_ID", help="the customer's CustomerId")
-    p.add_argument("--type", action="append", help="activity type (repeatable)")
+    p.add_argument("--type", action="append", help=_TYPE_HELP + " (repeatable)")
     p.add_argument("--since", help="from this time (ISO 8601), inclusive")
     p.add_argument("--until", help="up to this time (ISO 8601), exclusive")
     p.add_argument("--limit", type=_limit(MAX_PAGE), help=f"activities per page, 1 to {MAX_PAGE} (default 50)")
@@ -330,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_search)
 
     p = sub.add_parser("activities", parents=[common], help="UnifiedActivity preview")
-    p.add_argument("--type", help="only activities of this ActivityType")
+    p.add_argument("--type", help=_TYPE_HELP)
     p.add_argument("--unmatched", action="store_true", help="only activities with no customer yet")
     p.add_argument(
         "--limit", type=_limit(queries.MAX_PREVIEW),

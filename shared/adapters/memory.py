@@ -26,6 +26,11 @@ def _wins(new: Activity | CustomerRow, old: Activity | CustomerRow | None) -> bo
     return old is None or (new.source_file, new.source_row) >= (old.source_file, old.source_row)
 
 
+def _of_type(activity: Activity, types: Sequence[str]) -> bool:
+    """A type filter names the activity (ActivityType) or its configured type (display)."""
+    return activity.activity_type in types or activity.activity_type_display in types
+
+
 class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -163,7 +168,7 @@ class MemoryStore:
             items = [
                 a for a in self.activities.values()
                 if a.customer_id == customer_id and a.show_in_timeline
-                and (not query.types or a.activity_type in query.types)
+                and (not query.types or _of_type(a, query.types))
                 and (query.since is None or a.activity_time >= query.since)
                 and (query.until is None or a.activity_time < query.until)
                 and (after is None or (a.activity_time, a.activity_id) < after)
@@ -191,7 +196,7 @@ class MemoryStore:
         with self._lock:
             items = [
                 a for a in self.activities.values()
-                if (activity_type is None or a.activity_type == activity_type)
+                if (activity_type is None or _of_type(a, (activity_type,)))
                 and (not unmatched or a.customer_id is None)
             ]  # fmt: skip
         items.sort(key=lambda a: (a.activity_time, a.activity_id), reverse=True)

@@ -61,6 +61,7 @@ def timeline_query(
 
 
 def customer_profile(store: ProfileStore, customer_id: str) -> dict[str, Any]:
+    """The one customer record every view shows: the customer and their activity counts."""
     customer = store.get_customer(check_id(customer_id))
     if customer is None:
         raise NotFound(f"no customer {customer_id!r}")
@@ -71,12 +72,10 @@ def customer_profile(store: ProfileStore, customer_id: str) -> dict[str, Any]:
 
 def customer_card(store: ProfileStore, customer_id: str, query: TimelineQuery) -> dict[str, Any]:
     """The customer, and one page of their timeline, newest first."""
-    customer = store.get_customer(check_id(customer_id))
-    if customer is None:
-        raise NotFound(f"no customer {customer_id!r}")
+    customer = customer_profile(store, customer_id)
     page = store.timeline(customer_id, query)
     return {
-        "customer": customer.to_record(),
+        "customer": customer,
         "activities": [a.to_record() for a in page.items],
         "continuation": page.continuation,
     }

@@ -137,6 +137,28 @@ def test_the_timeline_is_the_customer_card_newest_first(cdm_export: Path, tmp_pa
     assert "Ada Moreno" in text and "WebLog" in text
 
 
+def test_type_takes_the_configured_type_or_the_activity_name(
+    cdm_export: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "fp.db"
+    ingest(store, cdm_export)
+    for kind in ("WebLog", "EmailPromotionClicks"):
+        card = orjson.loads(footprint("timeline", R1, "--json", "--type", kind, store=store).stdout)
+        assert [a["SourceActivityId"] for a in card["activities"]] == ["e7", "e1", "e11"], kind
+        listed = orjson.loads(footprint("activities", "--json", "--type", kind, store=store).stdout)
+        assert len(listed) == len(activities(store)), kind
+    assert "ActivityTypeDisplay" in footprint("timeline", "--help").stdout
+
+
+def test_timeline_json_carries_the_customer_record_of_the_card_and_the_api(
+    cdm_export: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "fp.db"
+    ingest(store, cdm_export)
+    card = orjson.loads(footprint("timeline", R1, "--json", store=store).stdout)
+    assert card["customer"]["ActivityCounts"] == {"EmailPromotionClicks": 3}
+
+
 def test_search_finds_customers_by_key_and_attribute(cdm_export: Path, tmp_path: Path) -> None:
     store = tmp_path / "fp.db"
     ingest(store, cdm_export)

@@ -129,6 +129,11 @@ def test_events_in_any_order_put_the_export_on_the_http_timeline(container, tmp_
     assert card["customer"]["Attributes"]["FullName"] == "Ada Moreno"
     _, profile = get("customers/{id}", id=R1)
     assert profile["ActivityCounts"] == {"EmailPromotionClicks": 3}
+    assert card["customer"] == profile  # one customer record everywhere
+    _, by_type = get("customers/{id}/activities", id=R1, type="WebLog")
+    assert [a["SourceActivityId"] for a in by_type["activities"]] == ["e7", "e1", "e11"]
+    _, listed = get("activities", type="WebLog")
+    assert len(listed) == len(activity_ids())
 
 
 def test_a_file_that_never_got_an_event_is_picked_up_by_the_timer(container, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -90,6 +90,7 @@ def keyed_record(record: Entity) -> Entity | None:
         "PartitionKey": bucket(ck),
         "RowKey": ck + timeline_key(record["ActivityTime"], record["ActivityId"]),
         "ActivityType": record["ActivityType"],
+        "ActivityTypeDisplay": record["ActivityTypeDisplay"],
         "ShowInTimeline": record["ShowInTimeline"],
         **{name: record[name] for name in KEYED_IDENTITY},
     }

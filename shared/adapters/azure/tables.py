@@ -65,8 +65,9 @@ R = TypeVar("R", Activity, CustomerRow)
 T = TypeVar("T")
 CustomerKey = tuple[str, str]
 _SCAN_CHUNK = 1000
-# Azure allows 15 comparisons in a filter; more types are filtered here instead.
-_MAX_TYPE_FILTER = 8
+# Azure allows 15 comparisons in a filter, and a type filter takes two per type (the
+# activity's name or its configured type); more types are filtered here instead.
+_MAX_TYPE_FILTER = 5
 _MAX_KNOWN_KEYS = 200_000
 _MISSING_SECONDS = 60.0
 
@@ -333,7 +334,10 @@ class TableStore:
         params: dict[str, object] = {"pk": partition, "low": low, "high": high}
         if query.types and len(query.types) <= _MAX_TYPE_FILTER:
             params.update({f"t{i}": t for i, t in enumerate(query.types)})
-            either = " or ".join(f"ActivityType eq @t{i}" for i in range(len(query.types)))
+            either = " or ".join(
+                f"ActivityType eq @t{i} or ActivityTypeDisplay eq @t{i}"
+                for i in range(len(query.types))
+            )
             where += f" and ( {either} )"
         page = min(query.limit + 1, 1000)
         return self.io.query_by_row_key(KEYED, where, params, ["ActivityId"], page)
@@ -344,7 +348,7 @@ class TableStore:
         keyed = keyed_record(record) if record is not None else None
         if keyed is None or keyed["RowKey"] != hit["RowKey"] or not keyed["ShowInTimeline"]:
             return None
-        if query.types and keyed["ActivityType"] not in query.types:
+        if query.types and not _of_type(record, query.types):  # type: ignore[arg-type]
             return None
         return activity_of(record, customer_id)  # type: ignore[arg-type]
 
@@ -364,7 +368,7 @@ class TableStore:
     ) -> Iterator[Entity]:
         where, params = "RowKey gt @low and RowKey lt @high", {"low": "a", "high": "b"}
         if activity_type is not None:
-            where += " and ActivityType eq @type"
+            where += " and ( ActivityType eq @type or ActivityTypeDisplay eq @type )"
             params["type"] = activity_type
         return self.io.query(ACTIVITIES, where, params, select=select, page=_SCAN_CHUNK)
 
@@ -437,6 +441,11 @@ class TableStore:
 
     def close(self) -> None:
         self.io.close()
+
+
+def _of_type(record: Entity, types: Sequence[str]) -> bool:
+    """A type filter names the activity (ActivityType) or its configured type (display)."""
+    return record.get("ActivityType") in types or record.get("ActivityTypeDisplay") in types
 
 
 def _newest(

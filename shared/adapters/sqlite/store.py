@@ -62,6 +62,8 @@ CREATE INDEX IF NOT EXISTS ledger_by_seq ON ledger (seq);
 CREATE INDEX IF NOT EXISTS ledger_by_status ON ledger (status);
 """
 
+# A type filter names the activity (ActivityType) or its configured type (the display).
+_OF_TYPE = "(activity_type IN ({0}) OR activity_type_display IN ({0}))"
 ACTIVITY_COLUMNS = ", ".join(Activity._fields)  # as the unified_activities view names them
 _INSERT_CUSTOMER = "INSERT OR IGNORE INTO customer_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT_CUSTOMER = """
@@ -319,8 +321,8 @@ class SqliteStore:
         where = ["customer_id = ?", "show_in_timeline = 1"]
         params: list[object] = [customer_id]
         if query.types:
-            where.append(f"activity_type IN ({', '.join('?' * len(query.types))})")
-            params.extend(query.types)
+            where.append(_OF_TYPE.format(", ".join("?" * len(query.types))))
+            params.extend([*query.types, *query.types])
         if query.since is not None:
             where.append("activity_time >= ?")
             params.append(query.since)
@@ -359,8 +361,8 @@ class SqliteStore:
     ) -> list[Activity]:
         where, params = ["1"], []
         if activity_type is not None:
-            where.append("activity_type = ?")
-            params.append(activity_type)
+            where.append(_OF_TYPE.format("?"))
+            params.extend([activity_type, activity_type])
         if unmatched:
             where.append("customer_id IS NULL")
         rows = self.db.query(
