@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 
 import orjson
@@ -88,6 +89,16 @@ class Config(_Model):
                     f"{rel.customerEntity!r} ({source.key!r})"
                 )
         return self
+
+
+def mapping_fingerprint(config: Config, entity: str) -> str:
+    """A digest of everything in `config` that reads `entity`: its activities and customer
+    sources, in canonical JSON (sorted keys, in no particular order of the lists). A file read
+    under one fingerprint is due again under another; nothing else in the config matters."""
+    parts = [a.model_dump(mode="json") for a in config.activities if a.entity == entity]
+    parts += [s.model_dump(mode="json") for s in config.customerSources if s.entity == entity]
+    canonical = sorted(orjson.dumps(p, option=orjson.OPT_SORT_KEYS) for p in parts)
+    return hashlib.blake2b(b"\n".join(canonical), digest_size=16).hexdigest()
 
 
 def parse_config(data: bytes | str, origin: str = "config") -> Config:

@@ -163,6 +163,9 @@ class LedgerEntry:
     not_before: str | None = None
     # Who claimed the file last (host:process), so another worker can tell who holds it.
     holder: str | None = None
+    # The mapping_fingerprint of the config that read the file's entity: a file settled under
+    # another mapping is due again. None before the entity is known (or in older ledgers).
+    mapping: str | None = None
 
     @property
     def lease_until(self) -> str | None:
@@ -184,6 +187,7 @@ class LedgerEntry:
             "not_before": self.not_before,
             "holder": self.holder,
             "lease_until": self.lease_until,
+            "mapping": self.mapping,
         }
 
 

@@ -284,3 +284,32 @@ def test_reconcile_processes_what_the_ledger_has_not_done(cdm_export: Path, tmp_
     )
     assert again["processed"] == 0
     assert sorted(activities(store)) == ["e1", "e10", "e11", "e2", "e6", "e7", "e8"]
+
+
+def _config_file(tmp_path: Path, name: str, change) -> Path:  # type: ignore[no-untyped-def]
+    from shared.bootstrap import load_config
+
+    raw = orjson.loads(orjson.dumps(load_config(None).model_dump()))
+    change(raw["activities"][0])
+    path = tmp_path / name
+    path.write_bytes(orjson.dumps(raw))
+    return path
+
+
+def test_a_corrected_config_brings_a_failed_file_back(cdm_export: Path, tmp_path: Path) -> None:
+    store = tmp_path / "fp.db"
+    wrong = _config_file(tmp_path, "wrong.json", lambda a: a.update(primaryKey="Signal.Export.ID"))
+    fixed = _config_file(tmp_path, "fixed.json", lambda a: None)
+    first = footprint("ingest", "--json", "--relative", "--config", str(wrong),
+                      str(cdm_export / export.FIRST_FILE), store=store, ok=False)  # fmt: skip
+    assert first.returncode == 1 and orjson.loads(first.stdout)["status"] == "failed"
+    again = footprint("ingest", "--json", "--relative", "--config", str(fixed),
+                      str(cdm_export / export.FIRST_FILE), store=store)  # fmt: skip
+    assert orjson.loads(again.stdout)["status"] == "done"
+    # The reconciler, too, reads again what another mapping of the entity read.
+    done = footprint("reconcile", "--json", "--source", str(cdm_export), "--config", str(wrong),
+                     store=store, ok=False)  # fmt: skip
+    assert orjson.loads(done.stdout)["failed"] == 3
+    done = footprint("reconcile", "--json", "--source", str(cdm_export), "--config", str(fixed),
+                     store=store)  # fmt: skip
+    assert orjson.loads(done.stdout)["done"] == 3

@@ -24,6 +24,7 @@ _FIELDS = {
     "entity": "Entity", "error": "Error", "permanent": "Permanent", "started_at": "StartedAt",
     "finished_at": "FinishedAt", "duration_ms": "DurationMs", "not_before": "NotBefore",
     "holder": "Holder",
+    "mapping": "Mapping",
 }  # fmt: skip
 _COUNTS = {name: name.capitalize() for name in COUNT_FIELDS}
 

@@ -12,16 +12,16 @@ from shared.core.model import Counts, LedgerEntry
 
 _LEDGER_COLUMNS = (
     "path, etag, status, attempts, rows, activities, unmatched, filtered, rejected, customers, "
-    "entity, error, permanent, started_at, finished_at, duration_ms, not_before, holder"
+    "entity, error, permanent, started_at, finished_at, duration_ms, not_before, holder, mapping"
 )
 
 
 def _entry(row: tuple) -> LedgerEntry:
     path, etag, status, attempts, *counts = row[:10]
-    entity, error, permanent, started, finished, duration, not_before, holder = row[10:18]
+    entity, error, permanent, started, finished, duration, not_before, holder, mapping = row[10:19]
     return LedgerEntry(
         path, etag, status, attempts, Counts(*(c or 0 for c in counts)), entity, error,
-        bool(permanent), started, finished, duration, not_before, holder,
+        bool(permanent), started, finished, duration, not_before, holder, mapping,
     )  # fmt: skip
 
 
@@ -30,7 +30,7 @@ def _entry_values(e: LedgerEntry) -> tuple:
     return (
         e.path, e.etag, e.status, e.attempts, c.rows, c.activities, c.unmatched, c.filtered,
         c.rejected, c.customers, e.entity, e.error, int(e.permanent), e.started_at,
-        e.finished_at, e.duration_ms, e.not_before, e.holder,
+        e.finished_at, e.duration_ms, e.not_before, e.holder, e.mapping,
     )  # fmt: skip
 
 
@@ -87,7 +87,7 @@ class SqliteLedger:
     def _put(self, conn: sqlite3.Connection, entry: LedgerEntry) -> None:
         conn.execute(
             f"INSERT OR REPLACE INTO ledger ({_LEDGER_COLUMNS}, seq) VALUES "
-            f"({', '.join('?' * 18)}, (SELECT coalesce(max(seq), 0) + 1 FROM ledger))",
+            f"({', '.join('?' * 19)}, (SELECT coalesce(max(seq), 0) + 1 FROM ledger))",
             _entry_values(entry),
         )
 

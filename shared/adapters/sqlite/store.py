@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS ledger (
     rows INTEGER, activities INTEGER, unmatched INTEGER, filtered INTEGER, rejected INTEGER,
     customers INTEGER, entity TEXT, error TEXT, permanent INTEGER NOT NULL, started_at TEXT,
     finished_at TEXT, duration_ms INTEGER, not_before TEXT, seq INTEGER NOT NULL,
-    holder TEXT, PRIMARY KEY (path, etag)
+    holder TEXT, mapping TEXT, PRIMARY KEY (path, etag)
 );
 CREATE INDEX IF NOT EXISTS ledger_by_seq ON ledger (seq);
 CREATE INDEX IF NOT EXISTS ledger_by_status ON ledger (status);
@@ -186,10 +186,18 @@ class SqliteDatabase:
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
-    """Columns added since a database file was made (CREATE TABLE IF NOT EXISTS keeps old ones)."""
+    """Columns added since a database file was made (CREATE TABLE IF NOT EXISTS keeps old ones).
+    Entries of older ledgers, without a mapping fingerprint, count as read under the current
+    mapping."""
     ledger = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
-    if "holder" not in ledger:
-        conn.execute("ALTER TABLE ledger ADD COLUMN holder TEXT")
+    for column in ("holder", "mapping"):
+        if column in ledger:
+            continue
+        try:
+            conn.execute(f"ALTER TABLE ledger ADD COLUMN {column} TEXT")
+        except sqlite3.OperationalError as exc:  # another process added it first
+            if "duplicate column" not in str(exc):
+                raise
 
 
 @dataclasses.dataclass

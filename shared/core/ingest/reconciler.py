@@ -53,7 +53,7 @@ def reconcile(
     report = ReconcileReport(listed=len(files))
     catalog = Catalog(ports.source, options.root, cache=True)
     now = iso(options.clock())
-    due = [f for f in files if is_due(ports.ledger.get(f.path, f.etag), now)]
+    due = [f for f in files if is_due(ports.ledger.get(f.path, f.etag), now, config)]
     unreadable, halted = 0, False
     for index, file in enumerate(due):
         if deadline is not None and time.monotonic() > deadline:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from shared.core.cdm.catalog import Catalog, is_manifest_name, is_metadata
-from shared.core.config import Config
+from shared.core.config import Config, mapping_fingerprint
 from shared.core.errors import NotFound, PermanentError, StorageFull
 from shared.core.ingest import forked
 from shared.core.ingest.claims import ClaimLost, Lease, held_message, iso, let_go, this_process
@@ -86,11 +86,12 @@ def ingest_file(
         if is_metadata(path):
             return _note_metadata(ports, config, file, options)
         prior = ports.ledger.get(path, file.etag)
-        if prior is not None and not force and _settled(prior):
+        remapped = prior is not None and _remapped(prior, config)
+        if prior is not None and not force and not remapped and _settled(prior):
             return _report_of(prior, already=True)
         now = options.clock()
         lease = iso(now + timedelta(seconds=options.lease_seconds))
-        entry = ports.ledger.claim(path, file.etag, iso(now), lease, force, options.holder)
+        entry = ports.ledger.claim(path, file.etag, iso(now), lease, force or remapped, options.holder)
         if entry is None:
             return IngestReport(path, None, SKIPPED, error=held_message(ports.ledger.get(path, file.etag)))
         return _attempt(ports, config, file, stream, entry, catalog, options)
@@ -122,6 +123,7 @@ def _work(ports, config, file, stream, entry, catalog, options, lease) -> Ingest
             raise PermanentError(f"file larger than {options.max_file_bytes} bytes: {file.size}")
         schema = catalog.describe(file.path)
         entry.entity = schema.entity
+        entry.mapping = mapping_fingerprint(config, schema.entity)
         mapping = EntityMapping(config, schema.entity)
         if mapping.is_empty:
             entry.status, entry.error = (
@@ -324,6 +326,15 @@ def _settled(entry: LedgerEntry) -> bool:
     )
 
 
+def _remapped(entry: LedgerEntry, config: Config) -> bool:
+    """Whether a settled file was read under another mapping of its entity than `config`'s:
+    its outcome (done, failed, skipped as unmapped) may differ now. An entry with no
+    fingerprint (entity never known, or written before fingerprints) is taken as current."""
+    if entry.entity is None or entry.mapping is None or not _settled(entry):
+        return False
+    return entry.mapping != mapping_fingerprint(config, entry.entity)
+
+
 def _report_of(entry: LedgerEntry, already: bool = False) -> IngestReport:
     status, error = entry.status, entry.error
     if already and status == DONE:
@@ -365,10 +376,11 @@ def _note_metadata(
     return IngestReport(file.path, None, SKIPPED, error=note, etag=file.etag)
 
 
-def is_due(entry: LedgerEntry | None, now: str) -> bool:
-    """Whether the reconciler should (re)process a file whose ledger entry is `entry`."""
+def is_due(entry: LedgerEntry | None, now: str, config: Config | None = None) -> bool:
+    """Whether the reconciler should (re)process a file whose ledger entry is `entry`; given
+    the config, a file settled under another mapping of its entity is due too."""
     if entry is None:
         return True
     if entry.status in (FAILED, RUNNING) and not entry.permanent:
         return (entry.not_before or "") <= now
-    return False
+    return config is not None and _remapped(entry, config)
