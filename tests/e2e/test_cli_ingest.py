@@ -313,3 +313,12 @@ def test_a_corrected_config_brings_a_failed_file_back(cdm_export: Path, tmp_path
     done = footprint("reconcile", "--json", "--source", str(cdm_export), "--config", str(fixed),
                      store=store)  # fmt: skip
     assert orjson.loads(done.stdout)["done"] == 3
+
+
+def test_a_missing_timestamp_column_fails_the_file_naming_it(cdm_export: Path, tmp_path: Path) -> None:
+    typo = _config_file(tmp_path, "typo.json", lambda a: a.update(timestamp="ViewedAtt"))
+    done = footprint("ingest", "--json", "--config", str(typo), str(cdm_export / export.FIRST_FILE),
+                     store=tmp_path / "fp.db", ok=False)  # fmt: skip
+    report = orjson.loads(done.stdout)
+    assert done.returncode == 1 and report["status"] == "failed" and report["rejected"] == 0
+    assert "ViewedAtt" in report["error"] and "Signal.Timestamp" in report["error"]

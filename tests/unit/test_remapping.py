@@ -108,3 +108,14 @@ def test_a_file_skipped_as_unmapped_is_due_again_only_when_its_entity_gets_a_map
     assert (changed.processed, changed.done) == (1, 1)  # the customers file only
     mapped = reconcile(ports, CONFIG)
     assert (mapped.processed, mapped.done) == (4, 4)
+
+
+def test_a_missing_timestamp_column_fails_the_file_and_the_fix_reads_it(ports: Ports) -> None:
+    def misnamed(c: dict[str, Any]) -> None:
+        c["activities"][0]["timestamp"] = "Signal.Timestampp"
+
+    failed = ingest_file(ports, _config(misnamed), export.FIRST_FILE)
+    assert failed.status == FAILED and "Signal.Timestampp" in (failed.error or "")
+    assert failed.counts.rejected == 0 and ports.store.list_rejects(None) == []
+    fixed = ingest_file(ports, CONFIG, export.FIRST_FILE)
+    assert (fixed.status, fixed.counts.activities) == (DONE, 5)

@@ -8,7 +8,7 @@ import errno
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 from shared.core.cdm.catalog import Catalog, is_manifest_name, is_metadata
@@ -228,8 +228,8 @@ def _load_file(store, mapping, schema, file, stream, counts, options, beat) -> N
         rows = _UntilBroken(
             iter_rows(stream, file.path, schema.csv, schema.columns, options.limits)
         )
-        yield from _batches(mapping, _checked(iter(rows), mapping, file.path), file,
-                            options.batch_size)  # fmt: skip
+        checked = _checked(iter(rows), mapping, file.path, schema.columns)
+        yield from _batches(mapping, checked, file, options.batch_size)
         if rows.error is not None:
             raise rows.error
 
@@ -257,15 +257,23 @@ class _UntilBroken:
             self.error = exc
 
 
-def _checked(rows: Iterator[ParsedRow], mapping: EntityMapping, path: str) -> Iterator[ParsedRow]:
-    """The rows, unless a CSV header holds none of the columns every record needs one of: then
-    no row could become anything (a wrong delimiter reads the header as one column)."""
-    first = next(rows, None)
-    if first is None:
-        return iter(())
-    if first.values is not None and file_kind(path) == "csv":
-        mapping.check_columns(first.values.keys())
-    return itertools.chain((first,), rows)
+def _checked(
+    rows: Iterator[ParsedRow], mapping: EntityMapping, path: str, schema: Sequence[str] | None
+) -> Iterator[ParsedRow]:
+    """The rows, unless the file lacks a column the mapping needs (mapping.check_columns): a
+    CSV file's columns are its header's (or the schema's), a JSON lines file's the schema's;
+    JSON lines without a schema bring their fields row by row, so each row is checked alone."""
+    if file_kind(path) != "csv":
+        if schema:
+            mapping.check_columns(schema)
+        return rows
+    before: list[ParsedRow] = []  # rows too broken to have columns, ahead of the first good one
+    for row in rows:
+        before.append(row)
+        if row.values is not None:
+            mapping.check_columns(row.values.keys())
+            break
+    return itertools.chain(before, rows)
 
 
 def _note_transient(entry: LedgerEntry, exc: Exception, options: IngestOptions) -> str | None:
