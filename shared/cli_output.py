@@ -40,7 +40,8 @@ class Progress:
 
 def format_report(r: IngestReport) -> str:
     c = r.counts
-    tail = f"  ({printable(r.error)})" if r.error else ""
+    note = r.error or r.reason
+    tail = f"  ({printable(note)})" if note else ""
     return (
         f"{r.status:<11} {printable(r.file)}  entity={r.entity or '-'} rows={c.rows} activities={c.activities} "
         f"unmatched={c.unmatched} filtered={c.filtered} rejected={c.rejected} "

@@ -198,13 +198,17 @@ class IngestReport:
     file: str
     entity: str | None
     status: str
+    # What this call read: zeros when it read nothing (a file done already, say).
     counts: Counts = dataclasses.field(default_factory=Counts)
+    # Why a file failed; None unless it did.
     error: str | None = None
     etag: str | None = None
     # A transient failure: the caller (a trigger) should let the runtime retry.
     retryable: bool = False
     # Why the caller should start no further file (the store's disk is full), or None.
     halt: str | None = None
+    # Why a file was skipped (done already, not data, entity unmapped); None otherwise.
+    reason: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -213,6 +217,7 @@ class IngestReport:
             "status": self.status,
             **self.counts.to_record(),
             "error": self.error,
+            "reason": self.reason,
         }
 
 

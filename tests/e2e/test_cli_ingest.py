@@ -63,7 +63,7 @@ def test_a_cdm_export_lands_with_rejects_filters_and_unmatched_counted(
     store = tmp_path / "fp.db"
     reports = ingest(store, cdm_export)
     expected_keys = {"file", "entity", "status", "rows", "activities", "unmatched", "filtered",
-                     "rejected", "customers", "error"}  # fmt: skip
+                     "rejected", "customers", "error", "reason"}  # fmt: skip
     assert all(set(r) == expected_keys for r in reports.values())
     first = reports[export.FIRST_FILE]
     assert (first["entity"], first["status"]) == ("EmailPromotion", "done")
@@ -322,3 +322,19 @@ def test_a_missing_timestamp_column_fails_the_file_naming_it(cdm_export: Path, t
     report = orjson.loads(done.stdout)
     assert done.returncode == 1 and report["status"] == "failed" and report["rejected"] == 0
     assert "ViewedAtt" in report["error"] and "Signal.Timestamp" in report["error"]
+
+
+def test_ingest_reports_this_runs_counts_and_a_reason_for_a_skip(cdm_export: Path, tmp_path: Path) -> None:
+    store = tmp_path / "fp.db"
+    first = ingest(store, cdm_export)
+    again = ingest(store, cdm_export)
+    skipped = again[export.FIRST_FILE]
+    assert skipped["status"] == "skipped" and skipped["error"] is None
+    assert skipped["reason"].startswith("already done at ETag ")
+    assert all(again[f][k] == 0 for f in again for k in ("rows", "activities", "customers"))
+    # Summing both runs' output counts each row once.
+    assert sum(r["rows"] for r in [*first.values(), *again.values()]) == sum(
+        r["rows"] for r in first.values()
+    )
+    text = footprint("ingest", str(cdm_export / export.FIRST_FILE), store=store).stdout
+    assert "rows=0" in text and "already done at ETag" in text

@@ -47,7 +47,7 @@ def _problems(kind: Kind, report, entry, rejects, landed, seconds) -> list[str]:
         problems.append(f"status {report.status} ({report.error}), wanted {kind.status}")
     if kind.status == FAILED and entry is not None and not entry.permanent:
         problems.append(f"retried as transient: {entry.error}")
-    reasons = [report.error or ""] + [r.reason for r in rejects]
+    reasons = [report.error or report.reason or ""] + [r.reason for r in rejects]
     if kind.reason and not any(kind.reason in reason for reason in reasons):
         problems.append(f"no reason with {kind.reason!r} among {reasons}")
     if not kind.reason and rejects:

@@ -79,7 +79,7 @@ def ingest_file(
     try:
         file, stream = ports.source.open(path)
     except NotFound as exc:
-        return IngestReport(path, None, SKIPPED, error=str(exc))
+        return IngestReport(path, None, SKIPPED, reason=str(exc))
     except PermanentError as exc:  # e.g. a link out of the source: this file, not the run, fails
         return IngestReport(path, None, FAILED, error=str(exc))
     with contextlib.closing(stream):
@@ -93,7 +93,7 @@ def ingest_file(
         lease = iso(now + timedelta(seconds=options.lease_seconds))
         entry = ports.ledger.claim(path, file.etag, iso(now), lease, force or remapped, options.holder)
         if entry is None:
-            return IngestReport(path, None, SKIPPED, error=held_message(ports.ledger.get(path, file.etag)))
+            return IngestReport(path, None, SKIPPED, reason=held_message(ports.ledger.get(path, file.etag)))
         return _attempt(ports, config, file, stream, entry, catalog, options)
 
 
@@ -344,12 +344,17 @@ def _remapped(entry: LedgerEntry, config: Config) -> bool:
 
 
 def _report_of(entry: LedgerEntry, already: bool = False) -> IngestReport:
-    status, error = entry.status, entry.error
+    """The report of this call: `already` when it read nothing, the entry being an earlier
+    call's, so its counts are not this call's (summing reports must not count a row twice)."""
+    status, error, reason = entry.status, entry.error, None
+    if status == SKIPPED:  # a skip is no error: the ledger's note is the reason
+        error, reason = None, entry.error
     if already and status == DONE:
-        status, error = SKIPPED, f"already done at ETag {entry.etag}"
+        status, reason = SKIPPED, f"already done at ETag {entry.etag}"
+    counts = Counts() if already else entry.counts
     retryable = entry.status == FAILED and not entry.permanent
     return IngestReport(
-        entry.path, entry.entity, status, entry.counts, error, entry.etag, retryable
+        entry.path, entry.entity, status, counts, error, entry.etag, retryable, reason
     )
 
 
@@ -359,7 +364,7 @@ def _note_metadata(
     """A manifest or entity document arrived or changed: retry files it may now describe."""
     if ports.ledger.get(file.path, file.etag) is not None:
         return IngestReport(
-            file.path, None, SKIPPED, error="CDM metadata, seen before", etag=file.etag
+            file.path, None, SKIPPED, reason="CDM metadata, seen before", etag=file.etag
         )
     now = iso(options.clock())
     kind = "manifest" if is_manifest_name(file.path.rsplit("/", 1)[-1]) else "document"
@@ -381,7 +386,7 @@ def _note_metadata(
     for path in waiting:
         report = ingest_file(ports, config, path, options, force=True, catalog=catalog)
         log.info("retried %s after %s changed: %s", path, file.path, report.status)
-    return IngestReport(file.path, None, SKIPPED, error=note, etag=file.etag)
+    return IngestReport(file.path, None, SKIPPED, reason=note, etag=file.etag)
 
 
 def is_due(entry: LedgerEntry | None, now: str, config: Config | None = None) -> bool:
