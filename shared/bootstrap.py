@@ -42,8 +42,12 @@ def load_config(path: str | None) -> Config:
     return parse_config(data, path)
 
 
-def open_store(url: str, settings: Settings) -> tuple[ProfileStore, Ledger]:
-    """The profile store and ledger a store URL names."""
+def open_store(
+    url: str, settings: Settings, *, create: bool = True
+) -> tuple[ProfileStore, Ledger]:
+    """The profile store and ledger a store URL names; without `create` (the read commands) a
+    SQLite file that does not exist is refused rather than made: a mistyped path would
+    otherwise read as an empty store."""
     if url.startswith("sqlite:///"):
         from shared.adapters.sqlite.ledger import SqliteLedger
         from shared.adapters.sqlite.store import SqliteDatabase, SqliteStore
@@ -51,6 +55,11 @@ def open_store(url: str, settings: Settings) -> tuple[ProfileStore, Ledger]:
         path = url.removeprefix("sqlite:///")
         if not path:
             raise ConfigError("store URL sqlite:/// needs a file path, e.g. sqlite:///footprint.db")
+        if not create and path != ":memory:" and not Path(path).is_file():
+            raise ConfigError(
+                f"no store at {path}: check --store (or FOOTPRINT_STORE); "
+                "ingest, reconcile and demo create one"
+            )
         db = SqliteDatabase(path)
         return SqliteStore(db), SqliteLedger(db)
     if url in ("memory:", "memory://"):

@@ -59,10 +59,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"footprint: {message} (see {self.prog} --help)\n")
 
 
-def _context(args: argparse.Namespace) -> tuple[Settings, Any, Any, Any]:
+def _context(args: argparse.Namespace, create: bool = False) -> tuple[Settings, Any, Any, Any]:
+    """Settings, config, store and ledger; only commands that write `create` a store."""
     settings = Settings.from_env()
     config = bootstrap.load_config(args.config or settings.config_path)
-    store, ledger = bootstrap.open_store(args.store or settings.store, settings)
+    store, ledger = bootstrap.open_store(args.store or settings.store, settings, create=create)
     return settings, config, store, ledger
 
 
@@ -103,8 +104,8 @@ def _default_root(path: Path) -> Path:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from shared.adapters.local_files import LocalFileSource
 
-    settings, config, store, ledger = _context(args)
-    targets = _ingest_targets(args.paths, args.root)
+    targets = _ingest_targets(args.paths, args.root)  # a wrong path creates no store
+    settings, config, store, ledger = _context(args, create=True)
     total = sum(len(files) for _, files in targets)
     progress, done, worst = Progress("ingest"), 0, 0
     for base, files in targets:
@@ -137,7 +138,7 @@ def _ingest_one(ports: Ports, config: Any, path: str, options: Any, force: bool,
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    settings, config, store, ledger = _context(args)
+    settings, config, store, ledger = _context(args, create=True)
     source = bootstrap.open_source(args.source, settings)
     ports = Ports(source, store, ledger)
     report = reconcile(

@@ -338,3 +338,14 @@ def test_ingest_reports_this_runs_counts_and_a_reason_for_a_skip(cdm_export: Pat
     )
     text = footprint("ingest", str(cdm_export / export.FIRST_FILE), store=store).stdout
     assert "rows=0" in text and "already done at ETag" in text
+
+
+@pytest.mark.parametrize("command", [["search", "R-1"], ["timeline", "x"], ["activities"], ["status"]])
+def test_a_read_command_on_a_missing_store_fails_and_creates_nothing(
+    tmp_path: Path, command: list[str]
+) -> None:
+    missing = tmp_path / "nowhere" / "footprnt.db"
+    done = footprint(*command, store=missing, ok=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and str(missing) in done.stderr
+    assert not missing.parent.exists()
