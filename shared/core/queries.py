@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 from typing import Any
@@ -16,7 +17,7 @@ from shared.core.model import (
     STATUSES,
     TimelineQuery,
 )
-from shared.core.paging import check_limit, decode_cursor
+from shared.core.paging import bind_token, check_limit, check_token, query_scope, unbind_token
 from shared.core.ports import Ledger, ProfileStore
 
 _ID = re.compile(r"^[^\x00-\x1f\x7f]{1,1024}$")
@@ -54,7 +55,7 @@ def timeline_query(
         check_limit(limit), continuation or None,
     )  # fmt: skip
     if query.continuation:
-        decode_cursor(query.continuation)  # refuse a bad token before any lookup
+        check_token(query.continuation)  # refuse a bad token before any lookup
     if query.since and query.until and query.since >= query.until:
         raise BadRequest("'from' must be earlier than 'to'")
     return query
@@ -73,11 +74,15 @@ def customer_profile(store: ProfileStore, customer_id: str) -> dict[str, Any]:
 def customer_card(store: ProfileStore, customer_id: str, query: TimelineQuery) -> dict[str, Any]:
     """The customer, and one page of their timeline, newest first."""
     customer = customer_profile(store, customer_id)
+    scope = query_scope("timeline", customer_id, sorted(set(query.types)), query.since,
+                        query.until)  # fmt: skip
+    if query.continuation:
+        query = dataclasses.replace(query, continuation=unbind_token(query.continuation, scope))
     page = store.timeline(customer_id, query)
     return {
         "customer": customer,
         "activities": [a.to_record() for a in page.items],
-        "continuation": page.continuation,
+        "continuation": bind_token(page.continuation, scope),
     }
 
 

@@ -349,3 +349,12 @@ def test_a_read_command_on_a_missing_store_fails_and_creates_nothing(
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [done.stderr.strip()] and str(missing) in done.stderr
     assert not missing.parent.exists()
+
+
+def test_a_continuation_token_of_another_customer_is_refused(cdm_export: Path, tmp_path: Path) -> None:
+    store = tmp_path / "fp.db"
+    ingest(store, cdm_export)
+    page = orjson.loads(footprint("timeline", R1, "--json", "--limit", "1", store=store).stdout)
+    done = footprint("timeline", R2, "--continuation", page["continuation"], store=store, ok=False)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "another query" in done.stderr

@@ -20,12 +20,16 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from function_app import app
 from shared import bootstrap
 from shared.core.mapping import derived_customer_id
+from shared.core.paging import bind_token, encode_cursor, query_scope
 from shared.settings import Settings
 from tests.e2e import export
 
 pytestmark = pytest.mark.azurite
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "eventgrid"
 R1 = derived_customer_id("RetailCustomers", "R-1")
+# A well-formed token of another customer's timeline.
+OTHERS_TOKEN = bind_token(encode_cursor("2021-09-28T14:00:00.000Z", "0" * 32),
+                          query_scope("timeline", "someone else", [], None, None))  # fmt: skip
 FUNCTIONS = {f.get_function_name(): f for f in app.get_functions()}
 
 
@@ -222,6 +226,7 @@ def test_reprocessing_a_file_that_fails_answers_422_with_the_ledger_reason(conta
         ("customers/{id}/activities", {"id": R1, "limit": "abc"}, 400, "limit"),
         ("customers/{id}/activities", {"id": R1, "from": "tuesday"}, 400, "from"),
         ("customers/{id}/activities", {"id": R1, "continuation": "%%%"}, 400, "continuation"),
+        ("customers/{id}/activities", {"id": R1, "continuation": OTHERS_TOKEN}, 400, "another query"),
         ("customers", {"q": ""}, 400, "search text"),
         ("activities", {"unmatched": "perhaps"}, 400, "unmatched"),
     ],
