@@ -73,11 +73,11 @@ def customer_profile(store: ProfileStore, customer_id: str) -> dict[str, Any]:
 
 def customer_card(store: ProfileStore, customer_id: str, query: TimelineQuery) -> dict[str, Any]:
     """The customer, and one page of their timeline, newest first."""
-    customer = customer_profile(store, customer_id)
     scope = query_scope("timeline", customer_id, sorted(set(query.types)), query.since,
                         query.until)  # fmt: skip
     if query.continuation:
         query = dataclasses.replace(query, continuation=unbind_token(query.continuation, scope))
+    customer = customer_profile(store, customer_id)
     page = store.timeline(customer_id, query)
     return {
         "customer": customer,
