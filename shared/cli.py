@@ -155,7 +155,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 def cmd_timeline(args: argparse.Namespace) -> int:
     _, _, store, _ = _context(args)
     query = queries.timeline_query(
-        args.type or (), args.since, args.until, args.limit, args.continuation
+        args.type or (), args.since, args.until, args.limit, args.continuation,
+        names=("--since", "--until"),
     )
     card = queries.customer_card(store, args.customer_id, query)
     emit(args.json, card, lambda c: format_card(c, timeline_command(args.customer_id, args)))
@@ -200,9 +201,10 @@ def cmd_cdm_inspect(args: argparse.Namespace) -> int:
 
     if not Path(args.path).is_dir():
         raise FootprintError(f"{args.path} is not a folder")
-    result = inspect(LocalFileSource(args.path))
+    result = inspect(LocalFileSource(args.path), label=args.path)
     emit(args.json, result, format_inspect)
-    return 0
+    # A manifest naming entity documents the export lacks describes less than it claims.
+    return 1 if any(e["missingDocument"] for e in result["entities"]) else 0
 
 
 def cmd_dev(args: argparse.Namespace) -> int:

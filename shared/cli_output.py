@@ -152,9 +152,12 @@ def format_status(s: dict[str, Any]) -> str:
 def format_inspect(result: dict[str, Any]) -> str:
     lines = []
     for e in result["entities"]:
-        lines.append(
-            f"{e['name']}  ({len(e['attributes'])} attributes, {len(e['partitions'])} partitions)"
-        )
+        missing = e.get("missingDocument")
+        attributes = (
+            f"entity document {missing} is missing" if missing
+            else f"{len(e['attributes'])} attributes"
+        )  # fmt: skip
+        lines.append(f"{e['name']}  ({attributes}, {len(e['partitions'])} partitions)")
         lines.extend(f"    {a['name']}: {a['dataType']}" for a in e["attributes"])
         lines.extend(
             f"  - {p['location']}{' (incremental)' if p['incremental'] else ''}"

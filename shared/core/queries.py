@@ -46,18 +46,20 @@ def timeline_query(
     until: str | None = None,
     limit: int | None = None,
     continuation: str | None = None,
+    names: tuple[str, str] = ("'from'", "'to'"),
 ) -> TimelineQuery:
-    """Validate timeline arguments as a caller gave them (CLI options, HTTP query)."""
+    """Validate timeline arguments as a caller gave them (CLI options, HTTP query); errors
+    speak of the range's ends by the caller's `names` for them (--since, or from)."""
     for t in types:
         check_id(t, "type")
     query = TimelineQuery(
-        tuple(types), parse_time(since, "from"), parse_time(until, "to"),
+        tuple(types), parse_time(since, names[0]), parse_time(until, names[1]),
         check_limit(limit), continuation or None,
     )  # fmt: skip
     if query.continuation:
         check_token(query.continuation)  # refuse a bad token before any lookup
     if query.since and query.until and query.since >= query.until:
-        raise BadRequest("'from' must be earlier than 'to'")
+        raise BadRequest(f"{names[0]} must be earlier than {names[1]}")
     return query
 
 

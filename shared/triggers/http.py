@@ -15,6 +15,7 @@ from shared.core import queries
 from shared.core.errors import BadRequest, ConfigError, NotFound, TransientError
 from shared.core.ingest.service import ingest_file
 from shared.core.model import FAILED, QUARANTINED, SKIPPED
+from shared.core.paging import MAX_PAGE
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
@@ -49,12 +50,12 @@ def json_errors(
     return wrapper
 
 
-def _int(req: func.HttpRequest, name: str) -> int | None:
-    raw = req.params.get(name)
+def _limit(req: func.HttpRequest, maximum: int) -> int | None:
+    raw = req.params.get("limit")
     if raw is None or raw == "":
         return None
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:  # "²".isdigit(), int("²") fails
-        raise BadRequest(f"{name} must be a whole number")
+        raise BadRequest(f"limit must be a whole number from 1 to {maximum}, got {raw[:20]!r}")
     return int(raw)
 
 
@@ -79,7 +80,7 @@ def get_timeline(req: func.HttpRequest) -> Any:
     p = req.params
     types = [t for t in (p.get("type") or "").split(",") if t]
     query = queries.timeline_query(
-        types, p.get("from"), p.get("to"), _int(req, "limit"), p.get("continuation")
+        types, p.get("from"), p.get("to"), _limit(req, MAX_PAGE), p.get("continuation")
     )
     return queries.customer_card(
         bootstrap.runtime().ports.store, req.route_params.get("id", ""), query
@@ -91,7 +92,7 @@ def get_timeline(req: func.HttpRequest) -> Any:
 @json_errors
 def search_customers(req: func.HttpRequest) -> Any:
     return queries.search(
-        bootstrap.runtime().ports.store, req.params.get("q", ""), _int(req, "limit")
+        bootstrap.runtime().ports.store, req.params.get("q", ""), _limit(req, queries.MAX_SEARCH_RESULTS)
     )
 
 
@@ -100,7 +101,7 @@ def search_customers(req: func.HttpRequest) -> Any:
 @json_errors
 def list_activities(req: func.HttpRequest) -> Any:
     store = bootstrap.runtime().ports.store
-    limit = _int(req, "limit")
+    limit = _limit(req, queries.MAX_PREVIEW)
     limit = 100 if limit is None else limit  # limit=0 is refused, not taken for the default
     return queries.preview(store, req.params.get("type") or None, _flag(req, "unmatched"), limit)
 

@@ -358,3 +358,28 @@ def test_a_continuation_token_of_another_customer_is_refused(cdm_export: Path, t
     done = footprint("timeline", R2, "--continuation", page["continuation"], store=store, ok=False)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "another query" in done.stderr
+
+
+@pytest.mark.parametrize(("flag", "other"), [("--since", "from"), ("--until", "to")])
+def test_a_bad_time_names_the_flag_the_caller_used(tmp_path: Path, flag: str, other: str) -> None:
+    store = tmp_path / "fp.db"
+    ingest(store, export.write_cdm_export(tmp_path / "export"))
+    done = footprint("timeline", R1, flag, "tuesday", store=store, ok=False)
+    assert done.returncode == 2 and flag in done.stderr and f"'{other}'" not in done.stderr
+    done = footprint("timeline", R1, "--since", "2022-01-01", "--until", "2021-01-01", store=store,
+                     ok=False)  # fmt: skip
+    assert "--since must be earlier than --until" in done.stderr
+
+
+def test_cdm_inspect_names_the_folder_given(cdm_export: Path) -> None:
+    done = footprint("cdm", "inspect", str(cdm_export / "EmailPromotion"), ok=False)
+    assert done.returncode == 2 and str(cdm_export / "EmailPromotion") in done.stderr
+
+
+def test_cdm_inspect_says_an_entity_document_is_missing(cdm_export: Path) -> None:
+    documents = [p for p in cdm_export.rglob("*.cdm.json") if "manifest" not in p.name]
+    for doc in documents:
+        doc.unlink()
+    done = footprint("cdm", "inspect", str(cdm_export), ok=False)
+    assert done.returncode == 1
+    assert "missing" in done.stdout and documents[0].name in done.stdout

@@ -68,12 +68,14 @@ def is_partition_folder(name: str) -> bool:
     return bool(_PARTITION_FOLDER.match(name))
 
 
-def inspect(source: FileSource, root: str = "") -> dict:
-    """The `footprint cdm inspect --json` document of the CDM folders under `root`."""
+def inspect(source: FileSource, root: str = "", label: str | None = None) -> dict:
+    """The `footprint cdm inspect --json` document of the CDM folders under `root`; `label`
+    names the source's root in messages (the folder a person gave)."""
     root = root.strip("/")
     tops = _top_manifests(source, root)
     if not tops:
-        raise PermanentError(f"no CDM manifest or model.json in {root or '.'}")
+        where = "/".join(p for p in (label, root) if p) or "."
+        raise PermanentError(f"no CDM manifest or model.json in {where}")
     loader = ManifestLoader(source)
     records = []
     for path in tops:
@@ -145,6 +147,7 @@ def _top_manifests(source: FileSource, root: str) -> list[str]:
 def _entity_record(entity: Entity, partitions: list[Partition], root: str) -> dict:
     return {
         "name": entity.name,
+        "missingDocument": entity.missing_document,
         "attributes": [{"name": a.name, "dataType": a.data_type} for a in entity.attributes],
         "partitions": [
             {"location": patterns.relative_location(p.location, root), "incremental": p.incremental}

@@ -37,6 +37,16 @@ class EntityDocuments:
             return ()
         return tuple(_first_by_name(self.entity_attributes(name, doc_path, 0)))
 
+    def missing_document(self, schema: Any, folder: str, where: str) -> str | None:
+        """The document of 'doc.cdm.json/Entity' when it belongs in the export and is not
+        there; None when it is, or lives in a library (cdm:/...) an export never carries."""
+        if not isinstance(schema, str) or "/" not in schema.strip("/"):
+            return None
+        doc = schema.rpartition("/")[0]
+        if patterns.split_namespace(doc.strip())[0] not in (None, "local"):
+            return None
+        return doc if self.document(doc, folder, where, strict=True) is None else None
+
     def document(self, raw: str, folder: str, where: str, strict: bool) -> str | None:
         """The source path of an entity document or import; None when the export lacks it."""
         namespace, path = patterns.split_namespace(raw.strip())

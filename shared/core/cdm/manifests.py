@@ -79,7 +79,9 @@ class ManifestLoader:
         schema = decl.get("entityPath") or decl.get("entitySchema")
         attributes = self.documents.declared_attributes(schema, folder, where) if schema else ()
         partitions = tuple(self.partitions(decl, where, folder))
-        return Entity(name, attributes, partitions, tuple(self.patterns(decl, where, folder)))
+        missing = self.documents.missing_document(schema, folder, where) if schema else None
+        patterns = tuple(self.patterns(decl, where, folder))
+        return Entity(name, attributes, partitions, patterns, missing)
 
     def partitions(self, decl: dict, where: str, folder: str) -> Iterator[Partition]:
         for key, incremental in (("dataPartitions", False), ("incrementalPartitions", True)):
