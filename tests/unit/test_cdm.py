@@ -117,7 +117,6 @@ def test_a_missing_entity_document_leaves_the_entity_without_attributes() -> Non
     assert {len(e["attributes"]) for e in globs["entities"]} == {0}
     assert by_name(regexes)["testEntity"]["attributes"] == []
     assert all(e["missingDocument"] for e in globs["entities"])  # and inspect says so
-    assert by_name(regexes)["testEntity"]["missingDocument"]
 
 
 def test_a_power_bi_model_json_loads_entities_attribute_types_and_partitions() -> None:
