@@ -394,7 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"footprint: {exc} (see footprint {command} --help)", file=sys.stderr)
         return EXIT_BAD_INPUT
     except FootprintError as exc:
-        print(f"footprint: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # a config's errors come one per line
+            print(f"footprint: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as exc:  # the file in hand was let go, due again
         terminated = isinstance(exc, Terminated)

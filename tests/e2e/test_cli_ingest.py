@@ -383,3 +383,13 @@ def test_cdm_inspect_says_an_entity_document_is_missing(cdm_export: Path) -> Non
     done = footprint("cdm", "inspect", str(cdm_export), ok=False)
     assert done.returncode == 1
     assert "missing" in done.stdout and documents[0].name in done.stdout
+
+
+def test_every_config_error_is_a_line_of_its_own(tmp_path: Path) -> None:
+    typo = _config_file(tmp_path, "typo.json", lambda a: a.update(timestmap=a.pop("timestamp")))
+    done = footprint("ingest", "--config", str(typo), str(tmp_path), ok=False)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"footprint: {typo}: activities[0].timestamp: Field required",
+        f"footprint: {typo}: activities[0].timestmap: Extra inputs are not permitted",
+    ]
