@@ -46,7 +46,7 @@ def timeline_query(
     until: str | None = None,
     limit: int | None = None,
     continuation: str | None = None,
-    names: tuple[str, str] = ("'from'", "'to'"),
+    names: tuple[str, str] = ("from", "to"),
 ) -> TimelineQuery:
     """Validate timeline arguments as a caller gave them (CLI options, HTTP query); errors
     speak of the range's ends by the caller's `names` for them (--since, or from)."""
