@@ -26,7 +26,7 @@ from shared.adapters.memory import MemoryLedger, MemoryStore
 from shared.core.ingest.reconciler import reconcile
 from shared.core.ingest.service import Ports, ingest_file
 from shared.core.mapping import derived_customer_id
-from shared.core.paging import encode_cursor
+from shared.core.paging import bind_token, encode_cursor, query_scope
 from shared.settings import Settings
 from tests.azurite import ACCOUNT_KEY, Azurite, free_port
 from tests.reliability import summary
@@ -178,8 +178,14 @@ def test_a_continuation_token_is_opaque_and_round_trips(api: Api) -> None:
     status, second = api.get("customers/{id}/activities", id=customer, limit="2", continuation=token)
     seen = [a["ActivityId"] for a in first["activities"] + second["activities"]]
     ok = bool(ok and status == 200 and len(seen) == len(set(seen)) == 4)
-    forged = encode_cursor("2021-09-29T10:00:00.000Z", GOOD_ID)  # well formed: simply a position
+    # Well formed and bound to this query: simply a position (the binding guards against
+    # mistakes, it is no secret). A cursor bound to no query, or to another, is refused.
+    position = encode_cursor("2021-09-29T10:00:00.000Z", GOOD_ID)
+    forged = bind_token(position, query_scope("timeline", customer, [], None, None))
     ok = ok and api.get("customers/{id}/activities", id=customer, continuation=forged)[0] == 200
+    ok = ok and api.get("customers/{id}/activities", id=customer, continuation=position)[0] == 400
+    elsewhere = bind_token(position, query_scope("timeline", "someone else", [], None, None))
+    ok = ok and api.get("customers/{id}/activities", id=customer, continuation=elsewhere)[0] == 400
     _check(f"6 security: continuation tokens / {api.backend}", ok)
     assert ok, (first, second)
 
