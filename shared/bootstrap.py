@@ -43,11 +43,11 @@ def load_config(path: str | None) -> Config:
 
 
 def open_store(
-    url: str, settings: Settings, *, create: bool = True
+    url: str, settings: Settings, *, create: bool = False
 ) -> tuple[ProfileStore, Ledger]:
-    """The profile store and ledger a store URL names; without `create` (the read commands) a
-    SQLite file that does not exist is refused rather than made: a mistyped path would
-    otherwise read as an empty store."""
+    """The profile store and ledger a store URL names. Only what loads files (ingest,
+    reconcile, demo, the Functions app) may `create` one; for anything else a SQLite file that
+    does not exist is refused rather than made, as a mistyped path would read as an empty store."""
     if url.startswith("sqlite:///"):
         from shared.adapters.sqlite.ledger import SqliteLedger
         from shared.adapters.sqlite.store import SqliteDatabase, SqliteStore
@@ -216,7 +216,7 @@ def runtime() -> Runtime:
     """Built on first use and kept for the worker's life; settings are validated here."""
     settings = _pinned[0] if _pinned else Settings.from_env()
     config = load_config(settings.config_path)
-    store, ledger = open_store(settings.store, settings)
+    store, ledger = open_store(settings.store, settings, create=True)
     source = open_source(f"blob:{settings.container}/{settings.prefix}".rstrip("/"), settings)
     log.info("footprint runtime: store=%s container=%s prefix=%r", settings.store.split(":")[0],
              settings.container, settings.prefix)  # fmt: skip

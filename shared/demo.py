@@ -114,7 +114,7 @@ def run_demo(args) -> int:  # type: ignore[no-untyped-def]
     settings = Settings.from_env()
     config = bootstrap.load_config(args.config)
     store_url = args.store or f"sqlite:///{folder / 'footprint.db'}"
-    store, ledger = bootstrap.open_store(store_url, settings)
+    store, ledger = bootstrap.open_store(store_url, settings, create=True)
     report = reconcile(Ports(LocalFileSource(root), store, ledger), config)
     print(f"sample export written to {root}; {report.done} files ingested", file=sys.stderr)
     busiest = max(

@@ -50,13 +50,19 @@ def json_errors(
     return wrapper
 
 
-def _limit(req: func.HttpRequest, maximum: int) -> int | None:
-    raw = req.params.get("limit")
+def _int(req: func.HttpRequest, name: str, maximum: int | None = None) -> int | None:
+    """A whole-number parameter; the error gives the allowed range when there is one."""
+    raw = req.params.get(name)
     if raw is None or raw == "":
         return None
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:  # "²".isdigit(), int("²") fails
-        raise BadRequest(f"limit must be a whole number from 1 to {maximum}, got {raw[:20]!r}")
+        allowed = f" from 1 to {maximum}" if maximum else ""
+        raise BadRequest(f"{name} must be a whole number{allowed}, got {raw[:20]!r}")
     return int(raw)
+
+
+def _limit(req: func.HttpRequest, maximum: int) -> int | None:
+    return _int(req, "limit", maximum)
 
 
 def _flag(req: func.HttpRequest, name: str) -> bool:
