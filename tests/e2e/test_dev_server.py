@@ -140,7 +140,7 @@ def send(port: int, method: str, path: str, body: bytes | None = None, headers: 
     ("method", "path", "status", "allow"),
     [
         ("DELETE", "/api/status", 405, "GET"),
-        ("PUT", "/api/customers/U%201", 405, "GET"),
+        ("PUT", "/api/customers/U%201", 405, "DELETE, GET"),
         ("GET", "/api/reprocess", 405, "POST"),
         ("BREW", "/api/status", 405, "GET"),
         ("GET", "/api/nowhere", 404, None),

@@ -110,7 +110,9 @@ def test_every_http_function_needs_a_function_key() -> None:
         name: f.get_trigger().get_dict_repr() for name, f in FUNCTIONS.items()
         if f.get_trigger().get_binding_name() == "httpTrigger"
     }  # fmt: skip
-    assert set(http) == {*HTTP_ROUTES.values(), "reprocess"}
+    # The segment routes and erasure (SPEC §9, §11) are behind the key too.
+    audiences = {"list_segments", "segment_members", "segment_changes", "erase_customer"}
+    assert set(http) == {*HTTP_ROUTES.values(), "reprocess", *audiences}
     levels = {name: str(getattr(d["authLevel"], "value", d["authLevel"])) for name, d in http.items()}
     ok = all(level == "function" for level in levels.values())
     _check("6 security: function keys on HTTP functions", ok)
