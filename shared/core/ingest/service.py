@@ -354,7 +354,7 @@ def _report_of(entry: LedgerEntry, already: bool = False) -> IngestReport:
     counts = Counts() if already else entry.counts
     retryable = entry.status == FAILED and not entry.permanent
     return IngestReport(
-        entry.path, entry.entity, status, counts, error, entry.etag, retryable, reason
+        entry.path, entry.entity, status, counts, error, entry.etag, retryable, reason=reason
     )
 
 
