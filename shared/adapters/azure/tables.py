@@ -12,7 +12,7 @@ from typing import TypeVar
 import orjson
 
 from shared.adapters.azure.ledger import TableLedger
-from shared.adapters.azure.table_access import TableAccess
+from shared.adapters.azure.table_access import RequestHook, TableAccess
 from shared.adapters.azure.table_keys import Entity, descending, digest
 from shared.adapters.azure.table_layout import (
     ACTIVITIES,
@@ -72,9 +72,12 @@ _MAX_KNOWN_KEYS = 200_000
 _MISSING_SECONDS = 60.0
 
 
-def open_tables(connection_string: str, table_prefix: str) -> tuple[TableStore, TableLedger]:
-    """A store and ledger sharing one client; tables are created when first used."""
-    access = TableAccess(connection_string, table_prefix)
+def open_tables(
+    connection_string: str, table_prefix: str, on_request: RequestHook | None = None
+) -> tuple[TableStore, TableLedger]:
+    """A store and ledger sharing one client; tables are created when first used.
+    `on_request` sees every HTTP attempt, retries included (tests count them)."""
+    access = TableAccess(connection_string, table_prefix, on_request)
     return TableStore(access), TableLedger(access)
 
 
