@@ -19,7 +19,10 @@ ACCOUNT = "devstoreaccount1"
 ACCOUNT_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
-START_TIMEOUT = 30.0
+# Generous: a loaded machine may take many times as long as an idle one to start node.
+START_TIMEOUT = 120.0
+# Killed only after this: a persistent emulator saves its data on the way out.
+STOP_TIMEOUT = 60.0
 
 
 def free_port() -> int:
@@ -102,7 +105,7 @@ class Azurite:
             return
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

@@ -56,7 +56,7 @@ def reconcile(
     due = [f for f in files if is_due(ports.ledger.get(f.path, f.etag), now, config)]
     unreadable, halted = 0, False
     for index, file in enumerate(due):
-        if deadline is not None and time.monotonic() > deadline:
+        if deadline is not None and time.monotonic() >= deadline:  # a budget of 0 starts nothing
             report.remaining = len(due) - index
             log.warning("reconcile stopped at its time budget with %d files left", report.remaining)
             break
