@@ -23,6 +23,7 @@ ACCOUNT_KEY = (
 START_TIMEOUT = 120.0
 # Killed only after this: a persistent emulator saves its data on the way out.
 STOP_TIMEOUT = 60.0
+KEEP_ALIVE_SECONDS = 3600
 
 
 def free_port() -> int:
@@ -74,6 +75,9 @@ class Azurite:
             [
                 self.node, str(SCRIPT), "--silent", *self.persistence,
                 "--skipApiVersionCheck", "--disableTelemetry", "--loose",
+                # Node closes a connection idle for 5 s by default; a request the client sends
+                # on it at that moment is reset, which a loaded machine makes common.
+                *(f"--{s}KeepAliveTimeout={KEEP_ALIVE_SECONDS}" for s in ("blob", "queue", "table")),
                 "--blobHost", "127.0.0.1", "--blobPort", str(self.blob_port),
                 "--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port),
                 "--tableHost", "127.0.0.1", "--tablePort", str(self.table_port),
