@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from shared import bootstrap, cli_audiences, cli_erasure
+from shared import bootstrap, cli_audiences, cli_erasure, cli_listing
 from shared.bootstrap import STORE_URLS
 from shared.cli_hints import reconcile_notes, timeline_command
 from shared.cli_output import (
@@ -26,6 +26,7 @@ from shared.cli_output import (
     format_inspect,
     format_report,
     format_status,
+    next_page,
 )
 from shared.core import queries
 from shared.core.cdm.catalog import (
@@ -143,7 +144,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     ports = Ports(source, store, ledger)
     report = reconcile(
         ports, config, bootstrap.ingest_options(settings, ports=ports), prefix=args.prefix.strip("/"),
-        budget_seconds=args.budget, progress=Progress("reconcile"),
+        budget_seconds=args.budget, progress=Progress("reconcile"), retry_failed=args.retry_failed,
     )  # fmt: skip
     store.close()
     emit(args.json, report.to_record(), format_fields)
@@ -165,15 +166,17 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     _, _, store, _ = _context(args)
-    found = queries.search(store, args.text, args.limit)
+    found, token = queries.search(store, args.text, args.limit, args.continuation)
     emit(args.json, found, lambda c: format_customers(c, args.text))
+    next_page(args, token, carried=False)
     return 0
 
 
 def cmd_activities(args: argparse.Namespace) -> int:
     _, _, store, _ = _context(args)
-    items = queries.preview(store, args.type, args.unmatched, args.limit)
+    items, token = queries.preview(store, args.type, args.unmatched, args.limit, args.continuation)
     emit(args.json, items, format_activities)
+    next_page(args, token, carried=False)
     return 0
 
 
@@ -317,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--budget", type=_seconds, help="stop starting new files after this many seconds (> 0)"
     )
+    p.add_argument("--retry-failed", action="store_true",
+                   help="also run failed and quarantined files again now, back-off or not")  # fmt: skip
     p.set_defaults(run=cmd_reconcile)
 
     p = sub.add_parser("timeline", parents=[common], help="a customer card: profile and activities")
@@ -334,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=_limit(queries.MAX_SEARCH_RESULTS),
         help=f"customers to show, 1 to {queries.MAX_SEARCH_RESULTS} (default 20)",
     )  # fmt: skip
+    p.add_argument("--continuation", help="token printed by the previous page (on stderr)")
     p.set_defaults(run=cmd_search)
 
     p = sub.add_parser("activities", parents=[common], help="UnifiedActivity preview")
@@ -343,10 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=_limit(queries.MAX_PREVIEW),
         help=f"activities to show, 1 to {queries.MAX_PREVIEW} (default all)",
     )  # fmt: skip
+    p.add_argument("--continuation", help="token printed by the previous page (on stderr)")
     p.set_defaults(run=cmd_activities)
 
     p = sub.add_parser("status", parents=[common], help="ledger health")
     p.set_defaults(run=cmd_status)
+    cli_listing.add_commands(sub, common, _limit(MAX_PAGE), _Parser)
 
     p = sub.add_parser(
         "dev", parents=[common], help="run the Functions app locally against Azurite"
@@ -379,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # to print the next page's command
     verbose = getattr(args, "verbose", 0)
     # `dev` is a server: one line per file by default. The SDK's request logs only with -vv.
     level = logging.INFO if verbose or args.command == "dev" else logging.WARNING

@@ -179,32 +179,44 @@ class MemoryStore:
         token = encode_cursor(page[-1].activity_time, page[-1].activity_id) if more else None
         return Page(page, token)
 
-    def search_customers(self, text: str, limit: int) -> list[Customer]:
+    def search_customers(self, text: str, limit: int, after: str | None = None) -> list[Customer]:
         needle = text.casefold()
         with self._lock:
             ids = sorted({
                 row.customer_id for row, _ in self.customer_rows.values()
-                if row.customer_id == text or needle in row.key.casefold()
-                or any(needle in str(v).casefold() for v in row.attributes.values() if v)
+                if (after is None or row.customer_id > after)
+                and (row.customer_id == text or needle in row.key.casefold()
+                     or any(needle in str(v).casefold() for v in row.attributes.values() if v))
             })  # fmt: skip
         found = (self.get_customer(customer_id) for customer_id in ids[:limit])
         return [c for c in found if c is not None]
 
     def list_activities(
-        self, activity_type: str | None, unmatched: bool, limit: int | None
+        self,
+        activity_type: str | None,
+        unmatched: bool,
+        limit: int | None,
+        after: tuple[str, str] | None = None,
     ) -> list[Activity]:
         with self._lock:
             items = [
                 a for a in self.activities.values()
                 if (activity_type is None or _of_type(a, (activity_type,)))
                 and (not unmatched or a.customer_id is None)
+                and (after is None or (a.activity_time, a.activity_id) < after)
             ]  # fmt: skip
         items.sort(key=lambda a: (a.activity_time, a.activity_id), reverse=True)
         return items if limit is None else items[:limit]
 
-    def list_rejects(self, limit: int | None) -> list[Reject]:
+    def list_rejects(
+        self, limit: int | None, file: str | None = None, after: tuple[str, int] | None = None
+    ) -> list[Reject]:
         with self._lock:
-            items = sorted(self.rejects.values(), key=lambda r: (r.file, r.row))
+            items = sorted(
+                (r for r in self.rejects.values()
+                 if (file is None or r.file == file) and (after is None or (r.file, r.row) > after)),
+                key=lambda r: (r.file, r.row),
+            )  # fmt: skip
         return items if limit is None else items[:limit]
 
     def count_unmatched(self) -> int:
@@ -303,3 +315,17 @@ class MemoryLedger:
             items = [dataclasses.replace(e) for e in self._entries.values()]
         items.sort(key=lambda e: (e.path, e.etag))
         return iter([e for e in items if status is None or e.status == status])
+
+    def latest_entries(
+        self, status: str | None, limit: int, after: str | None = None
+    ) -> list[LedgerEntry]:
+        with self._lock:
+            latest: dict[str, tuple[str, str]] = {}
+            for key in sorted(self._order, key=self._order.__getitem__):
+                latest[key[0]] = key
+            found = [
+                dataclasses.replace(self._entries[latest[path]]) for path in sorted(latest)
+                if (after is None or path > after)
+                and (status is None or self._entries[latest[path]].status == status)
+            ]  # fmt: skip
+        return found[:limit]

@@ -1,5 +1,6 @@
 """Paged lists: limits, the stores' cursors, and the opaque continuation tokens callers see,
-each bound to the query it continues."""
+each bound to the query it continues (the timeline's by bind_token, the other listings' by
+encode_position)."""
 
 from __future__ import annotations
 
@@ -100,3 +101,38 @@ def _parts(token: str) -> list[str]:
     if not (isinstance(parts, list) and all(isinstance(p, str) for p in parts)):
         raise BadRequest("continuation token is not valid")
     return parts
+# Listings other than the timeline (activities, search, rejects, files) continue after the
+# last item's position, and a token names its listing and the filters it was made under, so
+# it continues only the query it came from.
+MAX_POSITION_TOKEN = 4096
+Position = tuple[str | int, ...]
+
+
+def scope_of(*filters: object) -> str:
+    """A short stand-in for the filters of a query, carried in its tokens."""
+    return hashlib.blake2b(orjson.dumps(filters), digest_size=6).hexdigest()
+
+
+def encode_position(listing: str, scope: str, position: Position) -> str:
+    """Where the next page of `listing` under `scope` starts: just after `position`."""
+    raw = orjson.dumps([listing, scope, *position])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_position(token: str, listing: str, scope: str, shape: tuple[type, ...]) -> Position:
+    """The position a token of `listing` carries; BadRequest for a forged, damaged or other
+    query's token."""
+    if len(token) > MAX_POSITION_TOKEN:
+        raise BadRequest("continuation token is not valid")
+    try:
+        value = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError):
+        raise BadRequest("continuation token is not valid") from None
+    if not (isinstance(value, list) and len(value) == len(shape) + 2 and value[0] == listing):
+        raise BadRequest("continuation token is not valid")
+    if value[1] != scope:
+        raise BadRequest("continuation token belongs to another query: start again without it")
+    parts = value[2:]
+    if not all(type(v) is kind for v, kind in zip(parts, shape, strict=True)):
+        raise BadRequest("continuation token is not valid")
+    return tuple(parts)

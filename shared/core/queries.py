@@ -17,7 +17,16 @@ from shared.core.model import (
     STATUSES,
     TimelineQuery,
 )
-from shared.core.paging import bind_token, check_limit, check_token, query_scope, unbind_token
+from shared.core.paging import (
+    bind_token,
+    check_limit,
+    check_token,
+    decode_position,
+    encode_position,
+    query_scope,
+    scope_of,
+    unbind_token,
+)
 from shared.core.ports import Ledger, ProfileStore
 
 _ID = re.compile(r"^[^\x00-\x1f\x7f]{1,1024}$")
@@ -88,13 +97,22 @@ def customer_card(store: ProfileStore, customer_id: str, query: TimelineQuery) -
     }
 
 
-def search(store: ProfileStore, text: str, limit: int | None = None) -> list[dict[str, Any]]:
+def search(
+    store: ProfileStore, text: str, limit: int | None = None, continuation: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of matching customers in CustomerId order, and the token of the next page."""
     text = text.strip()
     if not text:
         raise BadRequest("search text must not be empty")
     check_id(text, "search text")
-    found = store.search_customers(text, check_limit(limit, 20, MAX_SEARCH_RESULTS))
-    return [c.to_record() for c in found]
+    limit = check_limit(limit, 20, MAX_SEARCH_RESULTS)
+    scope = scope_of(text)
+    after = decode_position(continuation, "customers", scope, (str,))[0] if continuation else None
+    found = store.search_customers(text, limit + 1, after)  # type: ignore[arg-type]
+    page = found[:limit]
+    more = len(found) > limit
+    token = encode_position("customers", scope, (page[-1].customer_id,)) if more else None
+    return [c.to_record() for c in page], token
 
 
 def preview(
@@ -102,12 +120,26 @@ def preview(
     activity_type: str | None = None,
     unmatched: bool = False,
     limit: int | None = None,
-) -> list[dict[str, Any]]:
+    continuation: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Activities newest first, every one unless `limit`, and the token of the next page."""
     if activity_type is not None:
         check_id(activity_type, "type")
     if limit is not None:
         check_limit(limit, maximum=MAX_PREVIEW)
-    return [a.to_record() for a in store.list_activities(activity_type, unmatched, limit)]
+    scope = scope_of(activity_type, unmatched)
+    after = (
+        decode_position(continuation, "activities", scope, (str, str)) if continuation else None
+    )
+    found = store.list_activities(
+        activity_type, unmatched, None if limit is None else limit + 1, after  # type: ignore[arg-type]
+    )
+    page = found if limit is None else found[:limit]
+    token = None
+    if limit is not None and len(found) > limit:
+        last = page[-1]
+        token = encode_position("activities", scope, (last.activity_time, last.activity_id))
+    return [a.to_record() for a in page], token
 
 
 def status(ledger: Ledger, store: ProfileStore) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The HTTP API: customer cards, search, the activity preview, ledger health, reprocessing."""
+"""The HTTP API: customer cards, search, the activity preview, rejects, files, ledger health,
+reprocessing."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import azure.functions as func
 import orjson
 
 from shared import bootstrap
-from shared.core import queries
+from shared.core import listings, queries
 from shared.core.errors import BadRequest, ConfigError, NotFound, TransientError
 from shared.core.ingest.service import ingest_file
 from shared.core.model import FAILED, QUARANTINED, SKIPPED
@@ -20,10 +21,18 @@ from shared.core.paging import MAX_PAGE
 log = logging.getLogger(__name__)
 bp = func.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 MAX_PATH = 1024
+CONTINUATION_HEADER = "X-Continuation"
 
 
-def _json(body: Any, status: int = 200) -> func.HttpResponse:
-    return func.HttpResponse(orjson.dumps(body), status_code=status, mimetype="application/json")
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(
+        orjson.dumps(body), status_code=status, headers=headers, mimetype="application/json"
+    )
+
+
+def _listed(items: list[Any], continuation: str | None) -> func.HttpResponse:
+    """A JSON array, as the route always returned; the next page's token in a header."""
+    return _json(items, headers={CONTINUATION_HEADER: continuation} if continuation else None)
 
 
 def json_errors(
@@ -97,9 +106,11 @@ def get_timeline(req: func.HttpRequest) -> Any:
 @bp.route(route="customers", methods=["GET"])
 @json_errors
 def search_customers(req: func.HttpRequest) -> Any:
-    return queries.search(
-        bootstrap.runtime().ports.store, req.params.get("q", ""), _limit(req, queries.MAX_SEARCH_RESULTS)
-    )
+    found, token = queries.search(
+        bootstrap.runtime().ports.store, req.params.get("q", ""), _limit(req, queries.MAX_SEARCH_RESULTS),
+        req.params.get("continuation"),
+    )  # fmt: skip
+    return _listed(found, token)
 
 
 @bp.function_name("list_activities")
@@ -109,7 +120,33 @@ def list_activities(req: func.HttpRequest) -> Any:
     store = bootstrap.runtime().ports.store
     limit = _limit(req, queries.MAX_PREVIEW)
     limit = 100 if limit is None else limit  # limit=0 is refused, not taken for the default
-    return queries.preview(store, req.params.get("type") or None, _flag(req, "unmatched"), limit)
+    items, token = queries.preview(
+        store, req.params.get("type") or None, _flag(req, "unmatched"), limit,
+        req.params.get("continuation"),
+    )  # fmt: skip
+    return _listed(items, token)
+
+
+@bp.function_name("list_rejects")
+@bp.route(route="rejects", methods=["GET"])
+@json_errors
+def list_rejects(req: func.HttpRequest) -> Any:
+    p = req.params
+    return listings.rejects(
+        bootstrap.runtime().ports.store, p.get("file") or None, _int(req, "limit"),
+        p.get("continuation"),
+    )  # fmt: skip
+
+
+@bp.function_name("list_files")
+@bp.route(route="files", methods=["GET"])
+@json_errors
+def list_files(req: func.HttpRequest) -> Any:
+    p = req.params
+    return listings.files(
+        bootstrap.runtime().ports.ledger, p.get("status") or None, _int(req, "limit"),
+        p.get("continuation"),
+    )  # fmt: skip
 
 
 @bp.function_name("get_status")

@@ -75,15 +75,22 @@ def event(container: ContainerClient, path: str, data: dict[str, Any], *, name: 
 
 
 def get(route: str, **params: str) -> tuple[int, Any]:
+    status, body, _ = get_page(route, **params)
+    return status, body
+
+
+def get_page(route: str, **params: str) -> tuple[int, Any, str | None]:
+    """Status, body and the X-Continuation header of one GET."""
     names = {
         "customers/{id}/activities": "get_timeline", "customers/{id}": "get_customer",
         "customers": "search_customers", "activities": "list_activities", "status": "get_status",
+        "rejects": "list_rejects", "files": "list_files",
     }  # fmt: skip
     route_params = {"id": params.pop("id")} if "id" in params else {}
     req = func.HttpRequest("GET", f"http://localhost/api/{route}", params=params, route_params=route_params, body=b"")
     response = call(names[route], req)
     assert response.mimetype == "application/json"
-    return response.status_code, orjson.loads(response.get_body())
+    return response.status_code, orjson.loads(response.get_body()), response.headers.get("X-Continuation")
 
 
 def post_reprocess(body: bytes) -> tuple[int, Any]:
@@ -116,7 +123,7 @@ def test_the_bindings_are_what_the_host_needs() -> None:
         ("customers/{id}", "GET"), ("customers/{id}/activities", "GET"), ("customers", "GET"),
         ("activities", "GET"), ("status", "GET"), ("reprocess", "POST"),
         ("segments", "GET"), ("segments/{name}/members", "GET"), ("segments/{name}/changes", "GET"),
-        ("customers/{id}", "DELETE"),
+        ("customers/{id}", "DELETE"), ("rejects", "GET"), ("files", "GET"),
     }  # fmt: skip
     assert {str(d["authLevel"].value) for d in http.values()} == {"function"}
 
@@ -232,8 +239,61 @@ def test_reprocessing_a_file_that_fails_answers_422_with_the_ledger_reason(conta
         ("customers/{id}/activities", {"id": R1, "continuation": OTHERS_TOKEN}, 400, "another query"),
         ("customers", {"q": ""}, 400, "search text"),
         ("activities", {"unmatched": "perhaps"}, 400, "unmatched"),
+        ("activities", {"continuation": "%%%"}, 400, "continuation"),
+        ("customers", {"q": "R", "continuation": "AAAA"}, 400, "continuation"),
+        ("rejects", {"limit": "501"}, 400, "limit"),
+        ("rejects", {"file": "a\x00"}, 400, "file"),
+        ("rejects", {"continuation": "%%%"}, 400, "continuation"),
+        ("files", {"status": "broken"}, 400, "done, skipped, failed, quarantined, running"),
+        ("files", {"limit": "0"}, 400, "limit"),
+        ("files", {"continuation": "x" * 5000}, 400, "continuation"),
     ],
 )
 def test_bad_http_input_gets_a_4xx_json_error(container, route, params, status, message) -> None:  # type: ignore[no-untyped-def]
     got, body = get(route, **params)
     assert got == status and message in body["error"]
+
+
+def _every_page(route: str, **params: str) -> list[list[Any]]:
+    """Each page of a listing, following its tokens (in the body, else in the header)."""
+    pages, token = [], None
+    while True:
+        status, body, header = get_page(route, **params, **({"continuation": token} if token else {}))
+        assert status == 200, body
+        items, token = (body, header) if isinstance(body, list) else (body[route], body["continuation"])
+        pages.append(items)
+        if token is None:
+            return pages
+        assert len(pages) < 50
+
+
+def _flat(pages: list[list[Any]]) -> list[Any]:
+    return [item for page in pages for item in page]
+
+
+def test_activities_customers_rejects_and_files_page_over_http(container, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    for path, data in cdm_files(tmp_path).items():
+        upload(container, path, data)
+    call("reconcile", TimerRequest(past_due=False))
+    _, every, none = get_page("activities", limit="1000")
+    pages = _every_page("activities", limit="3")
+    assert [len(p) for p in pages] == [3, 3, 1] and _flat(pages) == every and none is None
+    unmatched = _every_page("activities", limit="1", unmatched="true")
+    assert [a["CustomerId"] for a in _flat(unmatched)] == [None, None]
+    customers = _every_page("customers", q="R-", limit="1")
+    ids = [c["CustomerId"] for page in customers for c in page]
+    assert len(customers) == len(ids) >= 2 and ids == sorted(set(ids))
+    rejects = _flat(_every_page("rejects", limit="1"))
+    assert [(r["File"], r["Row"]) for r in rejects] == sorted((r["File"], r["Row"]) for r in rejects)
+    assert len(rejects) >= 2 and any("primary key" in r["Reason"] for r in rejects)
+    one = rejects[0]["File"]
+    assert get("rejects", file=one)[1]["rejects"] == [r for r in rejects if r["File"] == one]
+    files = _flat(_every_page("files", limit="2"))
+    assert [f["path"] for f in files] == sorted(f["path"] for f in files)
+    done = get("files", status="done")[1]["files"]
+    assert len(done) == 4 and all(f["attempts"] == 1 and f["rows"] and f["updated_at"] for f in done)
+    assert {f["status"] for f in files} == {"done", "skipped"}
+    _, _, token = get_page("activities", limit="1")
+    status, body = get("activities", limit="1", type="EmailPromotionClicks", continuation=token)
+    assert status == 400 and "another query" in body["error"]
+    assert get("files", continuation=token)[0] == 400

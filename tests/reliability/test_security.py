@@ -44,6 +44,7 @@ ODD_KEYS = (
 HTTP_ROUTES = {
     "customers/{id}": "get_customer", "customers/{id}/activities": "get_timeline",
     "customers": "search_customers", "activities": "list_activities", "status": "get_status",
+    "rejects": "list_rejects", "files": "list_files",
 }  # fmt: skip
 
 
@@ -157,6 +158,14 @@ BAD_QUERIES = [
     ("activities", {"limit": "10001"}, "limit"),
     ("activities", {"limit": "-5"}, "limit"),
     ("activities", {"type": "t" * 1025}, "type"),
+    *[(route, params, "continuation") for route, params in (
+        ("activities", {}), ("customers", {"q": "R"}), ("rejects", {}), ("files", {}),
+    ) for t in ("%%%", "x" * 5000, _token(["files", "0" * 12, "' or 1 eq 1"]), _token([1]))
+      for params in [{**params, "continuation": t}]],
+    ("rejects", {"file": "a\x00b"}, "file"),
+    ("rejects", {"limit": "501"}, "limit"),
+    ("files", {"status": "' or 1 eq 1"}, "status"),
+    ("files", {"limit": "-1"}, "limit"),
 ]
 
 

@@ -160,3 +160,26 @@ def test_an_entity_no_activity_uses_is_skipped_with_its_reason(tmp_path: Path) -
     assert report.status == SKIPPED
     assert report.reason == "entity 'Products' feeds no configured activity or customer source"
     assert report.error is None
+
+
+def test_retry_failed_runs_failed_and_quarantined_files_now_despite_back_off(root: Path) -> None:
+    class BrokenStore(MemoryStore):
+        broken = True
+
+        def write(self, activities, customers, rejects):  # type: ignore[no-untyped-def]
+            if self.broken:
+                raise TransientError("store unavailable")
+            return super().write(activities, customers, rejects)
+
+    (root / "EmailPromotion" / "notes.txt").write_text("not data")
+    store = BrokenStore()
+    ports = Ports(LocalFileSource(root), store, MemoryLedger())
+    options = IngestOptions(max_attempts=1, retry_base_seconds=3600, clock=Clock())
+    first = reconcile(ports, CONFIG, options)
+    assert (first.quarantined, first.failed) == (4, 1)  # the data files, and notes.txt for good
+    store.broken = False
+    assert reconcile(ports, CONFIG, options).processed == 0
+    again = reconcile(ports, CONFIG, options, retry_failed=True)
+    assert (again.processed, again.done, again.failed) == (5, 4, 1)
+    assert {e.status for e in ports.ledger.entries() if e.path.endswith(".csv")} == {DONE}
+    assert reconcile(ports, CONFIG, options, retry_failed=True).processed == 1  # notes.txt

@@ -143,3 +143,29 @@ class TableLedger:
         else:
             records = self.io.query(LEDGER, "Status eq @status", {"status": status})
         return iter(sorted((_entry(r) for r in records), key=lambda e: (e.path, e.etag)))
+
+    def latest_entries(
+        self, status: str | None, limit: int, after: str | None = None
+    ) -> list[LedgerEntry]:
+        """With a status, the entries having it (a filtered scan: the status is no key), each
+        checked against its path's partition to be the latest; without, a scan of the whole
+        ledger. Either way a later page has the service skip the paths before it."""
+        where, params = ("Path gt @after", {"after": after}) if after else ("", {})
+        if status is None:
+            records = self.io.query(LEDGER, where, params) if where else self.io.scan(LEDGER)
+            latest: dict[str, Entity] = {}
+            for r in records:
+                if r["Path"] not in latest or r["Seq"] > latest[r["Path"]]["Seq"]:
+                    latest[r["Path"]] = r
+            return [_entry(latest[p]) for p in sorted(latest)[:limit]]
+        where = " and ".join(filter(None, ["Status eq @status", where]))
+        having = self.io.query(LEDGER, where, {**params, "status": status}, select=["Path"])
+        candidates = sorted({r["Path"] for r in having})
+        found: list[LedgerEntry] = []
+        for path in candidates:
+            entry = self.latest(path)
+            if entry is not None and entry.status == status:
+                found.append(entry)
+                if len(found) == limit:
+                    break
+        return found

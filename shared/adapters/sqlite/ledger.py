@@ -102,3 +102,15 @@ class SqliteLedger:
             (status,) if status else (),
         )
         return iter([_entry(r) for r in rows])
+
+    def latest_entries(
+        self, status: str | None, limit: int, after: str | None = None
+    ) -> list[LedgerEntry]:
+        # One probe of the primary key per path for its greatest seq, as `latest` orders.
+        rows = self.db.query(
+            f"SELECT {_LEDGER_COLUMNS} FROM ledger AS l WHERE path > ? "
+            "AND seq = (SELECT max(seq) FROM ledger WHERE path = l.path) "
+            "AND (? IS NULL OR status = ?) ORDER BY path LIMIT ?",
+            (after or "", status, status, limit),
+        )
+        return [_entry(r) for r in rows]

@@ -350,22 +350,26 @@ class SqliteStore:
         token = encode_cursor(items[-1].activity_time, items[-1].activity_id) if more else None
         return Page(items, token)
 
-    def search_customers(self, text: str, limit: int) -> list[Customer]:
+    def search_customers(self, text: str, limit: int, after: str | None = None) -> list[Customer]:
         pattern = (
             "%"
             + text.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             + "%"
         )
         ids = self.db.query(
-            "SELECT DISTINCT customer_id FROM customer_rows WHERE customer_id = ? "
-            "OR search_text LIKE ? ESCAPE '\\' ORDER BY customer_id LIMIT ?",
-            (text, pattern, limit),
+            "SELECT DISTINCT customer_id FROM customer_rows WHERE customer_id > ? AND "
+            "(customer_id = ? OR search_text LIKE ? ESCAPE '\\') ORDER BY customer_id LIMIT ?",
+            (after or "", text, pattern, limit),
         )
         found = (self.get_customer(customer_id) for (customer_id,) in ids)
         return [c for c in found if c is not None]
 
     def list_activities(
-        self, activity_type: str | None, unmatched: bool, limit: int | None
+        self,
+        activity_type: str | None,
+        unmatched: bool,
+        limit: int | None,
+        after: tuple[str, str] | None = None,
     ) -> list[Activity]:
         where, params = ["1"], []
         if activity_type is not None:
@@ -373,6 +377,9 @@ class SqliteStore:
             params.extend([activity_type, activity_type])
         if unmatched:
             where.append("customer_id IS NULL")
+        if after is not None:
+            where.append("(activity_time, activity_id) < (?, ?)")
+            params.extend(after)
         rows = self.db.query(
             f"SELECT {ACTIVITY_COLUMNS} FROM unified_activities WHERE {' AND '.join(where)} "
             "ORDER BY activity_time DESC, activity_id DESC LIMIT ?",
@@ -380,10 +387,17 @@ class SqliteStore:
         )
         return [_activity(r) for r in rows]
 
-    def list_rejects(self, limit: int | None) -> list[Reject]:
+    def list_rejects(
+        self, limit: int | None, file: str | None = None, after: tuple[str, int] | None = None
+    ) -> list[Reject]:
+        where, params = ["(file, row) > (?, ?)"], list(after or ("", -1))
+        if file is not None:
+            where.append("file = ?")
+            params.append(file)
         rows = self.db.query(
-            "SELECT file, etag, row, entity, reason, excerpt FROM rejects ORDER BY file, row LIMIT ?",
-            (-1 if limit is None else limit,),
+            f"SELECT file, etag, row, entity, reason, excerpt FROM rejects WHERE {' AND '.join(where)} "
+            "ORDER BY file, row LIMIT ?",
+            [*params, -1 if limit is None else limit],
         )
         return [Reject(*r) for r in rows]
 
