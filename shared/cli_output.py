@@ -202,15 +202,19 @@ def format_check(result: dict[str, Any]) -> str:
         elif not c["files"]:
             lines.append(f"{head}: no files of this entity in the export")
         elif not c["missing"]:
-            lines.append(f"{head}: {c['files']} files, every configured column found")
+            lines.append(f"{head}: {_files(c['files'])}, every configured column found")
         for m in c["missing"] if result["checked"] else ():
             lines.append(
                 f"{head}: {m['field']}: none of {', '.join(m['columns'])} in {m['files']} of "
-                f"{c['files']} files (e.g. {m['examples'][0]})"
+                f"{_files(c['files'])} (e.g. {m['examples'][0]})"
             )
     lines += [f"unreadable: {u['file']}: {u['error']}" for u in result["unreadable"]]
     lines.append(f"config {result['config']}: " + ("ok" if result["ok"] else "problems found, see above"))
     return "\n".join(lines)
+
+
+def _files(n: int) -> str:
+    return f"{n} file" if n == 1 else f"{n} files"
 
 
 def format_inspect(result: dict[str, Any]) -> str:

@@ -34,21 +34,25 @@ def source_fields(s: CustomerSource) -> list[tuple[str, list[str]]]:
     return fields + [(f"attributes.{name}", [name]) for name in s.attributes]
 
 
-def check_config(config: Config, source: FileSource | None) -> dict[str, Any]:
+def check_config(
+    config: Config, source: FileSource | None, files_per_entity: int | None = None
+) -> dict[str, Any]:
     """The `footprint config check` document: each activity and customer source, the files of
-    its entity in `source`, and each configured field none of whose columns a file has."""
+    its entity in `source` (the first `files_per_entity` of them in path order, if given), and
+    each configured field none of whose columns a file has."""
     targets = [("activity", a.name, a.entity, activity_fields(a)) for a in config.activities]
     targets += [("customerSource", s.entity, s.entity, source_fields(s))
                 for s in config.customerSources]  # fmt: skip
     if source is None:
-        return {"ok": True, "checked": False, "unreadable": [], "checks": [
+        return {"ok": True, "checked": False, "files_per_entity": None, "unreadable": [], "checks": [
             {"kind": kind, "name": name, "entity": entity} for kind, name, entity, _ in targets
         ]}  # fmt: skip
-    columns, unreadable = _columns_by_entity(source, {t[2] for t in targets})
+    columns, unreadable = _columns_by_entity(source, {t[2] for t in targets}, files_per_entity)
     checks = [_check(kind, name, entity, fields, columns.get(entity, {}))
               for kind, name, entity, fields in targets]  # fmt: skip
     ok = not unreadable and all(c["files"] and not c["missing"] for c in checks)
-    return {"ok": ok, "checked": True, "unreadable": unreadable, "checks": checks}
+    return {"ok": ok, "checked": True, "files_per_entity": files_per_entity,
+            "unreadable": unreadable, "checks": checks}  # fmt: skip
 
 
 def _check(
@@ -65,7 +69,7 @@ def _check(
 
 
 def _columns_by_entity(
-    source: FileSource, entities: set[str]
+    source: FileSource, entities: set[str], cap: int | None
 ) -> tuple[dict[str, dict[str, frozenset[str]]], list[dict[str, str]]]:
     """The columns of each data file of `entities`, and the files that could not be read."""
     catalog = Catalog(source, cache=True)
@@ -76,7 +80,7 @@ def _columns_by_entity(
             continue
         try:
             schema = catalog.describe(file.path)
-            if schema.entity not in entities:
+            if schema.entity not in entities or len(found.get(schema.entity, ())) == cap:
                 continue
             columns = schema.columns or _first_columns(source, file.path, schema)
         except FootprintError as exc:

@@ -13,7 +13,9 @@ import orjson
 
 from shared import bootstrap
 from shared.core import listings, queries
+from shared.core.config_check import check_config
 from shared.core.errors import BadRequest, ConfigError, NotFound, TransientError
+from shared.core.ingest.reconciler import reconcile
 from shared.core.ingest.service import ingest_file
 from shared.core.model import FAILED, QUARANTINED, SKIPPED
 from shared.core.paging import MAX_PAGE
@@ -22,6 +24,8 @@ log = logging.getLogger(__name__)
 bp = func.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 MAX_PATH = 1024
 CONTINUATION_HEADER = "X-Continuation"
+# GET /api/config/check opens at most this many files of an entity that no manifest describes.
+CHECK_FILES_PER_ENTITY = 100
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -157,6 +161,28 @@ def get_status(req: func.HttpRequest) -> Any:
     return queries.status(rt.ports.ledger, rt.ports.store)
 
 
+@bp.function_name("reconcile_now")
+@bp.route(route="reconcile", methods=["POST"])
+@json_errors
+def reconcile_now(req: func.HttpRequest) -> Any:
+    """A reconciler pass now, as the timer runs it; `retryFailed` also runs failed and
+    quarantined files again, back-off or not."""
+    retry, prefix = _reconcile_body(req)
+    rt = bootstrap.runtime()
+    report = reconcile(rt.ports, rt.config, rt.options, prefix=prefix, retry_failed=retry,
+                       budget_seconds=rt.settings.reconcile_budget_seconds)  # fmt: skip
+    return report.to_record()
+
+
+@bp.function_name("check_config")
+@bp.route(route="config/check", methods=["GET"])
+@json_errors
+def check_config_now(req: func.HttpRequest) -> Any:
+    """The app's configuration against the export container, as `footprint config check`."""
+    rt = bootstrap.runtime()
+    return check_config(rt.config, rt.ports.source, files_per_entity=CHECK_FILES_PER_ENTITY)
+
+
 @bp.function_name("reprocess")
 @bp.route(route="reprocess", methods=["POST"])
 @json_errors
@@ -190,3 +216,26 @@ def _export_path(req: func.HttpRequest) -> str:
     ):  # fmt: skip
         raise BadRequest("path must be relative to the export container, without '..'")
     return path
+
+
+def _reconcile_body(req: func.HttpRequest) -> tuple[bool, str]:
+    """retryFailed and prefix of a POST /api/reconcile body; no body is a plain pass."""
+    example = '{"retryFailed": true, "prefix": "Entity/2021"}'
+    try:
+        body = orjson.loads(req.get_body() or b"{}")
+    except orjson.JSONDecodeError:
+        raise BadRequest(f"body must be JSON like {example}") from None
+    if not isinstance(body, dict) or set(body) - {"retryFailed", "prefix"}:
+        raise BadRequest(f"body must be JSON like {example}")
+    retry, prefix = body.get("retryFailed", False), body.get("prefix") or ""
+    if not isinstance(retry, bool):
+        raise BadRequest("retryFailed must be true or false")
+    if not isinstance(prefix, str):
+        raise BadRequest("prefix must be a string")
+    parts = prefix.strip("/").split("/")
+    if (
+        len(prefix) > MAX_PATH or any(p in (".", "..") or ":" in p or "\\" in p for p in parts)
+        or any(ord(c) < 32 for c in prefix)
+    ):  # fmt: skip
+        raise BadRequest("prefix must be a folder of the export container, without '..'")
+    return retry, prefix.strip("/")

@@ -84,13 +84,19 @@ def get_page(route: str, **params: str) -> tuple[int, Any, str | None]:
     names = {
         "customers/{id}/activities": "get_timeline", "customers/{id}": "get_customer",
         "customers": "search_customers", "activities": "list_activities", "status": "get_status",
-        "rejects": "list_rejects", "files": "list_files",
+        "rejects": "list_rejects", "files": "list_files", "config/check": "check_config",
     }  # fmt: skip
     route_params = {"id": params.pop("id")} if "id" in params else {}
     req = func.HttpRequest("GET", f"http://localhost/api/{route}", params=params, route_params=route_params, body=b"")
     response = call(names[route], req)
     assert response.mimetype == "application/json"
     return response.status_code, orjson.loads(response.get_body()), response.headers.get("X-Continuation")
+
+
+def post_reconcile(body: bytes) -> tuple[int, Any]:
+    response = call("reconcile_now", func.HttpRequest("POST", "http://localhost/api/reconcile", body=body))
+    assert response.mimetype == "application/json"
+    return response.status_code, orjson.loads(response.get_body())
 
 
 def post_reprocess(body: bytes) -> tuple[int, Any]:
@@ -123,7 +129,8 @@ def test_the_bindings_are_what_the_host_needs() -> None:
         ("customers/{id}", "GET"), ("customers/{id}/activities", "GET"), ("customers", "GET"),
         ("activities", "GET"), ("status", "GET"), ("reprocess", "POST"),
         ("segments", "GET"), ("segments/{name}/members", "GET"), ("segments/{name}/changes", "GET"),
-        ("customers/{id}", "DELETE"), ("rejects", "GET"), ("files", "GET"),
+        ("customers/{id}", "DELETE"), ("rejects", "GET"), ("files", "GET"), ("reconcile", "POST"),
+        ("config/check", "GET"),
     }  # fmt: skip
     assert {str(d["authLevel"].value) for d in http.values()} == {"function"}
 
@@ -297,3 +304,36 @@ def test_activities_customers_rejects_and_files_page_over_http(container, tmp_pa
     status, body = get("activities", limit="1", type="EmailPromotionClicks", continuation=token)
     assert status == 400 and "another query" in body["error"]
     assert get("files", continuation=token)[0] == 400
+
+
+def test_reconcile_over_http_retries_failed_files_when_asked(container, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = bootstrap.runtime().settings
+    bootstrap.use_settings(dataclasses.replace(settings, max_file_bytes=100))
+    for path, data in cdm_files(tmp_path).items():
+        upload(container, path, data)
+    status, first = post_reconcile(b"")
+    assert status == 200 and (first["failed"], first["done"]) == (4, 0)
+    bootstrap.use_settings(settings)  # the limit raised: the files themselves did not change
+    assert post_reconcile(b"{}")[1]["processed"] == 0
+    status, again = post_reconcile(orjson.dumps({"retryFailed": True, "prefix": "EmailPromotion"}))
+    assert status == 200 and (again["processed"], again["done"]) == (3, 3)
+    assert get("files", status="failed")[1]["files"][0]["path"] == "RetailCustomers/customers.csv"
+    for bad in (b"[]", b"nope", b'{"retryFailed": "yes"}', b'{"prefix": "../x"}', b'{"prefix": 7}',
+                b'{"retry": true}'):  # fmt: skip
+        status, body = post_reconcile(bad)
+        assert status == 400 and body["error"], bad
+
+
+def test_the_config_check_route_names_the_columns_the_container_lacks(container, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    for path, data in cdm_files(tmp_path).items():
+        upload(container, path, data)
+    status, result = get("config/check")
+    assert status == 200 and result["ok"] and [c["files"] for c in result["checks"]] == [3, 1]
+    config = orjson.loads(Path(bootstrap.__file__).with_name("default_config.json").read_bytes())
+    config["activities"][0]["event"] = ["Signal.Event", "Signal.EventName"]
+    (tmp_path / "config.json").write_bytes(orjson.dumps(config))
+    settings = bootstrap.runtime().settings
+    bootstrap.use_settings(dataclasses.replace(settings, config_path=str(tmp_path / "config.json")))
+    status, result = get("config/check")
+    assert status == 200 and not result["ok"]
+    assert [(m["field"], m["files"]) for m in result["checks"][0]["missing"]] == [("event", 3)]

@@ -44,7 +44,7 @@ ODD_KEYS = (
 HTTP_ROUTES = {
     "customers/{id}": "get_customer", "customers/{id}/activities": "get_timeline",
     "customers": "search_customers", "activities": "list_activities", "status": "get_status",
-    "rejects": "list_rejects", "files": "list_files",
+    "rejects": "list_rejects", "files": "list_files", "config/check": "check_config",
 }  # fmt: skip
 
 
@@ -113,7 +113,7 @@ def test_every_http_function_needs_a_function_key() -> None:
     }  # fmt: skip
     # The segment routes and erasure (SPEC §9, §11) are behind the key too.
     audiences = {"list_segments", "segment_members", "segment_changes", "erase_customer"}
-    assert set(http) == {*HTTP_ROUTES.values(), "reprocess", *audiences}
+    assert set(http) == {*HTTP_ROUTES.values(), "reprocess", "reconcile_now", *audiences}
     levels = {name: str(getattr(d["authLevel"], "value", d["authLevel"])) for name, d in http.items()}
     ok = all(level == "function" for level in levels.values())
     _check("6 security: function keys on HTTP functions", ok)
