@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from typing import Any
 
-from shared.core.cdm.catalog import Catalog, is_metadata
+from shared.core.cdm.catalog import Catalog, FileSchema, is_metadata
 from shared.core.config import ActivityConfig, Config, CustomerSource
 from shared.core.errors import FootprintError
 from shared.core.ports import FileSource
@@ -91,12 +90,12 @@ def _columns_by_entity(
     return found, unreadable
 
 
-def _first_columns(source: FileSource, path: str, schema: Any) -> tuple[str, ...] | None:
+def _first_columns(source: FileSource, path: str, schema: FileSchema) -> tuple[str, ...] | None:
     """Columns of a file without a schema: its CSV header, or the keys of its first JSON
     object; read from the start of the file only. None when no row says."""
     _, stream = source.open(path)
     with contextlib.closing(stream):
-        rows: Iterator[Any] = iter_rows(stream, path, schema.csv, None)
+        rows = iter_rows(stream, path, schema.csv, None)
         for _, parsed in zip(range(_ROWS_FOR_COLUMNS), rows, strict=False):
             if parsed.values is not None:
                 return tuple(parsed.values)
