@@ -62,7 +62,7 @@ def test_activities_and_search_page_with_tokens_and_keep_their_arrays(loaded) ->
     assert hint.startswith("more: footprint activities --limit 2 --type EmailPromotionClicks --store ")
     token = hint.rsplit(" ", 1)[1]
     assert len(footprint("activities", "--limit", "2", "--type", "EmailPromotionClicks",
-                         "--continuation", token, store=store).stdout.splitlines()) == 2  # fmt: skip
+                         "--continuation", token, store=store).stdout.splitlines()[1:]) == 2  # fmt: skip
     other = footprint("activities", "--unmatched", "--continuation", token, store=store, code=2)
     assert other.stderr.startswith("footprint: continuation token belongs to another query")
     assert footprint("search", "R-", "--limit", "101", store=store, code=2).stderr.count("\n") == 1
@@ -100,9 +100,9 @@ def test_files_show_each_file_with_status_attempts_counts_and_times(loaded) -> N
     done = orjson.loads(footprint("files", "--json", "--status", "done", store=store).stdout)
     assert len(done["files"]) == 4
     bad = footprint("files", "--status", "broken", store=store, code=2)
-    assert bad.stderr == (
-        "footprint: status must be one of done, skipped, failed, quarantined, running, got 'broken'\n"
-    )
+    assert bad.stderr.startswith(
+        "footprint: status must be one of done, skipped, failed, quarantined, running, got 'broken'"
+    ) and bad.stderr.count("\n") == 1
     text = footprint("files", "--status", "done", "--limit", "3", store=store)
     assert len(text.stdout.splitlines()) == 3 and text.stderr.startswith("more: footprint files ")
 
