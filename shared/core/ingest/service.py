@@ -56,7 +56,8 @@ class IngestOptions:
     holder: str = dataclasses.field(default_factory=this_process)
     retry_base_seconds: float = 30.0
     batch_size: int = 5000
-    max_file_bytes: int = 2 * 1024**3
+    # Rejects stored per file; past it the file fails (a wrong mapping, or not an export).
+    max_rejects_per_file: int = 10_000
     # Files of at least this many bytes are read and mapped in a forked child while this
     # process writes them (local loads into SQLite only: see shared/core/ingest/forked.py).
     read_in_child_from: int | None = None
@@ -119,8 +120,9 @@ def _work(ports, config, file, stream, entry, catalog, options, lease) -> Ingest
     try:
         if file_kind(file.path) is None:
             raise PermanentError(f"not a CSV or JSON lines file: {file.path}")
-        if file.size > options.max_file_bytes:
-            raise PermanentError(f"file larger than {options.max_file_bytes} bytes: {file.size}")
+        if file.size > options.limits.max_file_bytes:
+            limit = options.limits.max_file_bytes
+            raise PermanentError(f"file larger than {limit} bytes: {file.size}")
         schema = catalog.describe(file.path)
         entry.entity = schema.entity
         entry.mapping = mapping_fingerprint(config, schema.entity)
@@ -209,7 +211,7 @@ def _replay(
     except (NotFound, PermanentError):
         return  # gone or out of reach: nothing of it to bring back
     with contextlib.closing(stream):
-        if file_kind(path) is None or file.size > options.max_file_bytes:
+        if file_kind(path) is None or file.size > options.limits.max_file_bytes:
             return
         try:
             schema = catalog.describe(path)
@@ -235,10 +237,16 @@ def _load_file(store, mapping, schema, file, stream, counts, options, beat) -> N
 
     threshold = options.read_in_child_from
     in_child = threshold is not None and file.size >= threshold and forked.available()
+    cap = options.max_rejects_per_file
     # Closed at once on the way out, so an interrupted or failed load ends its reader child.
     with contextlib.closing(forked.batches_from_child(batches) if in_child else batches()) as made:
         for batch in made:
-            _write(store, batch, counts)
+            _write(store, batch, counts, cap)
+            if counts.rejected > cap:
+                # A row per reject would take hours and gigabytes for one garbage file.
+                raise PermanentError(
+                    f"too many rejected rows (wrong mapping or not an export?): more than {cap}"
+                )
             beat()
 
 
@@ -317,12 +325,18 @@ def _batches(
         yield batch
 
 
-def _write(store: ProfileStore, batch: MappedBatch, counts: Counts) -> None:
+def _write(
+    store: ProfileStore, batch: MappedBatch, counts: Counts, max_rejects: int | None = None
+) -> None:
+    """Write a batch, storing rejects only up to `max_rejects` for the file; all are counted."""
+    rejects = batch.rejects
+    if max_rejects is not None and counts.rejected + len(rejects) > max_rejects:
+        rejects = rejects[: max(max_rejects - counts.rejected, 0)]
     counts.rows += batch.rows
     counts.filtered += batch.filtered
     counts.rejected += len(batch.rejects)
-    if batch.activities or batch.customers or batch.rejects:
-        counts.unmatched += store.write(batch.activities, batch.customers, batch.rejects)
+    if batch.activities or batch.customers or rejects:
+        counts.unmatched += store.write(batch.activities, batch.customers, rejects)
         counts.activities += len(batch.activities)
         counts.customers += len(batch.customers)
 
