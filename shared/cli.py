@@ -69,37 +69,48 @@ def _context(args: argparse.Namespace, create: bool = False) -> tuple[Settings, 
 
 
 def _ingest_targets(paths: Sequence[str], root: str | None) -> list[tuple[Path, list[str]]]:
-    """Group the command's paths by the folder they are read from, files relative to it."""
-    targets: list[tuple[Path, list[str]]] = []
+    """Group the command's paths by the export root they are read from, files relative to it,
+    so that a file has one ledger path however the command is pointed at it."""
+    targets: dict[Path, dict[str, None]] = {}  # an ordered set of files per root
     for raw in paths:
         path = Path(raw).resolve()
-        if path.is_dir() and root is None:
-            files = [p.relative_to(path).as_posix() for p in sorted(path.rglob("*")) if p.is_file()]
-            files.sort(key=lambda f: not is_metadata(f))
-            targets.append((path, files))
-        elif path.is_file() or path.is_dir():
-            base = Path(root).resolve() if root else _default_root(path)
-            if base != path and base not in path.parents:
-                raise FootprintError(f"{raw} is not inside --root {root}")
-            found = sorted(path.rglob("*")) if path.is_dir() else [path]
-            targets.append((base, [p.relative_to(base).as_posix() for p in found if p.is_file()]))
-        else:
+        if not (path.is_file() or path.is_dir()):
             raise FootprintError(f"no such file or folder: {raw}")
-    return targets
+        base = Path(root).resolve() if root else _default_root(path)
+        if base != path and base not in path.parents:
+            raise FootprintError(f"{raw} is not inside --root {root}")
+        found = sorted(path.rglob("*")) if path.is_dir() else [path]
+        files = targets.setdefault(base, {})
+        files.update(dict.fromkeys(p.relative_to(base).as_posix() for p in found if p.is_file()))
+    return [(base, sorted(files, key=lambda f: not is_metadata(f))) for base, files in targets.items()]
 
 
 def _default_root(path: Path) -> Path:
-    """The export root of a file given alone: its nearest manifest folder, else the folder
-    above the entity folder (past date partitions such as 2021/09/28/14)."""
+    """The export root of a file or folder: the nearest folder at or above it with a manifest
+    (and above that, while the parent holds one too: a subManifest's folder is inside its
+    parent's), else the folder above the entity folder of a date partition given or lying in
+    it (2021/09/28/14), else the folder given."""
     folders = [path] if path.is_dir() else []
     folders += list(path.parents)
-    for folder in folders:
-        if any(is_manifest_name(p.name) for p in folder.iterdir() if p.is_file()):
-            return folder
+    with_manifest = [_has_manifest(f) for f in folders]
+    if any(with_manifest):
+        nearest = with_manifest.index(True)
+        while nearest + 1 < len(folders) and with_manifest[nearest + 1]:
+            nearest += 1
+        return folders[nearest]
+    if path.is_dir() and not is_partition_folder(path.name):
+        return path
     for folder in folders:
         if not is_partition_folder(folder.name):
             return folder.parent
     return path.parent
+
+
+def _has_manifest(folder: Path) -> bool:
+    try:
+        return any(is_manifest_name(p.name) for p in folder.iterdir() if p.is_file())
+    except OSError:  # a folder above the export we may not read
+        return False
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -112,6 +123,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     for base, files in targets:
         ports = Ports(LocalFileSource(base), store, ledger)
         options = bootstrap.ingest_options(settings, ports=ports)
+        # One catalog per export root: its manifests and entity documents are read once a run.
         catalog = Catalog(ports.source, cache=True)
         for path in files:
             report = _ingest_one(ports, config, path, options, args.force, catalog)
