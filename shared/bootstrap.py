@@ -10,6 +10,7 @@ import weakref
 from pathlib import Path
 
 from shared.core.audiences.evaluator import Audiences
+from shared.core.cdm.catalog import MetadataCache
 from shared.core.config import Config, parse_config
 from shared.core.errors import ConfigError
 from shared.core.export.folder import ExportTarget
@@ -230,6 +231,7 @@ def ingest_options(settings: Settings, root: str = "", ports: Ports | None = Non
         root=root, max_attempts=settings.max_attempts,
         retry_base_seconds=settings.retry_base_seconds, lease_seconds=settings.lease_seconds,
         batch_size=settings.batch_size, max_rejects_per_file=settings.max_rejects_per_file,
+        documents=MetadataCache(),
         limits=Limits(max_row_bytes=settings.max_row_bytes, max_file_bytes=settings.max_file_bytes),
         read_in_child_from=(
             settings.read_in_child_bytes or None if ports and _local_into_sqlite(ports) else None

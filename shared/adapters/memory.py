@@ -259,6 +259,7 @@ class MemoryLedger:
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, str], LedgerEntry] = {}
         self._order: dict[tuple[str, str], int] = {}
+        self._awaiting: set[tuple[str, str]] = set()  # the keys of entries awaiting metadata
         self._seq = 0
 
     def get(self, path: str, etag: str) -> LedgerEntry | None:
@@ -290,6 +291,7 @@ class MemoryLedger:
                 return None
             self._seq += 1
             self._entries[(path, etag)] = claimed
+            self._awaiting.discard((path, etag))
             self._order[(path, etag)] = self._seq
             return dataclasses.replace(claimed)
 
@@ -309,6 +311,10 @@ class MemoryLedger:
                 self._seq += 1
                 self._order[key] = self._seq
             self._entries[key] = dataclasses.replace(entry)
+            if entry.awaits_metadata:
+                self._awaiting.add(key)
+            else:
+                self._awaiting.discard(key)
 
     def entries(self, status: str | None = None) -> Iterator[LedgerEntry]:
         with self._lock:
@@ -329,3 +335,7 @@ class MemoryLedger:
                 and (status is None or self._entries[latest[path]].status == status)
             ]  # fmt: skip
         return found[:limit]
+    def awaiting_metadata(self, folder: str) -> Iterator[LedgerEntry]:
+        with self._lock:
+            keys = sorted(k for k in self._awaiting if k[0].startswith(folder))
+            return iter([dataclasses.replace(self._entries[k]) for k in keys])

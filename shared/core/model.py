@@ -170,6 +170,9 @@ class LedgerEntry:
     @property
     def lease_until(self) -> str | None:
         return self.not_before if self.status == RUNNING else None
+    # True when new or changed CDM metadata above the file may change the outcome: it failed
+    # or was skipped for want of a schema (Ledger.awaiting_metadata finds these by folder).
+    awaits_metadata: bool = False
 
     def to_record(self) -> dict[str, Any]:
         return {

@@ -61,6 +61,13 @@ CREATE TABLE IF NOT EXISTS ledger (
 CREATE INDEX IF NOT EXISTS ledger_by_seq ON ledger (seq);
 CREATE INDEX IF NOT EXISTS ledger_by_status ON ledger (status);
 """
+# Columns added to a table after its first release, for files made before them.
+# Columns added since a database file was made (CREATE TABLE IF NOT EXISTS keeps old ones).
+# Entries of older ledgers, without a mapping fingerprint, count as read under the current mapping.
+_ADDED_COLUMNS = {"ledger": ["holder TEXT", "mapping TEXT", "awaits_metadata INTEGER NOT NULL DEFAULT 0"]}
+_ADDED_INDEXES = """
+CREATE INDEX IF NOT EXISTS ledger_awaiting_metadata ON ledger (path) WHERE awaits_metadata = 1;
+"""
 
 # A type filter names the activity (ActivityType) or its configured type (the display).
 _OF_TYPE = "(activity_type IN ({0}) OR activity_type_display IN ({0}))"
@@ -88,6 +95,19 @@ BULK_SECONDS = 3.0
 CACHE_KIB = 48 * 1024
 
 
+def _add_columns(conn: sqlite3.Connection) -> None:
+    for table, columns in _ADDED_COLUMNS.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for column in columns:
+            if column.split()[0] not in have:
+                try:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+                except sqlite3.OperationalError as exc:  # another process added it first
+                    if "duplicate column" not in str(exc):
+                        raise
+    conn.executescript(_ADDED_INDEXES)
+
+
 class SqliteDatabase:
     """One connection to one database file, shared by the store and the ledger of a process."""
 
@@ -108,7 +128,7 @@ class SqliteDatabase:
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             self.conn.executescript(SCHEMA)
-            _add_missing_columns(self.conn)
+            _add_columns(self.conn)
         with self.transaction() as conn:
             activity_tables.create(conn)
 
@@ -183,21 +203,6 @@ class SqliteDatabase:
                         self._commit()
             finally:
                 self.conn.close()
-
-
-def _add_missing_columns(conn: sqlite3.Connection) -> None:
-    """Columns added since a database file was made (CREATE TABLE IF NOT EXISTS keeps old ones).
-    Entries of older ledgers, without a mapping fingerprint, count as read under the current
-    mapping."""
-    ledger = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
-    for column in ("holder", "mapping"):
-        if column in ledger:
-            continue
-        try:
-            conn.execute(f"ALTER TABLE ledger ADD COLUMN {column} TEXT")
-        except sqlite3.OperationalError as exc:  # another process added it first
-            if "duplicate column" not in str(exc):
-                raise
 
 
 @dataclasses.dataclass

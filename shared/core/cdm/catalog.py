@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 
 from shared.core.cdm import patterns
+from shared.core.cdm.json_files import MetadataCache, Reader
 from shared.core.cdm.manifests import ManifestLoader
 from shared.core.cdm.model import (
     Attribute,
@@ -28,6 +29,7 @@ __all__ = [
     "Entity",
     "FileSchema",
     "Manifest",
+    "MetadataCache",
     "Partition",
     "PartitionPattern",
     "inspect",
@@ -55,12 +57,12 @@ def is_metadata(path: str) -> bool:
     return base.endswith(".cdm.json") or base == "model.json"
 
 
-def load_manifest(source: FileSource, path: str) -> Manifest:
+def load_manifest(source: FileSource, path: str, reader: Reader | None = None) -> Manifest:
     """The manifest or model.json at `path`; NotFound when it is missing."""
     path = path.strip("/")
     if path.rsplit("/", 1)[-1] == "model.json":
-        return load_model_json(source, path)
-    return ManifestLoader(source).load(path)
+        return load_model_json(source, path, reader)
+    return ManifestLoader(source, reader).load(path)
 
 
 def is_partition_folder(name: str) -> bool:
@@ -92,13 +94,22 @@ def inspect(source: FileSource, root: str = "", label: str | None = None) -> dic
 class Catalog:
     """Which entity, columns and CSV settings a data file has, from the nearest manifest."""
 
-    def __init__(self, source: FileSource, root: str = "", cache: bool = True) -> None:
+    def __init__(
+        self,
+        source: FileSource,
+        root: str = "",
+        cache: bool = True,
+        documents: MetadataCache | None = None,
+    ) -> None:
         self._source = source
         self._root = root.strip("/")
-        # A CLI run reads each manifest once; an event handler re-reads (manifests change).
+        # A CLI run reads each manifest once; an event handler re-reads (manifests change),
+        # but only the metadata files whose ETag changed since `documents` last read them.
         self._cache = cache
         self._listings: dict[str, list[str]] = {}
         self._manifests: dict[str, Manifest] = {}
+        self._documents = documents or MetadataCache()
+        self._etags: dict[str, str] = {}  # of metadata files seen in this catalog's listings
 
     def describe(self, path: str) -> FileSchema:
         path = path.strip("/")
@@ -121,8 +132,9 @@ class Catalog:
     def _manifest_paths(self, folder: str) -> list[str]:
         if self._cache and folder in self._listings:
             return self._listings[folder]
-        names = [f.path for f in self._source.list(folder, recursive=False)]
-        found = sorted((p for p in names if is_manifest_name(p)), key=_manifest_rank)
+        files = list(self._source.list(folder, recursive=False))
+        self._etags.update((f.path, f.etag) for f in files if is_metadata(f.path))
+        found = sorted((f.path for f in files if is_manifest_name(f.path)), key=_manifest_rank)
         if self._cache:
             self._listings[folder] = found
         return found
@@ -130,10 +142,14 @@ class Catalog:
     def _manifest(self, path: str) -> Manifest:
         if self._cache and path in self._manifests:
             return self._manifests[path]
-        manifest = load_manifest(self._source, path)
+        manifest = load_manifest(self._source, path, self._read)
         if self._cache:
             self._manifests[path] = manifest
         return manifest
+
+
+    def _read(self, path: str) -> dict:
+        return self._documents.read(self._source, path, self._etags.get(path))
 
 
 def _top_manifests(source: FileSource, root: str) -> list[str]:

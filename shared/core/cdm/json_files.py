@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 import orjson
 
 from shared.core.errors import PermanentError
 from shared.core.ports import FileSource
+
+# What reads a metadata file for a loader: its path -> the document.
+Reader = Callable[[str], dict]
 
 # Manifests and entity documents are small; anything bigger is not metadata we can trust.
 MAX_METADATA_BYTES = 32 * 1024 * 1024
@@ -15,6 +20,10 @@ MAX_METADATA_BYTES = 32 * 1024 * 1024
 
 def read_json(source: FileSource, path: str) -> dict:
     _, stream = source.open(path)
+    return parse_json(path, stream)
+
+
+def parse_json(path: str, stream: BinaryIO) -> dict:
     with stream:
         data = stream.read(MAX_METADATA_BYTES + 1)
     if len(data) > MAX_METADATA_BYTES:
@@ -26,6 +35,34 @@ def read_json(source: FileSource, path: str) -> dict:
     if not isinstance(doc, dict):
         raise PermanentError(f"{path}: not a JSON object")
     return doc
+
+
+class MetadataCache:
+    """Parsed metadata files by (path, ETag), shared by the catalogs of a run or of a worker:
+    a manifest of thousands of entity documents is read once, and again only where a file's
+    ETag changed. The ETag comes from a folder listing the catalog made anyway, else a stat."""
+
+    def __init__(self, max_files: int = 50_000) -> None:
+        self._docs: dict[str, tuple[str, dict]] = {}
+        self._lock = threading.Lock()
+        self._max_files = max_files
+        self.reads = 0  # files opened and parsed: what the cache saves shows here
+
+    def read(self, source: FileSource, path: str, etag: str | None = None) -> dict:
+        """The document at `path` as it is at `etag` (None: as it is now); NotFound if gone."""
+        if etag is None:
+            etag = source.stat(path).etag
+        hit = self._docs.get(path)
+        if hit is not None and hit[0] == etag:
+            return hit[1]
+        file, stream = source.open(path)
+        doc = parse_json(path, stream)
+        with self._lock:
+            self.reads += 1
+            if len(self._docs) >= self._max_files:
+                self._docs.clear()  # a bound, not a policy: metadata this large is rare
+            self._docs[path] = (file.etag, doc)
+        return doc
 
 
 def objects(data: dict, key: str, where: str) -> list[dict]:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
-from shared.core.cdm.catalog import Catalog, is_manifest_name, is_metadata
+from shared.core.cdm.catalog import Catalog, MetadataCache, is_manifest_name, is_metadata
 from shared.core.config import Config, mapping_fingerprint
 from shared.core.errors import NotFound, PermanentError, StorageFull
 from shared.core.ingest import forked
@@ -62,6 +62,9 @@ class IngestOptions:
     # process writes them (local loads into SQLite only: see shared/core/ingest/forked.py).
     read_in_child_from: int | None = None
     limits: Limits = dataclasses.field(default_factory=Limits)
+    # Parsed manifests and entity documents by ETag, for a run or a worker's life (None: each
+    # file's catalog reads its own).
+    documents: MetadataCache | None = None
     clock: Callable[[], datetime] = _utc_now
 
 
@@ -76,7 +79,9 @@ def ingest_file(
 ) -> IngestReport:
     """Load one file into the store, exactly once per ETag; the outcome lands in the ledger."""
     options = options or IngestOptions()
-    catalog = catalog or Catalog(ports.source, options.root, cache=False)
+    catalog = catalog or Catalog(
+        ports.source, options.root, cache=False, documents=options.documents
+    )
     try:
         file, stream = ports.source.open(path)
     except NotFound as exc:
@@ -123,6 +128,9 @@ def _work(ports, config, file, stream, entry, catalog, options, lease) -> Ingest
         if file.size > options.limits.max_file_bytes:
             limit = options.limits.max_file_bytes
             raise PermanentError(f"file larger than {limit} bytes: {file.size}")
+        # From here on a permanent failure may be the metadata's (no entity matches, no column
+        # names, a wrong delimiter ...): new or changed metadata above the file retries it.
+        entry.awaits_metadata = True
         schema = catalog.describe(file.path)
         entry.entity = schema.entity
         entry.mapping = mapping_fingerprint(config, schema.entity)
@@ -132,6 +140,9 @@ def _work(ports, config, file, stream, entry, catalog, options, lease) -> Ingest
                 SKIPPED,
                 (f"entity {schema.entity!r} feeds no configured activity or customer source"),
             )
+            # Unmapped by a manifest's say is final until the mapping changes; an entity
+            # guessed from folder names may be another once a manifest describes the file.
+            entry.awaits_metadata = schema.manifest is None
         else:
             # Noted before anything is forgotten: should this worker die before reading them
             # again, the next attempt at this file (the reconciler's) finds them noted.
@@ -153,6 +164,9 @@ def _work(ports, config, file, stream, entry, catalog, options, lease) -> Ingest
             raise
         except Exception as exc:  # the notes stay: the next attempt reads them again
             halt = _note_transient(entry, exc, options)
+    entry.awaits_metadata = entry.awaits_metadata and (
+        entry.status == SKIPPED or (entry.status == FAILED and entry.permanent)
+    )
     entry.counts = counts
     entry.finished_at = iso(options.clock())
     entry.duration_ms = int((time.monotonic() - started) * 1000)
@@ -387,20 +401,31 @@ def _note_metadata(
         LedgerEntry(file.path, file.etag, SKIPPED, 1, error=note, started_at=now, finished_at=now)
     )
     folder = file.path.rsplit("/", 1)[0] + "/" if "/" in file.path else ""
-    # Files that failed or were skipped for want of a schema may now be described.
-    waiting = [
-        e.path
-        for status in (FAILED, SKIPPED)
-        for e in ports.ledger.entries(status)
-        if e.path.startswith(folder)
-        and not is_metadata(e.path)
-        and (e.permanent or status == SKIPPED)
-    ]
-    catalog = Catalog(ports.source, options.root, cache=False)
-    for path in waiting:
+    # Only the files under its folder that failed or were skipped for want of a schema, found
+    # by the ledger's index: the work is that of the files metadata may change, and one
+    # catalog describes them all against the metadata as it now is.
+    catalog = Catalog(ports.source, options.root, cache=True, documents=options.documents)
+    for path in _waiting(ports, folder):
         report = ingest_file(ports, config, path, options, force=True, catalog=catalog)
         log.info("retried %s after %s changed: %s", path, file.path, report.status)
     return IngestReport(file.path, None, SKIPPED, reason=note, etag=file.etag)
+
+
+def _waiting(ports: Ports, folder: str) -> list[str]:
+    """Files under `folder` whose current version awaits metadata; an older version's mark is
+    cleared instead (its newer version has an entry of its own)."""
+    waiting = []
+    for entry in ports.ledger.awaiting_metadata(folder):
+        try:
+            current = ports.source.stat(entry.path).etag
+        except (NotFound, PermanentError):
+            current = None
+        if current == entry.etag:
+            waiting.append(entry.path)
+        else:
+            entry.awaits_metadata = False
+            ports.ledger.record(entry)
+    return waiting
 
 
 def is_due(entry: LedgerEntry | None, now: str, config: Config | None = None) -> bool:
