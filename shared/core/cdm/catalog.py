@@ -6,8 +6,9 @@ import re
 from collections.abc import Iterator
 
 from shared.core.cdm import patterns
-from shared.core.cdm.json_files import MetadataCache, Reader
+from shared.core.cdm.json_files import Reader
 from shared.core.cdm.manifests import ManifestLoader
+from shared.core.cdm.metadata_cache import MetadataCache
 from shared.core.cdm.model import (
     Attribute,
     Entity,
@@ -142,14 +143,13 @@ class Catalog:
     def _manifest(self, path: str) -> Manifest:
         if self._cache and path in self._manifests:
             return self._manifests[path]
-        manifest = load_manifest(self._source, path, self._read)
+        manifest = self._documents.manifest(
+            self._source, path, self._etags, lambda read: load_manifest(self._source, path, read)
+        )
         if self._cache:
             self._manifests[path] = manifest
         return manifest
 
-
-    def _read(self, path: str) -> dict:
-        return self._documents.read(self._source, path, self._etags.get(path))
 
 
 def _top_manifests(source: FileSource, root: str) -> list[str]:

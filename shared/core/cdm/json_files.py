@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
@@ -35,34 +34,6 @@ def parse_json(path: str, stream: BinaryIO) -> dict:
     if not isinstance(doc, dict):
         raise PermanentError(f"{path}: not a JSON object")
     return doc
-
-
-class MetadataCache:
-    """Parsed metadata files by (path, ETag), shared by the catalogs of a run or of a worker:
-    a manifest of thousands of entity documents is read once, and again only where a file's
-    ETag changed. The ETag comes from a folder listing the catalog made anyway, else a stat."""
-
-    def __init__(self, max_files: int = 50_000) -> None:
-        self._docs: dict[str, tuple[str, dict]] = {}
-        self._lock = threading.Lock()
-        self._max_files = max_files
-        self.reads = 0  # files opened and parsed: what the cache saves shows here
-
-    def read(self, source: FileSource, path: str, etag: str | None = None) -> dict:
-        """The document at `path` as it is at `etag` (None: as it is now); NotFound if gone."""
-        if etag is None:
-            etag = source.stat(path).etag
-        hit = self._docs.get(path)
-        if hit is not None and hit[0] == etag:
-            return hit[1]
-        file, stream = source.open(path)
-        doc = parse_json(path, stream)
-        with self._lock:
-            self.reads += 1
-            if len(self._docs) >= self._max_files:
-                self._docs.clear()  # a bound, not a policy: metadata this large is rare
-            self._docs[path] = (file.etag, doc)
-        return doc
 
 
 def objects(data: dict, key: str, where: str) -> list[dict]:
