@@ -49,7 +49,7 @@ def documents_rows(root: Path, entities: int, files: int) -> list[Row]:
         (root / f"EmailPromotion/2021/p{i}.csv").write_text(data)
     before = 2  # each costs a full read of the documents: two make the point
     uncached = _ingest_each(root, range(before), IngestOptions())
-    cached = _ingest_each(root, range(files), IngestOptions(documents=MetadataCache()))
+    cached = _ingest_each(root, range(files), IngestOptions(metadata=MetadataCache()))
     what = f"{files} files of a {entities:,}-entity manifest, a document each, one by one"
     next_ms = sum(cached[1:]) / (files - 1) * 1000
     return [
@@ -76,7 +76,7 @@ def new_document_row(root: Path, recorded: int, waiting: int = 50, documents: in
         status = DONE if i % 2 else SKIPPED
         ledger.record(LedgerEntry(f"Done/{i % 100}/p{i}.csv", "e1", status, 1))
     ports = Ports(LocalFileSource(root), SqliteStore(db), ledger)
-    options = IngestOptions(documents=MetadataCache())
+    options = IngestOptions(metadata=MetadataCache())
     for i in range(waiting):
         ingest_file(ports, CONFIG, f"Waiting/EmailPromotion/2021/p{i}.csv", options)
     started = time.perf_counter()

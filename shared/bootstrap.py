@@ -231,7 +231,7 @@ def ingest_options(settings: Settings, root: str = "", ports: Ports | None = Non
         root=root, max_attempts=settings.max_attempts,
         retry_base_seconds=settings.retry_base_seconds, lease_seconds=settings.lease_seconds,
         batch_size=settings.batch_size, max_rejects_per_file=settings.max_rejects_per_file,
-        documents=MetadataCache(),
+        metadata=MetadataCache(),
         limits=Limits(max_row_bytes=settings.max_row_bytes, max_file_bytes=settings.max_file_bytes),
         read_in_child_from=(
             settings.read_in_child_bytes or None if ports and _local_into_sqlite(ports) else None

@@ -124,7 +124,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         ports = Ports(LocalFileSource(base), store, ledger)
         options = bootstrap.ingest_options(settings, ports=ports)
         # One catalog per export root: its manifests and entity documents are read once a run.
-        catalog = Catalog(ports.source, cache=True, documents=options.documents)
+        catalog = Catalog(ports.source, cache=True, metadata=options.metadata)
         for path in files:
             report = _ingest_one(ports, config, path, options, args.force, catalog)
             report.file = (base / path).as_posix() if not args.relative else path

@@ -144,7 +144,7 @@ def test_the_documents_of_a_manifest_are_read_once_until_one_changes(
     store, ledger = backend.fresh().open()
     ports = Ports(source, store, ledger)
     # As the Functions app: each file on its own, a worker's one cache of metadata behind them.
-    options = IngestOptions(documents=MetadataCache())
+    options = IngestOptions(metadata=MetadataCache())
     watch = Stopwatch()
     try:
         for i in range(files // 2):

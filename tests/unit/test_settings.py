@@ -15,7 +15,7 @@ def test_the_reject_cap_and_file_limit_reach_the_ingest_options() -> None:
     options = bootstrap.ingest_options(Settings.from_env(env))
     assert options.max_rejects_per_file == 50
     assert options.limits.max_file_bytes == 4096
-    assert options.documents is not None
+    assert options.metadata is not None
 
 
 @pytest.mark.parametrize("value", ["0", "many", "-3"])

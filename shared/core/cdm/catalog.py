@@ -100,16 +100,17 @@ class Catalog:
         source: FileSource,
         root: str = "",
         cache: bool = True,
-        documents: MetadataCache | None = None,
+        metadata: MetadataCache | None = None,
     ) -> None:
         self._source = source
         self._root = root.strip("/")
         # A CLI run reads each manifest once; an event handler re-reads (manifests change),
-        # but only the metadata files whose ETag changed since `documents` last read them.
+        # but only the metadata files whose ETag changed since `metadata` last read them
+        # (one cache per file source: it is keyed by path).
         self._cache = cache
         self._listings: dict[str, list[str]] = {}
         self._manifests: dict[str, Manifest] = {}
-        self._documents = documents or MetadataCache()
+        self._metadata = metadata or MetadataCache()
         self._etags: dict[str, str] = {}  # of metadata files seen in this catalog's listings
 
     def describe(self, path: str) -> FileSchema:
@@ -143,13 +144,12 @@ class Catalog:
     def _manifest(self, path: str) -> Manifest:
         if self._cache and path in self._manifests:
             return self._manifests[path]
-        manifest = self._documents.manifest(
+        manifest = self._metadata.manifest(
             self._source, path, self._etags, lambda read: load_manifest(self._source, path, read)
         )
         if self._cache:
             self._manifests[path] = manifest
         return manifest
-
 
 
 def _top_manifests(source: FileSource, root: str) -> list[str]:

@@ -25,7 +25,6 @@ class MetadataCache:
         self._manifests: dict[str, tuple[Versions, Manifest]] = {}
         self._lock = threading.Lock()
         self._max_files = max_files
-        self.reads = 0  # metadata files opened and parsed
 
     def manifest(
         self, source: FileSource, path: str, known: Mapping[str, str],
@@ -57,7 +56,6 @@ class MetadataCache:
         file, stream = source.open(path)
         doc = parse_json(path, stream)
         with self._lock:
-            self.reads += 1
             if len(self._docs) >= self._max_files:
                 self._docs.clear()  # a bound, not a policy: metadata this large is rare
             self._docs[path] = (file.etag, doc)

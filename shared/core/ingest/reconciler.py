@@ -56,7 +56,7 @@ def reconcile(
     deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
     files = sorted(ports.source.list(prefix), key=lambda f: (not is_metadata(f.path), f.path))
     report = ReconcileReport(listed=len(files))
-    catalog = Catalog(ports.source, options.root, cache=True, documents=options.documents)
+    catalog = Catalog(ports.source, options.root, cache=True, metadata=options.metadata)
     due, retried = _due(ports, files, iso(options.clock()), retry_failed, config)
     unreadable, halted = 0, False
     for index, file in enumerate(due):

@@ -64,7 +64,7 @@ class IngestOptions:
     limits: Limits = dataclasses.field(default_factory=Limits)
     # Parsed manifests and entity documents by ETag, for a run or a worker's life (None: each
     # file's catalog reads its own).
-    documents: MetadataCache | None = None
+    metadata: MetadataCache | None = None
     clock: Callable[[], datetime] = _utc_now
 
 
@@ -80,7 +80,7 @@ def ingest_file(
     """Load one file into the store, exactly once per ETag; the outcome lands in the ledger."""
     options = options or IngestOptions()
     catalog = catalog or Catalog(
-        ports.source, options.root, cache=False, documents=options.documents
+        ports.source, options.root, cache=False, metadata=options.metadata
     )
     try:
         file, stream = ports.source.open(path)
@@ -404,7 +404,7 @@ def _note_metadata(
     # Only the files under its folder that failed or were skipped for want of a schema, found
     # by the ledger's index: the work is that of the files metadata may change, and one
     # catalog describes them all against the metadata as it now is.
-    catalog = Catalog(ports.source, options.root, cache=True, documents=options.documents)
+    catalog = Catalog(ports.source, options.root, cache=True, metadata=options.metadata)
     for path in _waiting(ports, folder):
         report = ingest_file(ports, config, path, options, force=True, catalog=catalog)
         log.info("retried %s after %s changed: %s", path, file.path, report.status)
