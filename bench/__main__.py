@@ -3,6 +3,7 @@
 python -m bench            # 1M events + 10k customers (a few minutes)
 python -m bench --quick    # a smoke run on small files
 BENCH_EVENTS=200000 python -m bench --skip-azure
+python -m bench.metadata   # only the CDM metadata rows (--skip-metadata leaves them out)
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, help="customers (BENCH_CUSTOMERS)")
     parser.add_argument("--azure-events", type=int, help="events for the Azure Tables run")
     parser.add_argument("--skip-azure", action="store_true", help="no Azurite measurements")
+    parser.add_argument("--skip-metadata", action="store_true",
+                        help="no CDM metadata measurements (bench/metadata.py)")  # fmt: skip
     args = parser.parse_args()
     base = QUICK if args.quick else FULL
     sizes = dataclasses.replace(
@@ -53,6 +56,10 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="footprint-bench-") as tmp:
         rows = run(Path(tmp), sizes, azure=not args.skip_azure)
+        if not args.skip_metadata:
+            from bench.metadata import metadata_rows
+
+            rows += metadata_rows(Path(tmp) / "metadata", quick=args.quick)
     print_table(rows, sizes.events, sizes.customers)
 
 

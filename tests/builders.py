@@ -18,9 +18,10 @@ def activity(
     show: bool = True,
     name: str | None = "PageAction",
     visitor: str | None = None,
+    display: str = "WebLog",
 ) -> Activity:
     return Activity(
-        activity_id(kind, "Events", key), None, kind, "WebLog", name, time, f"title {key}",
+        activity_id(kind, "Events", key), None, kind, display, name, time, f"title {key}",
         f"https://shop.example.com/{key}", "Events", key, fk, show, file, etag, row,
         "Customers" if fk is not None or visitor is not None else None, visitor,
     )  # fmt: skip

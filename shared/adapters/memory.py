@@ -29,6 +29,11 @@ def _wins(new: Activity | CustomerRow, old: Activity | CustomerRow | None) -> bo
     return old is None or (new.source_file, new.source_row) >= (old.source_file, old.source_row)
 
 
+def _of_type(activity: Activity, types: Sequence[str]) -> bool:
+    """A type filter names the activity (ActivityType) or its configured type (display)."""
+    return activity.activity_type in types or activity.activity_type_display in types
+
+
 class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -187,7 +192,7 @@ class MemoryStore:
         after = decode_cursor(query.continuation) if query.continuation else None
         items = self._resolved_all(lambda a: (
             chosen(a)
-            and (not query.types or a.activity_type in query.types)
+            and (not query.types or _of_type(a, query.types))
             and (query.since is None or a.activity_time >= query.since)
             and (query.until is None or a.activity_time < query.until)
             and (after is None or (a.activity_time, a.activity_id) < after)
@@ -198,30 +203,42 @@ class MemoryStore:
         token = encode_cursor(page[-1].activity_time, page[-1].activity_id) if more else None
         return Page(page, token)
 
-    def search_customers(self, text: str, limit: int) -> list[Customer]:
+    def search_customers(self, text: str, limit: int, after: str | None = None) -> list[Customer]:
         needle = text.casefold()
         with self._lock:
             ids = sorted({
                 row.customer_id for row, _ in self.customer_rows.values()
-                if row.customer_id == text or needle in row.key.casefold()
-                or any(needle in str(v).casefold() for v in row.attributes.values() if v)
+                if (after is None or row.customer_id > after)
+                and (row.customer_id == text or needle in row.key.casefold()
+                     or any(needle in str(v).casefold() for v in row.attributes.values() if v))
             })  # fmt: skip
         found = (self.get_customer(customer_id) for customer_id in ids[:limit])
         return [c for c in found if c is not None]
 
     def list_activities(
-        self, activity_type: str | None, unmatched: bool, limit: int | None
+        self,
+        activity_type: str | None,
+        unmatched: bool,
+        limit: int | None,
+        after: tuple[str, str] | None = None,
     ) -> list[Activity]:
         items = self._resolved_all(lambda a: (
-            (activity_type is None or a.activity_type == activity_type)
+            (activity_type is None or _of_type(a, (activity_type,)))
             and (not unmatched or a.customer_id is None)
+            and (after is None or (a.activity_time, a.activity_id) < after)
         ))  # fmt: skip
         items.sort(key=lambda a: (a.activity_time, a.activity_id), reverse=True)
         return items if limit is None else items[:limit]
 
-    def list_rejects(self, limit: int | None) -> list[Reject]:
+    def list_rejects(
+        self, limit: int | None, file: str | None = None, after: tuple[str, int] | None = None
+    ) -> list[Reject]:
         with self._lock:
-            items = sorted(self.rejects.values(), key=lambda r: (r.file, r.row))
+            items = sorted(
+                (r for r in self.rejects.values()
+                 if (file is None or r.file == file) and (after is None or (r.file, r.row) > after)),
+                key=lambda r: (r.file, r.row),
+            )  # fmt: skip
         return items if limit is None else items[:limit]
 
     def count_unmatched(self) -> int:
@@ -275,6 +292,7 @@ class MemoryLedger:
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, str], LedgerEntry] = {}
         self._order: dict[tuple[str, str], int] = {}
+        self._awaiting: set[tuple[str, str]] = set()  # the keys of entries awaiting metadata
         self._seq = 0
 
     def get(self, path: str, etag: str) -> LedgerEntry | None:
@@ -306,6 +324,7 @@ class MemoryLedger:
                 return None
             self._seq += 1
             self._entries[(path, etag)] = claimed
+            self._awaiting.discard((path, etag))
             self._order[(path, etag)] = self._seq
             return dataclasses.replace(claimed)
 
@@ -325,9 +344,31 @@ class MemoryLedger:
                 self._seq += 1
                 self._order[key] = self._seq
             self._entries[key] = dataclasses.replace(entry)
+            if entry.awaits_metadata:
+                self._awaiting.add(key)
+            else:
+                self._awaiting.discard(key)
 
     def entries(self, status: str | None = None) -> Iterator[LedgerEntry]:
         with self._lock:
             items = [dataclasses.replace(e) for e in self._entries.values()]
         items.sort(key=lambda e: (e.path, e.etag))
         return iter([e for e in items if status is None or e.status == status])
+
+    def latest_entries(
+        self, status: str | None, limit: int, after: str | None = None
+    ) -> list[LedgerEntry]:
+        with self._lock:
+            latest: dict[str, tuple[str, str]] = {}
+            for key in sorted(self._order, key=self._order.__getitem__):
+                latest[key[0]] = key
+            found = [
+                dataclasses.replace(self._entries[latest[path]]) for path in sorted(latest)
+                if (after is None or path > after)
+                and (status is None or self._entries[latest[path]].status == status)
+            ]  # fmt: skip
+        return found[:limit]
+    def awaiting_metadata(self, folder: str) -> Iterator[LedgerEntry]:
+        with self._lock:
+            keys = sorted(k for k in self._awaiting if k[0].startswith(folder))
+            return iter([dataclasses.replace(self._entries[k]) for k in keys])

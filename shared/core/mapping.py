@@ -261,6 +261,22 @@ class MappedBatch:
     filtered: int = 0
 
 
+def _needed_columns(config: Config, entity: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(where in the config, columns) a file of `entity` must hold one of. Optional fields
+    (details, webAddress, customerId, attributes) may be absent: their values are then empty."""
+    needed: list[tuple[str, tuple[str, ...]]] = []
+    for a in config.activities:
+        if a.entity == entity:
+            needed += [(f"{a.name}.{field}", tuple(getattr(a, field)))
+                       for field in ("primaryKey", "timestamp", "event")]  # fmt: skip
+            needed += [(f"{a.name}.filter", (column,)) for column in a.filter]
+            if a.relationship is not None:
+                needed.append((f"{a.name}.relationship.foreignKey", tuple(a.relationship.foreignKey)))
+    needed += [(f"customerSources {s.entity}.key", (s.key,))
+               for s in config.customerSources if s.entity == entity]  # fmt: skip
+    return needed
+
+
 class EntityMapping:
     """What one entity's rows become under a configuration."""
 
@@ -282,19 +298,23 @@ class EntityMapping:
             [c for a in config.activities if a.entity == entity for c in a.primaryKey]
             + [s.key for s in config.customerSources if s.entity == entity]
         )
+        self._needed = _needed_columns(config, entity)
 
     @property
     def is_empty(self) -> bool:
         return not self._activities and not self._customers
 
     def check_columns(self, columns: Collection[str]) -> None:
-        """Refuse a file whose columns hold no key column: none of its rows could be mapped."""
-        if self._keys and self._keys.isdisjoint(columns):
-            found = ", ".join(list(columns)[:10])[:300]
-            raise PermanentError(
-                f"no key column of {self.entity} ({', '.join(sorted(self._keys))}) among the "
-                f"file's columns [{found}]: wrong delimiter or header?"
-            )
+        """Refuse a file that lacks a column every record needs (a list of columns needs one of
+        them): no row could be mapped, and rejecting each would look like a load."""
+        present = set(columns)
+        for where, needed in self._needed:
+            if present.isdisjoint(needed):
+                found = ", ".join(list(columns)[:20])[:500]
+                raise PermanentError(
+                    f"{where}: no column {', '.join(needed)} among the file's columns "
+                    f"[{found}]: a misspelt column, or a wrong delimiter or header?"
+                )
 
     def map_row(self, values: Mapping[str, Any], file: SourceFile, row: int) -> MappedRow:
         activities: list[Activity] = []

@@ -86,13 +86,25 @@ class ProfileStore(Protocol):
 
     def timeline(self, customer_id: str, query: TimelineQuery) -> Page: ...
 
-    def search_customers(self, text: str, limit: int) -> list[Customer]: ...
+    def search_customers(self, text: str, limit: int, after: str | None = None) -> list[Customer]:
+        """Matching customers in CustomerId order; only ids greater than `after` when given."""
+        ...
 
     def list_activities(
-        self, activity_type: str | None, unmatched: bool, limit: int | None
-    ) -> list[Activity]: ...
+        self,
+        activity_type: str | None,
+        unmatched: bool,
+        limit: int | None,
+        after: tuple[str, str] | None = None,
+    ) -> list[Activity]:
+        """Newest first by (ActivityTime, ActivityId); only those before `after` when given."""
+        ...
 
-    def list_rejects(self, limit: int | None) -> list[Reject]: ...
+    def list_rejects(
+        self, limit: int | None, file: str | None = None, after: tuple[str, int] | None = None
+    ) -> list[Reject]:
+        """Rejects in (file, row) order, of one file when given; only those after `after`."""
+        ...
 
     def count_unmatched(self) -> int: ...
 
@@ -165,6 +177,16 @@ class Ledger(Protocol):
         ...
 
     def entries(self, status: str | None = None) -> Iterator[LedgerEntry]: ...
+
+    def latest_entries(
+        self, status: str | None, limit: int, after: str | None = None
+    ) -> list[LedgerEntry]:
+        """The latest entry of each path (as `latest` picks it) in path order, only those with
+        `status` when given, only paths greater than `after` when given; at most `limit`."""
+    def awaiting_metadata(self, folder: str) -> Iterator[LedgerEntry]:
+        """Entries marked awaits_metadata of files under `folder` ('' for all, else ending in
+        '/'), by path: found through an index, whatever the size of the ledger."""
+        ...
 
 
 class ExportSource(Protocol):

@@ -28,7 +28,7 @@ R1 = derived_customer_id("RetailCustomers", "R-1")
 
 def fetch(port: int, path: str) -> tuple[int, dict]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60) as response:
             return response.status, orjson.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, orjson.loads(error.read())
@@ -140,7 +140,7 @@ def send(port: int, method: str, path: str, body: bytes | None = None, headers: 
     ("method", "path", "status", "allow"),
     [
         ("DELETE", "/api/status", 405, "GET"),
-        ("PUT", "/api/customers/U%201", 405, "GET"),
+        ("PUT", "/api/customers/U%201", 405, "DELETE, GET"),
         ("GET", "/api/reprocess", 405, "POST"),
         ("BREW", "/api/status", 405, "GET"),
         ("GET", "/api/nowhere", 404, None),

@@ -102,3 +102,30 @@ def test_a_config_that_is_not_json_is_refused_with_its_origin() -> None:
 def test_a_missing_config_file_is_a_config_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(str(tmp_path / "absent.json"))
+
+
+def test_every_config_error_is_shown_one_per_line() -> None:
+    def misspell(c):  # type: ignore[no-untyped-def]
+        c["activities"][0]["timestmap"] = c["activities"][0].pop("timestamp")
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(_with(misspell), "footprint.json")
+    assert str(caught.value).splitlines() == [
+        "footprint.json: activities[0].timestamp: Field required",
+        "footprint.json: activities[0].timestmap: Extra inputs are not permitted",
+    ]
+
+
+def test_config_errors_are_capped_at_ten_lines_and_say_how_many_more() -> None:
+    document = {"activities": [{"name": f"a{i}"} for i in range(3)]}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(orjson.dumps(document), "cfg.json")
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 11 and all(line.startswith("cfg.json: ") for line in lines)
+    assert lines[-1].startswith("cfg.json: and ") and lines[-1].endswith(" more errors")
+
+
+@pytest.mark.parametrize("document", [b"{}", b'{"activities": [], "customerSources": []}'])
+def test_a_config_with_no_activity_and_no_customer_source_is_refused(document) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match="no activities and no customerSources"):
+        parse_config(document, "cfg.json")

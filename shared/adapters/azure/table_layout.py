@@ -11,6 +11,7 @@ activitykeys  PK bucket(vk)   RK vk + desc(time) + desc(id) activity by visitor 
                                                             key is another (a signed-in visit)
 customers     PK bucket(cid)  RK cid + ek                   the keys of one customer id
 rejects       PK file         RK row number                 rejected rows of one file
+awaitingmetadata PK 'a'       RK digest(path) + etag        a ledger entry awaiting metadata
 
 An activity's customer is found through its customer key when read, so it never needs
 "moving" when a customer row arrives, changes or goes. `activitykeys` and `customers` are
@@ -34,6 +35,9 @@ REJECTS = "rejects"
 LEDGER = "ledger"
 OVERLAPS = "overlaps"  # files whose copies of a record met: see shared/core/ingest/overlaps.py
 REREADS = "rereads"  # files to read again because a file changes, until they were
+# Ledger entries awaiting CDM metadata, in one partition: an index, checked against the ledger
+# when read (see TableLedger.awaiting_metadata).
+AWAITING = "awaitingmetadata"
 
 # What an index row must still hold for a writer to delete it.
 KEYED_IDENTITY = ("ActivityId", "SourceFile", "SourceRow", "SourceETag")
@@ -93,6 +97,7 @@ def keyed_record(record: Entity) -> Entity | None:
         "PartitionKey": bucket(ck),
         "RowKey": ck + timeline_key(record["ActivityTime"], record["ActivityId"]),
         "ActivityType": record["ActivityType"],
+        "ActivityTypeDisplay": record["ActivityTypeDisplay"],
         "ShowInTimeline": record["ShowInTimeline"],
         **{name: record[name] for name in KEYED_IDENTITY},
     }

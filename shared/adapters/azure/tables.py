@@ -12,7 +12,7 @@ from typing import NamedTuple, TypeVar
 import orjson
 
 from shared.adapters.azure.ledger import TableLedger
-from shared.adapters.azure.table_access import TableAccess
+from shared.adapters.azure.table_access import RequestHook, TableAccess
 from shared.adapters.azure.table_identity import Resolver
 from shared.adapters.azure.table_keys import Entity, descending, digest
 from shared.adapters.azure.table_layout import (
@@ -74,15 +74,20 @@ R = TypeVar("R", Activity, CustomerRow)
 T = TypeVar("T")
 CustomerKey = tuple[str, str]
 _SCAN_CHUNK = 1000
-# Azure allows 15 comparisons in a filter; more types are filtered here instead.
-_MAX_TYPE_FILTER = 8
+# Azure allows 15 comparisons in a filter, and a type filter takes two per type (the
+# activity's name or its configured type); more types are filtered here instead.
+_MAX_TYPE_FILTER = 5
 _MAX_KNOWN_KEYS = 200_000
 _MISSING_SECONDS = 60.0
+_REJECT_FIELDS = ("File", "FileETag", "Row", "Entity", "Reason", "Excerpt")
 
 
-def open_tables(connection_string: str, table_prefix: str) -> tuple[TableStore, TableLedger]:
-    """A store and ledger sharing one client; tables are created when first used."""
-    access = TableAccess(connection_string, table_prefix)
+def open_tables(
+    connection_string: str, table_prefix: str, on_request: RequestHook | None = None
+) -> tuple[TableStore, TableLedger]:
+    """A store and ledger sharing one client; tables are created when first used.
+    `on_request` sees every HTTP attempt, retries included (tests count them)."""
+    access = TableAccess(connection_string, table_prefix, on_request)
     return TableStore(access), TableLedger(access)
 
 
@@ -423,7 +428,10 @@ class TableStore:
         params: dict[str, object] = {"pk": partition, "low": low, "high": high}
         if query.types and len(query.types) <= _MAX_TYPE_FILTER:
             params.update({f"t{i}": t for i, t in enumerate(query.types)})
-            either = " or ".join(f"ActivityType eq @t{i}" for i in range(len(query.types)))
+            either = " or ".join(
+                f"ActivityType eq @t{i} or ActivityTypeDisplay eq @t{i}"
+                for i in range(len(query.types))
+            )
             where += f" and ( {either} )"
         page = min(query.limit + 1, 1000)
         return self.io.query_by_row_key(KEYED, where, params, ["ActivityId"], page)
@@ -436,36 +444,52 @@ class TableStore:
         rows = [row for row in (keyed_record(record), visitor_keyed_record(record)) if row]
         if all(row["RowKey"] != hit["RowKey"] for row in rows):
             return None
-        if query.types and record["ActivityType"] not in query.types:
+        if query.types and not _of_type(record, query.types):  # type: ignore[arg-type]
             return None
         return record
 
-    def search_customers(self, text: str, limit: int) -> list[Customer]:
+    def search_customers(self, text: str, limit: int, after: str | None = None) -> list[Customer]:
         # A scan of every customer row: Tables have no substring index. Fine for the sizes a
-        # profile search serves; a search service is the next step beyond that.
+        # profile search serves; a search service is the next step beyond that. A later page
+        # has the service skip the ids before it.
         needle = text.casefold()
-        rows = self.io.query(
-            CUSTOMER_ROWS, "RowKey gt @low and RowKey lt @high", {"low": "c", "high": "d"}
-        )
+        where, params = "RowKey gt @low and RowKey lt @high", {"low": "c", "high": "d"}
+        if after is not None:
+            where += " and CustomerId gt @after"
+            params["after"] = after
+        rows = self.io.query(CUSTOMER_ROWS, where, params)
         ids = {row["CustomerId"] for row in rows if _matches(row, text, needle)}
         found = (self.get_customer(customer_id) for customer_id in sorted(ids)[:limit])
         return [c for c in found if c is not None]
 
     def _scan_activities(
-        self, activity_type: str | None, select: list[str] | None = None
+        self,
+        activity_type: str | None,
+        select: list[str] | None = None,
+        before: str | None = None,
     ) -> Iterator[Entity]:
         where, params = "RowKey gt @low and RowKey lt @high", {"low": "a", "high": "b"}
         if activity_type is not None:
-            where += " and ActivityType eq @type"
+            where += " and ( ActivityType eq @type or ActivityTypeDisplay eq @type )"
             params["type"] = activity_type
+        if before is not None:
+            where += " and ActivityTime le @before"
+            params["before"] = before
         return self.io.query(ACTIVITIES, where, params, select=select, page=_SCAN_CHUNK)
 
     def list_activities(
-        self, activity_type: str | None, unmatched: bool, limit: int | None
+        self,
+        activity_type: str | None,
+        unmatched: bool,
+        limit: int | None,
+        after: tuple[str, str] | None = None,
     ) -> list[Activity]:
-        # A scan of the table. Customers are looked up for the chosen page only, unless
-        # whether an activity is unmatched decides if it is chosen at all.
-        records = self._scan_activities(activity_type)
+        # A scan of the table (a later page has the service skip what is newer than it).
+        # Customers are looked up for the chosen page only, unless whether an activity is
+        # unmatched decides if it is chosen at all.
+        records = self._scan_activities(activity_type, before=after[0] if after else None)
+        if after is not None:
+            records = (r for r in records if (r["ActivityTime"], r["ActivityId"]) < after)
         if unmatched:
             items = list(self._linked(records, unmatched=True))
             return _newest(items, limit, lambda a: (a.activity_time, a.activity_id))
@@ -481,9 +505,30 @@ class TableStore:
                 if not unmatched or activity.customer_id is None:
                     yield activity
 
-    def list_rejects(self, limit: int | None) -> list[Reject]:
-        rejects = sorted(map(reject_of, self.io.scan(REJECTS)), key=lambda r: (r.file, r.row))
-        return rejects if limit is None else rejects[:limit]
+    def list_rejects(
+        self, limit: int | None, file: str | None = None, after: tuple[str, int] | None = None
+    ) -> list[Reject]:
+        if file is not None:  # one partition, in row order: read only the page
+            row = after[1] if after is not None and after[0] == file else -1
+            if after is not None and after[0] > file:
+                return []
+            records = self.io.query_by_row_key(
+                REJECTS, "PartitionKey eq @pk and RowKey gt @row",
+                {"pk": digest(file), "row": f"{row:012d}"}, list(_REJECT_FIELDS),
+                min(limit or 1000, 1000),
+            )  # fmt: skip
+            found = (r for r in map(reject_of, records) if r.file == file)
+            return list(found if limit is None else islice(found, limit))
+        # Every file: a scan, since partitions are by a digest of the file, not in file order;
+        # a later page has the service skip the files before it.
+        if after is None:
+            records = self.io.scan(REJECTS)
+        else:
+            records = self.io.query(REJECTS, "File ge @file", {"file": after[0]})
+        found = (r for r in map(reject_of, records) if after is None or (r.file, r.row) > after)
+        if limit is None:
+            return sorted(found, key=lambda r: (r.file, r.row))
+        return heapq.nsmallest(limit, found, key=lambda r: (r.file, r.row))
 
     def count_unmatched(self) -> int:
         return sum(self._unmatched_counts().values())
@@ -559,6 +604,9 @@ class _Stream(NamedTuple):
     high: str
     entity: str
     key: str | None
+def _of_type(record: Entity, types: Sequence[str]) -> bool:
+    """A type filter names the activity (ActivityType) or its configured type (display)."""
+    return record.get("ActivityType") in types or record.get("ActivityTypeDisplay") in types
 
 
 def _newest(

@@ -59,12 +59,21 @@ CREATE TABLE IF NOT EXISTS ledger (
     rows INTEGER, activities INTEGER, unmatched INTEGER, filtered INTEGER, rejected INTEGER,
     customers INTEGER, entity TEXT, error TEXT, permanent INTEGER NOT NULL, started_at TEXT,
     finished_at TEXT, duration_ms INTEGER, not_before TEXT, seq INTEGER NOT NULL,
-    holder TEXT, PRIMARY KEY (path, etag)
+    holder TEXT, mapping TEXT, PRIMARY KEY (path, etag)
 );
 CREATE INDEX IF NOT EXISTS ledger_by_seq ON ledger (seq);
 CREATE INDEX IF NOT EXISTS ledger_by_status ON ledger (status);
 """
+# Columns added to a table after its first release, for files made before them.
+# Columns added since a database file was made (CREATE TABLE IF NOT EXISTS keeps old ones).
+# Entries of older ledgers, without a mapping fingerprint, count as read under the current mapping.
+_ADDED_COLUMNS = {"ledger": ["holder TEXT", "mapping TEXT", "awaits_metadata INTEGER NOT NULL DEFAULT 0"]}
+_ADDED_INDEXES = """
+CREATE INDEX IF NOT EXISTS ledger_awaiting_metadata ON ledger (path) WHERE awaits_metadata = 1;
+"""
 
+# A type filter names the activity (ActivityType) or its configured type (the display).
+_OF_TYPE = "(activity_type IN ({0}) OR activity_type_display IN ({0}))"
 ACTIVITY_COLUMNS = ", ".join(Activity._fields)  # as the unified_activities view names them
 _INSERT_CUSTOMER = "INSERT OR IGNORE INTO customer_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT_CUSTOMER = """
@@ -89,6 +98,19 @@ BULK_SECONDS = 3.0
 CACHE_KIB = 48 * 1024
 
 
+def _add_columns(conn: sqlite3.Connection) -> None:
+    for table, columns in _ADDED_COLUMNS.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for column in columns:
+            if column.split()[0] not in have:
+                try:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+                except sqlite3.OperationalError as exc:  # another process added it first
+                    if "duplicate column" not in str(exc):
+                        raise
+    conn.executescript(_ADDED_INDEXES)
+
+
 class SqliteDatabase:
     """One connection to one database file, shared by the store and the ledger of a process."""
 
@@ -109,7 +131,7 @@ class SqliteDatabase:
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             self.conn.executescript(SCHEMA + link_tables.SCHEMA)
-            _add_missing_columns(self.conn)
+            _add_columns(self.conn)
         with self.transaction() as conn:
             activity_tables.create(conn)
 
@@ -184,13 +206,6 @@ class SqliteDatabase:
                         self._commit()
             finally:
                 self.conn.close()
-
-
-def _add_missing_columns(conn: sqlite3.Connection) -> None:
-    """Columns added since a database file was made (CREATE TABLE IF NOT EXISTS keeps old ones)."""
-    ledger = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
-    if "holder" not in ledger:
-        conn.execute("ALTER TABLE ledger ADD COLUMN holder TEXT")
 
 
 @dataclasses.dataclass
@@ -345,8 +360,8 @@ class SqliteStore:
         self, prefix: str, params: list[object], where: list[str], query: TimelineQuery
     ) -> Page:
         if query.types:
-            where.append(f"activity_type IN ({', '.join('?' * len(query.types))})")
-            params.extend(query.types)
+            where.append(_OF_TYPE.format(", ".join("?" * len(query.types))))
+            params.extend([*query.types, *query.types])
         if query.since is not None:
             where.append("activity_time >= ?")
             params.append(query.since)
@@ -366,29 +381,36 @@ class SqliteStore:
         token = encode_cursor(items[-1].activity_time, items[-1].activity_id) if more else None
         return Page(items, token)
 
-    def search_customers(self, text: str, limit: int) -> list[Customer]:
+    def search_customers(self, text: str, limit: int, after: str | None = None) -> list[Customer]:
         pattern = (
             "%"
             + text.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             + "%"
         )
         ids = self.db.query(
-            "SELECT DISTINCT customer_id FROM customer_rows WHERE customer_id = ? "
-            "OR search_text LIKE ? ESCAPE '\\' ORDER BY customer_id LIMIT ?",
-            (text, pattern, limit),
+            "SELECT DISTINCT customer_id FROM customer_rows WHERE customer_id > ? AND "
+            "(customer_id = ? OR search_text LIKE ? ESCAPE '\\') ORDER BY customer_id LIMIT ?",
+            (after or "", text, pattern, limit),
         )
         found = (self.get_customer(customer_id) for (customer_id,) in ids)
         return [c for c in found if c is not None]
 
     def list_activities(
-        self, activity_type: str | None, unmatched: bool, limit: int | None
+        self,
+        activity_type: str | None,
+        unmatched: bool,
+        limit: int | None,
+        after: tuple[str, str] | None = None,
     ) -> list[Activity]:
         where, params = ["1"], []
         if activity_type is not None:
-            where.append("activity_type = ?")
-            params.append(activity_type)
+            where.append(_OF_TYPE.format("?"))
+            params.extend([activity_type, activity_type])
         if unmatched:
             where.append("customer_id IS NULL")
+        if after is not None:
+            where.append("(activity_time, activity_id) < (?, ?)")
+            params.extend(after)
         rows = self.db.query(
             f"SELECT {ACTIVITY_COLUMNS} FROM unified_activities WHERE {' AND '.join(where)} "
             "ORDER BY activity_time DESC, activity_id DESC LIMIT ?",
@@ -396,10 +418,17 @@ class SqliteStore:
         )
         return [_activity(r) for r in rows]
 
-    def list_rejects(self, limit: int | None) -> list[Reject]:
+    def list_rejects(
+        self, limit: int | None, file: str | None = None, after: tuple[str, int] | None = None
+    ) -> list[Reject]:
+        where, params = ["(file, row) > (?, ?)"], list(after or ("", -1))
+        if file is not None:
+            where.append("file = ?")
+            params.append(file)
         rows = self.db.query(
-            "SELECT file, etag, row, entity, reason, excerpt FROM rejects ORDER BY file, row LIMIT ?",
-            (-1 if limit is None else limit,),
+            f"SELECT file, etag, row, entity, reason, excerpt FROM rejects WHERE {' AND '.join(where)} "
+            "ORDER BY file, row LIMIT ?",
+            [*params, -1 if limit is None else limit],
         )
         return [Reject(*r) for r in rows]
 
