@@ -166,10 +166,10 @@ def test_retry_failed_runs_failed_and_quarantined_files_now_despite_back_off(roo
     class BrokenStore(MemoryStore):
         broken = True
 
-        def write(self, activities, customers, rejects):  # type: ignore[no-untyped-def]
+        def write(self, *records):  # type: ignore[no-untyped-def]
             if self.broken:
                 raise TransientError("store unavailable")
-            return super().write(activities, customers, rejects)
+            return super().write(*records)
 
     (root / "EmailPromotion" / "notes.txt").write_text("not data")
     store = BrokenStore()
