@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from itertools import groupby
 from typing import Any
@@ -10,7 +11,7 @@ from shared.core.errors import NotFound
 from shared.core.identity.links import Link
 from shared.core.identity.winners import LATEST, candidates, is_conflict, winner
 from shared.core.model import TimelineQuery
-from shared.core.paging import check_limit
+from shared.core.paging import bind_token, check_limit, query_scope, unbind_token
 from shared.core.ports import LinkStore
 from shared.core.queries import check_id
 
@@ -44,6 +45,10 @@ def visitor_view(
 ) -> dict[str, Any]:
     """A visitor: its link (or conflict) per customer entity, and a page of its activities."""
     check_id(visitor_id, "visitor id")
+    # Tokens are bound to the visitor and filters they continue, as the timeline's are.
+    scope = query_scope("visitor", visitor_id, sorted(set(query.types)), query.since, query.until)
+    if query.continuation:
+        query = dataclasses.replace(query, continuation=unbind_token(query.continuation, scope))
     links = store.visitor_links(visitor_id)
     page = store.visitor_activities(visitor_id, query)
     if not links and not page.items and query.continuation is None:
@@ -51,7 +56,7 @@ def visitor_view(
     return {
         "visitor": {"VisitorId": visitor_id, "Links": _by_entity(links, rules)},
         "activities": [a.to_record() for a in page.items],
-        "continuation": page.continuation,
+        "continuation": bind_token(page.continuation, scope),
     }
 
 
