@@ -112,7 +112,7 @@ def test_every_http_function_needs_a_function_key() -> None:
         if f.get_trigger().get_binding_name() == "httpTrigger"
     }  # fmt: skip
     # The segment routes and erasure (SPEC §9, §11) are behind the key too.
-    audiences = {"list_segments", "segment_members", "segment_changes", "erase_customer"}
+    audiences = {"list_segments", "segment_members", "segment_changes", "erase_customer", "get_visitor"}
     assert set(http) == {*HTTP_ROUTES.values(), "reprocess", "reconcile_now", *audiences}
     levels = {name: str(getattr(d["authLevel"], "value", d["authLevel"])) for name, d in http.items()}
     ok = all(level == "function" for level in levels.values())
