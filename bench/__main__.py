@@ -3,6 +3,7 @@
 python -m bench            # 1M events + 10k customers (a few minutes)
 python -m bench --quick    # a smoke run on small files
 BENCH_EVENTS=200000 python -m bench --skip-azure
+python -m bench.metadata   # only the CDM metadata rows (--skip-metadata leaves them out)
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, help="customers (BENCH_CUSTOMERS)")
     parser.add_argument("--azure-events", type=int, help="events for the Azure Tables run")
     parser.add_argument("--skip-azure", action="store_true", help="no Azurite measurements")
+    parser.add_argument("--skip-metadata", action="store_true",
+                        help="no CDM metadata measurements (bench/metadata.py)")  # fmt: skip
     args = parser.parse_args()
     base = QUICK if args.quick else FULL
     sizes = dataclasses.replace(
@@ -53,6 +56,10 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="footprint-bench-") as tmp:
         rows = run(Path(tmp), sizes, azure=not args.skip_azure)
+        if not args.skip_metadata:
+            from bench.metadata import metadata_rows
+
+            rows += metadata_rows(Path(tmp) / "metadata", quick=args.quick)
     print_table(rows, sizes.events, sizes.customers)
 
 
@@ -64,6 +71,7 @@ def run(tmp: Path, sizes: Sizes, azure: bool) -> list[Row]:
           f"{sizes.customers:,} customers, in {root}", flush=True)  # fmt: skip
     rows = sqlite_rows(tmp, root, customers, events, sizes)
     rows += reference_rows(tmp, root, customers, events, rows[0])
+    rows += stitching_rows(tmp, sizes)
     rows += export_rows(tmp, tmp / "footprint.db")
     rows += audience_rows(tmp, sizes.events * 10 // 9, sizes.customers * 2)
     if azure:
@@ -93,6 +101,36 @@ def sqlite_rows(tmp: Path, root: Path, customers: str, events: str, sizes: Sizes
             "events", one_process.seconds, one_process.rss_mb, "no file reader child"),
         Row("  raw ceiling: bare executemany upsert, same tables", ceiling["rows"], "rows",
             ceiling["seconds"], None, f"ours = {ratio:.0%} of it (target >= 90%)"),
+    ]  # fmt: skip
+
+
+def stitching_rows(tmp: Path, sizes: Sizes) -> list[Row]:
+    """The same ingest of an export whose SDK ids are cookies, with visitors stitched (the
+    shipped default) and with a config without visitorKey; each twice, alternating, the faster
+    of each kept, so that a noisy neighbour hurts both alike."""
+    root = tmp / "visitors"
+    customers = export.write_customers(root, sizes.customers)
+    events = export.write_events(root, sizes.events, sizes.customers, cookies=True)
+    config = orjson.loads((Path(__file__).parent.parent / "shared/default_config.json").read_bytes())
+    config["activities"][0]["relationship"].pop("visitorKey")
+    plain = tmp / "no-visitor-key.json"
+    plain.write_bytes(orjson.dumps(config))
+    runs: dict[str, list[Run]] = {"on": [], "off": []}
+    for attempt in range(2):
+        for mode in ("off", "on"):
+            store = tmp / f"stitch-{mode}-{attempt}.db"
+            extra = {"FOOTPRINT_CONFIG": str(plain)} if mode == "off" else {}
+            footprint_ingest(root, store, customers, **extra)
+            runs[mode].append(footprint_ingest(root, store, events, **extra))
+    on, off = (min(runs[m], key=lambda r: r.seconds) for m in ("on", "off"))
+    report_on, report_off = (orjson.loads(r.output.splitlines()[-1]) for r in (on, off))
+    return [
+        Row("footprint ingest -> SQLite, visitors stitched (shipped default)", sizes.events,
+            "events", on.seconds, on.rss_mb, f"{on.seconds / off.seconds:.0%} of the time "
+            f"without (target <= 110%); {report_on['unmatched']:,} unmatched"),
+        Row("  the same export, config without visitorKey", sizes.events, "events",
+            off.seconds, off.rss_mb, f"{report_off['unmatched']:,} unmatched: anonymous "
+            "events stay unknown"),
     ]  # fmt: skip
 
 

@@ -146,7 +146,8 @@ def _last_matched_event(path: Path, customers: int) -> tuple[str, str] | None:
     with path.open(newline="") as f:
         for row in csv.DictReader(f):
             user = row["Signal.User.AuthId"] or row["Signal.User.Id"]
-            if row["Signal.Action.Name"] == export.PROMOTION and int(user[2:]) < customers:
+            known = user.startswith("R-") and int(user[2:]) < customers
+            if row["Signal.Action.Name"] == export.PROMOTION and known:
                 found = derived_customer_id("RetailCustomers", user), row["Signal.Export.Id"]
     return found
 
@@ -180,7 +181,8 @@ def azure_rows(tmp: Path, sizes: Any) -> list[Row]:
     small, large = sizes.latency
     files = {
         small: [
-            export.write_events(root, small, sizes.customers, hour=h, seed=h) for h in (2, 3, 4)
+            export.write_events(root, small, sizes.customers, hour=h, seed=h, cookies=True)
+            for h in (2, 3, 4)
         ],
         large: [export.write_events(root, large, sizes.customers, hour=5)],
     }
@@ -203,7 +205,8 @@ def azure_rows(tmp: Path, sizes: Any) -> list[Row]:
         Row("  ceiling: the same through Footprint's transaction encoder", t.activities,
             "activities", t.encoder_seconds, None, "one entity per activity"),
         Row(f"per-file function, {small:,} rows: BlobCreated -> readable", small, "rows",
-            latency[small], None, "median of 3, warm worker (target <= 1 s)"),
+            latency[small], None, "median of 3, warm worker, visitors stitched (shipped "
+            "default; SDK ids are cookies) (target <= 1 s)"),
         Row(f"per-file function, {large:,} rows: BlobCreated -> readable", large, "rows",
             latency[large], None, "warm worker"),
     ]  # fmt: skip

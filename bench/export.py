@@ -27,10 +27,14 @@ def write_customers(root: Path, count: int) -> str:
     return CUSTOMERS_FILE
 
 
-def write_events(root: Path, rows: int, customers: int, hour: int = 14, seed: int = 1) -> str:
+def write_events(
+    root: Path, rows: int, customers: int, hour: int = 14, seed: int = 1, cookies: bool = False
+) -> str:
     """One events file of `rows` rows in the folder of one hour, returning its path: 90% of the
     events inside the default activity's filter; users drawn from 10% more ids than there are
-    customers, so some stay unmatched; one in three events without an authenticated id."""
+    customers, so some stay unmatched; one in three events without an authenticated id. With
+    `cookies`, each user's SDK id is a cookie of its own rather than the customer key, so the
+    anonymous events reach their customer only through the visitor's sign-ins (SPEC §8)."""
     rng = random.Random(seed)
     name = f"{EVENTS_FOLDER}/{hour:02d}/part-0001.csv"
     path = root / name
@@ -45,7 +49,8 @@ def write_events(root: Path, rows: int, customers: int, hour: int = 14, seed: in
                 f"{hour:02d}-evt-{n:09d}",
                 f"2021-09-28T{n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}.{n % 1000:03d}Z",
                 "PageAction", action, f"https://shop.example.com/p/{n % 500}", "Offer page",
-                user, user if n % 3 else "", f"s-{n // 20}", "mobile", "Android", "Chrome",
+                f"ck-{user}" if cookies else user, user if n % 3 else "", f"s-{n // 20}",
+                "mobile", "Android", "Chrome",
             ))  # fmt: skip
     return name
 

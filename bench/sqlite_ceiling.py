@@ -30,7 +30,8 @@ def main() -> None:
     with db.transaction() as conn:
         source = _source_id(conn, (name, "etag-1", "EmailPromotion", activities[0].activity_type,
                                    "WebLog", True, "RetailCustomers"))  # fmt: skip
-    rows = [(a[0], source, a[14], a[4], a[5], a[6], a[7], a[9], a[10]) for a in activities]
+    rows = [(a[0], source, a[14], a[4], a[5], a[6], a[7], a[9], a[10],
+             "" if a[16] == a[10] and a[16] is not None else a[16]) for a in activities]  # fmt: skip
     del activities
     started = time.perf_counter()
     db.conn.execute("BEGIN")

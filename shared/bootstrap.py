@@ -10,6 +10,7 @@ import weakref
 from pathlib import Path
 
 from shared.core.audiences.evaluator import Audiences
+from shared.core.cdm.catalog import MetadataCache
 from shared.core.config import Config, parse_config
 from shared.core.errors import ConfigError
 from shared.core.export.folder import ExportTarget
@@ -42,8 +43,20 @@ def load_config(path: str | None) -> Config:
     return parse_config(data, path)
 
 
-def open_store(url: str, settings: Settings) -> tuple[ProfileStore, Ledger]:
-    """The profile store and ledger a store URL names."""
+def open_store(
+    url: str, settings: Settings, config: Config | None = None, *, create: bool = False
+) -> tuple[ProfileStore, Ledger]:
+    """The profile store and ledger a store URL names; with `config`, its reads settle visitor
+    conflicts as the config's onConflict says. Only what loads files (ingest, reconcile, demo,
+    the Functions app) may `create` one; for anything else a SQLite file that does not exist is
+    refused rather than made, as a mistyped path would read as an empty store."""
+    store, ledger = _open_store(url, settings, create)
+    if config is not None:
+        store.use_conflict_rules(config.conflict_rules())
+    return store, ledger
+
+
+def _open_store(url: str, settings: Settings, create: bool) -> tuple[ProfileStore, Ledger]:
     if url.startswith("sqlite:///"):
         from shared.adapters.sqlite.ledger import SqliteLedger
         from shared.adapters.sqlite.store import SqliteDatabase, SqliteStore
@@ -51,6 +64,11 @@ def open_store(url: str, settings: Settings) -> tuple[ProfileStore, Ledger]:
         path = url.removeprefix("sqlite:///")
         if not path:
             raise ConfigError("store URL sqlite:/// needs a file path, e.g. sqlite:///footprint.db")
+        if not create and path != ":memory:" and not Path(path).is_file():
+            raise ConfigError(
+                f"no store at {path}: check --store (or FOOTPRINT_STORE); "
+                "ingest, reconcile and demo create one"
+            )
         db = SqliteDatabase(path)
         return SqliteStore(db), SqliteLedger(db)
     if url in ("memory:", "memory://"):
@@ -209,7 +227,7 @@ def runtime() -> Runtime:
     """Built on first use and kept for the worker's life; settings are validated here."""
     settings, location = _pinned[0] if _pinned else (Settings.from_env(), None)
     config = load_config(settings.config_path)
-    store, ledger = open_store(settings.store, settings)
+    store, ledger = open_store(settings.store, settings, config, create=True)
     if location is None:
         location = f"blob:{settings.container}/{settings.prefix}".rstrip("/")
     source = open_source(location, settings) if location else None
@@ -224,8 +242,9 @@ def ingest_options(settings: Settings, root: str = "", ports: Ports | None = Non
     return IngestOptions(
         root=root, max_attempts=settings.max_attempts,
         retry_base_seconds=settings.retry_base_seconds, lease_seconds=settings.lease_seconds,
-        batch_size=settings.batch_size,
-        max_file_bytes=settings.max_file_bytes, limits=Limits(max_row_bytes=settings.max_row_bytes),
+        batch_size=settings.batch_size, max_rejects_per_file=settings.max_rejects_per_file,
+        metadata=MetadataCache(),
+        limits=Limits(max_row_bytes=settings.max_row_bytes, max_file_bytes=settings.max_file_bytes),
         read_in_child_from=(
             settings.read_in_child_bytes or None if ports and _local_into_sqlite(ports) else None
         ),

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from shared import bootstrap, cli_audiences, cli_erasure
+from shared import bootstrap, cli_audiences, cli_erasure, cli_listing
 from shared.bootstrap import STORE_URLS
 from shared.cli_hints import reconcile_notes, timeline_command
 from shared.cli_output import (
@@ -20,12 +20,15 @@ from shared.cli_output import (
     emit,
     format_activities,
     format_card,
+    format_conflicts,
     format_customers,
     format_export,
     format_fields,
     format_inspect,
     format_report,
     format_status,
+    format_visitor,
+    next_page,
 )
 from shared.core import queries
 from shared.core.cdm.catalog import (
@@ -36,6 +39,7 @@ from shared.core.cdm.catalog import (
     is_partition_folder,
 )
 from shared.core.errors import BadRequest, FootprintError, StorageFull
+from shared.core.identity import views as identity_views
 from shared.core.ingest.reconciler import reconcile
 from shared.core.ingest.service import Ports, ingest_file
 from shared.core.model import FAILED, QUARANTINED, IngestReport
@@ -59,58 +63,71 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"footprint: {message} (see {self.prog} --help)\n")
 
 
-def _context(args: argparse.Namespace) -> tuple[Settings, Any, Any, Any]:
+def _context(args: argparse.Namespace, create: bool = False) -> tuple[Settings, Any, Any, Any]:
+    """Settings, config, store and ledger; only commands that write `create` a store."""
     settings = Settings.from_env()
     config = bootstrap.load_config(args.config or settings.config_path)
-    store, ledger = bootstrap.open_store(args.store or settings.store, settings)
+    store, ledger = bootstrap.open_store(args.store or settings.store, settings, config, create=create)
     return settings, config, store, ledger
 
 
 def _ingest_targets(paths: Sequence[str], root: str | None) -> list[tuple[Path, list[str]]]:
-    """Group the command's paths by the folder they are read from, files relative to it."""
-    targets: list[tuple[Path, list[str]]] = []
+    """Group the command's paths by the export root they are read from, files relative to it,
+    so that a file has one ledger path however the command is pointed at it."""
+    targets: dict[Path, dict[str, None]] = {}  # an ordered set of files per root
     for raw in paths:
         path = Path(raw).resolve()
-        if path.is_dir() and root is None:
-            files = [p.relative_to(path).as_posix() for p in sorted(path.rglob("*")) if p.is_file()]
-            files.sort(key=lambda f: not is_metadata(f))
-            targets.append((path, files))
-        elif path.is_file() or path.is_dir():
-            base = Path(root).resolve() if root else _default_root(path)
-            if base != path and base not in path.parents:
-                raise FootprintError(f"{raw} is not inside --root {root}")
-            found = sorted(path.rglob("*")) if path.is_dir() else [path]
-            targets.append((base, [p.relative_to(base).as_posix() for p in found if p.is_file()]))
-        else:
+        if not (path.is_file() or path.is_dir()):
             raise FootprintError(f"no such file or folder: {raw}")
-    return targets
+        base = Path(root).resolve() if root else _default_root(path)
+        if base != path and base not in path.parents:
+            raise FootprintError(f"{raw} is not inside --root {root}")
+        found = sorted(path.rglob("*")) if path.is_dir() else [path]
+        files = targets.setdefault(base, {})
+        files.update(dict.fromkeys(p.relative_to(base).as_posix() for p in found if p.is_file()))
+    return [(base, sorted(files, key=lambda f: not is_metadata(f))) for base, files in targets.items()]
 
 
 def _default_root(path: Path) -> Path:
-    """The export root of a file given alone: its nearest manifest folder, else the folder
-    above the entity folder (past date partitions such as 2021/09/28/14)."""
+    """The export root of a file or folder: the nearest folder at or above it with a manifest
+    (and above that, while the parent holds one too: a subManifest's folder is inside its
+    parent's), else the folder above the entity folder of a date partition given or lying in
+    it (2021/09/28/14), else the folder given."""
     folders = [path] if path.is_dir() else []
     folders += list(path.parents)
-    for folder in folders:
-        if any(is_manifest_name(p.name) for p in folder.iterdir() if p.is_file()):
-            return folder
+    with_manifest = [_has_manifest(f) for f in folders]
+    if any(with_manifest):
+        nearest = with_manifest.index(True)
+        while nearest + 1 < len(folders) and with_manifest[nearest + 1]:
+            nearest += 1
+        return folders[nearest]
+    if path.is_dir() and not is_partition_folder(path.name):
+        return path
     for folder in folders:
         if not is_partition_folder(folder.name):
             return folder.parent
     return path.parent
 
 
+def _has_manifest(folder: Path) -> bool:
+    try:
+        return any(is_manifest_name(p.name) for p in folder.iterdir() if p.is_file())
+    except OSError:  # a folder above the export we may not read
+        return False
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from shared.adapters.local_files import LocalFileSource
 
-    settings, config, store, ledger = _context(args)
-    targets = _ingest_targets(args.paths, args.root)
+    targets = _ingest_targets(args.paths, args.root)  # a wrong path creates no store
+    settings, config, store, ledger = _context(args, create=True)
     total = sum(len(files) for _, files in targets)
     progress, done, worst = Progress("ingest"), 0, 0
     for base, files in targets:
         ports = Ports(LocalFileSource(base), store, ledger)
         options = bootstrap.ingest_options(settings, ports=ports)
-        catalog = Catalog(ports.source, cache=True)
+        # One catalog per export root: its manifests and entity documents are read once a run.
+        catalog = Catalog(ports.source, cache=True, metadata=options.metadata)
         for path in files:
             report = _ingest_one(ports, config, path, options, args.force, catalog)
             report.file = (base / path).as_posix() if not args.relative else path
@@ -137,12 +154,12 @@ def _ingest_one(ports: Ports, config: Any, path: str, options: Any, force: bool,
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    settings, config, store, ledger = _context(args)
+    settings, config, store, ledger = _context(args, create=True)
     source = bootstrap.open_source(args.source, settings)
     ports = Ports(source, store, ledger)
     report = reconcile(
         ports, config, bootstrap.ingest_options(settings, ports=ports), prefix=args.prefix.strip("/"),
-        budget_seconds=args.budget, progress=Progress("reconcile"),
+        budget_seconds=args.budget, progress=Progress("reconcile"), retry_failed=args.retry_failed,
     )  # fmt: skip
     store.close()
     emit(args.json, report.to_record(), format_fields)
@@ -154,26 +171,44 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 def cmd_timeline(args: argparse.Namespace) -> int:
     _, _, store, _ = _context(args)
     query = queries.timeline_query(
-        args.type or (), args.since, args.until, args.limit, args.continuation
+        args.type or (), args.since, args.until, args.limit, args.continuation,
+        names=("--since", "--until"),
     )
     card = queries.customer_card(store, args.customer_id, query)
-    if not args.json:
-        card["customer"]["ActivityCounts"] = store.activity_counts(args.customer_id)
     emit(args.json, card, lambda c: format_card(c, timeline_command(args.customer_id, args)))
+    return 0
+
+
+def cmd_visitor(args: argparse.Namespace) -> int:
+    _, config, store, _ = _context(args)
+    query = queries.timeline_query(
+        args.type or (), args.since, args.until, args.limit, args.continuation
+    )
+    view = identity_views.visitor_view(store, args.visitor_id, query, config.conflict_rules())
+    emit(args.json, view, format_visitor)
+    return 0
+
+
+def cmd_identities(args: argparse.Namespace) -> int:
+    _, config, store, _ = _context(args)
+    found = identity_views.conflicts(store, config.conflict_rules(), args.limit)
+    emit(args.json, found, format_conflicts)
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     _, _, store, _ = _context(args)
-    found = queries.search(store, args.text, args.limit)
+    found, token = queries.search(store, args.text, args.limit, args.continuation)
     emit(args.json, found, lambda c: format_customers(c, args.text))
+    next_page(args, token, carried=False)
     return 0
 
 
 def cmd_activities(args: argparse.Namespace) -> int:
     _, _, store, _ = _context(args)
-    items = queries.preview(store, args.type, args.unmatched, args.limit)
+    items, token = queries.preview(store, args.type, args.unmatched, args.limit, args.continuation)
     emit(args.json, items, format_activities)
+    next_page(args, token, carried=False)
     return 0
 
 
@@ -201,9 +236,10 @@ def cmd_cdm_inspect(args: argparse.Namespace) -> int:
 
     if not Path(args.path).is_dir():
         raise FootprintError(f"{args.path} is not a folder")
-    result = inspect(LocalFileSource(args.path))
+    result = inspect(LocalFileSource(args.path), label=args.path)
     emit(args.json, result, format_inspect)
-    return 0
+    # A manifest naming entity documents the export lacks describes less than it claims.
+    return 1 if any(e["missingDocument"] for e in result["entities"]) else 0
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -305,6 +341,12 @@ def _seconds(text: str) -> float:
     return value
 
 
+_TYPE_HELP = (
+    "an activity's name (ActivityType, e.g. EmailPromotionClicks) or its configured "
+    "activityType (ActivityTypeDisplay, e.g. WebLog)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--store", help=f"store URL ({STORE_URLS}); default FOOTPRINT_STORE")
@@ -340,16 +382,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--budget", type=_seconds, help="stop starting new files after this many seconds (> 0)"
     )
+    p.add_argument("--retry-failed", action="store_true",
+                   help="also run failed and quarantined files again now, back-off or not")  # fmt: skip
     p.set_defaults(run=cmd_reconcile)
 
     p = sub.add_parser("timeline", parents=[common], help="a customer card: profile and activities")
     p.add_argument("customer_id", metavar="CUSTOMER_ID", help="the customer's CustomerId")
-    p.add_argument("--type", action="append", help="activity type (repeatable)")
+    p.add_argument("--type", action="append", help=_TYPE_HELP + " (repeatable)")
     p.add_argument("--since", help="from this time (ISO 8601), inclusive")
     p.add_argument("--until", help="up to this time (ISO 8601), exclusive")
     p.add_argument("--limit", type=_limit(MAX_PAGE), help=f"activities per page, 1 to {MAX_PAGE} (default 50)")
     p.add_argument("--continuation", help="token printed by the previous page")
     p.set_defaults(run=cmd_timeline)
+
+    p = sub.add_parser("visitor", parents=[common], help="a visitor: its link or conflict, activities")
+    p.add_argument("visitor_id", metavar="VISITOR_ID", help="the visitor key's value (SDK user id)")
+    p.add_argument("--type", action="append", help="activity type (repeatable)")
+    p.add_argument("--since", help="from this time (ISO 8601), inclusive")
+    p.add_argument("--until", help="up to this time (ISO 8601), exclusive")
+    p.add_argument("--limit", type=_positive, help="activities per page (default 50, at most 500)")
+    p.add_argument("--continuation", help="token printed by the previous page")
+    p.set_defaults(run=cmd_visitor)
+
+    p = sub.add_parser("identities", parents=[common], help="visitors linked to several keys")
+    p.add_argument("--conflicts", action="store_true", required=True,
+                   help="list visitors linked to more than one key, with the winner")  # fmt: skip
+    p.add_argument("--limit", type=_positive, help="at most this many visitors")
+    p.set_defaults(run=cmd_identities)
 
     p = sub.add_parser("search", parents=[common], help="customers whose key or attribute matches")
     p.add_argument("text", metavar="TEXT", help="part of a customer key, CustomerId or attribute")
@@ -357,19 +416,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=_limit(queries.MAX_SEARCH_RESULTS),
         help=f"customers to show, 1 to {queries.MAX_SEARCH_RESULTS} (default 20)",
     )  # fmt: skip
+    p.add_argument("--continuation", help="token printed by the previous page (on stderr)")
     p.set_defaults(run=cmd_search)
 
     p = sub.add_parser("activities", parents=[common], help="UnifiedActivity preview")
-    p.add_argument("--type", help="only activities of this ActivityType")
+    p.add_argument("--type", help=_TYPE_HELP)
     p.add_argument("--unmatched", action="store_true", help="only activities with no customer yet")
     p.add_argument(
         "--limit", type=_limit(queries.MAX_PREVIEW),
         help=f"activities to show, 1 to {queries.MAX_PREVIEW} (default all)",
     )  # fmt: skip
+    p.add_argument("--continuation", help="token printed by the previous page (on stderr)")
     p.set_defaults(run=cmd_activities)
 
     p = sub.add_parser("status", parents=[common], help="ledger health")
     p.set_defaults(run=cmd_status)
+    cli_listing.add_commands(sub, common, _limit(MAX_PAGE), _Parser)
 
     p = sub.add_parser(
         "dev", parents=[common], help="run the Functions app locally against Azurite"
@@ -409,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # to print the next page's command
     verbose = getattr(args, "verbose", 0)
     # `dev` is a server: one line per file by default. The SDK's request logs only with -vv.
     level = logging.INFO if verbose or args.command == "dev" else logging.WARNING
@@ -424,7 +487,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"footprint: {exc} (see footprint {command} --help)", file=sys.stderr)
         return EXIT_BAD_INPUT
     except FootprintError as exc:
-        print(f"footprint: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # a config's errors come one per line
+            print(f"footprint: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as exc:  # the file in hand was let go, due again
         terminated = isinstance(exc, Terminated)

@@ -41,7 +41,7 @@ def reconcile_notes(
         notes.append(f"nothing due: the ledger has all {report.listed} files of {where} at their "
                      "current ETag (done, failed for good, or waiting to retry)")  # fmt: skip
     elif report.done == 0:
-        skips = Counter(r.error for r in report.reports if r.status == SKIPPED and r.error)
+        skips = Counter(r.reason or r.error for r in report.reports if r.status == SKIPPED and (r.reason or r.error))
         for reason, count in skips.most_common(3):
             notes.append(f"{count} of {report.processed} files skipped: {reason}")
     folder = _root_name(source)

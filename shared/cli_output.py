@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import shlex
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -40,7 +42,8 @@ class Progress:
 
 def format_report(r: IngestReport) -> str:
     c = r.counts
-    tail = f"  ({printable(r.error)})" if r.error else ""
+    note = r.error or r.reason
+    tail = f"  ({printable(note)})" if note else ""
     return (
         f"{r.status:<11} {printable(r.file)}  entity={r.entity or '-'} rows={c.rows} activities={c.activities} "
         f"unmatched={c.unmatched} filtered={c.filtered} rejected={c.rejected} "
@@ -106,6 +109,10 @@ def format_card(card: dict[str, Any], more: str = "footprint timeline ID") -> st
     lines = [f"Customer {printable(c['CustomerId'])}  ({keys})", f"  {attrs}"]
     if counts:
         lines.append(f"  activities: {counts}")
+    for v in c.get("Visitors", []):
+        source = v["LinkSource"]
+        lines.append(f"  visitor {v['VisitorId']}: signed in {v['LinkedAt']} "
+                     f"({source['File']} row {source['Row']})")  # fmt: skip
     lines.append("")
     if card["activities"]:
         lines.extend("  " + row for row in format_activity_table(card["activities"], False))
@@ -148,12 +155,81 @@ def format_status(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def next_page(args: argparse.Namespace, token: str | None, carried: bool) -> None:
+    """Say on stderr how to get the next page, if any: the command to run in text mode; in
+    JSON mode `{"continuation": TOKEN}`, unless the JSON on stdout `carried` it already."""
+    if token is None:
+        return
+    if not args.json:
+        argv, skip = [], False
+        for arg in getattr(args, "argv", []):
+            if not skip and not arg.startswith("--continuation"):
+                argv.append(arg)
+            skip = arg == "--continuation" and not skip
+        print(f"more: {shlex.join(['footprint', *argv, '--continuation', token])}", file=sys.stderr)
+    elif not carried:
+        sys.stderr.buffer.write(orjson.dumps({"continuation": token}, option=orjson.OPT_APPEND_NEWLINE))
+        sys.stderr.flush()
+
+
+def _printable(value: Any) -> str:
+    """One line whatever a value holds: control characters as escapes."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(value))
+
+
+def format_rejects(page: dict[str, Any]) -> str:
+    lines = [
+        f"{r['File']}:{r['Row']}  {_printable(r['Reason'])}  {_printable(r['Excerpt'])}"
+        for r in page["rejects"]
+    ]
+    return "\n".join(lines) or "no rejects"
+
+
+def format_files(page: dict[str, Any]) -> str:
+    lines = []
+    for f in page["files"]:
+        why = f["error"] or f["reason"]
+        counts = f"rows={f['rows']} activities={f['activities']} rejected={f['rejected']}"
+        lines.append(
+            f"{f['status']:<11} {f['path']}  attempts={f['attempts']} {counts}  "
+            f"updated={f['updated_at'] or '-'}" + (f"  ({_printable(why)})" if why else "")
+        )
+    return "\n".join(lines) or "no files"
+
+
+def format_check(result: dict[str, Any]) -> str:
+    lines = []
+    for c in result["checks"]:
+        head = f"{c['kind']} {c['name']} (entity {c['entity']})"
+        if not result["checked"]:
+            lines.append(f"{head}: valid")
+        elif not c["files"]:
+            lines.append(f"{head}: no files of this entity in the export")
+        elif not c["missing"]:
+            lines.append(f"{head}: {_files(c['files'])}, every configured column found")
+        for m in c["missing"] if result["checked"] else ():
+            lines.append(
+                f"{head}: {m['field']}: none of {', '.join(m['columns'])} in {m['files']} of "
+                f"{_files(c['files'])} (e.g. {m['examples'][0]})"
+            )
+    lines += [f"unreadable: {u['file']}: {u['error']}" for u in result["unreadable"]]
+    lines.append(f"config {result['config']}: " + ("ok" if result["ok"] else "problems found, see above"))
+    return "\n".join(lines)
+
+
+def _files(n: int) -> str:
+    return f"{n} file" if n == 1 else f"{n} files"
+
+
 def format_inspect(result: dict[str, Any]) -> str:
     lines = []
     for e in result["entities"]:
-        lines.append(
-            f"{e['name']}  ({len(e['attributes'])} attributes, {len(e['partitions'])} partitions)"
-        )
+        missing = e.get("missingDocument")
+        attributes = (
+            f"entity document {missing} is missing" if missing
+            else f"{len(e['attributes'])} attributes"
+        )  # fmt: skip
+        lines.append(f"{e['name']}  ({attributes}, {len(e['partitions'])} partitions)")
         lines.extend(f"    {a['name']}: {a['dataType']}" for a in e["attributes"])
         lines.extend(
             f"  - {p['location']}{' (incremental)' if p['incremental'] else ''}"
@@ -166,3 +242,30 @@ def format_export(receipts: list[dict[str, Any]]) -> str:
     return "\n".join(
         f"{r['entity']}: {r['rows']} rows in {len(r['partitions'])} partition(s)" for r in receipts
     )
+
+
+def _standing(link: dict[str, Any]) -> str:
+    spans = ", ".join(f"{c['Key']} {c['FirstLinkedAt']}..{c['LastLinkedAt']}"
+                      for c in link["Candidates"])  # fmt: skip
+    won = link["Key"] or "nobody"
+    return f"{link['Entity']}: {won} (onConflict {link['OnConflict']}; linked to {spans})"
+
+
+def format_visitor(view: dict[str, Any]) -> str:
+    v = view["visitor"]
+    lines = [f"Visitor {v['VisitorId']}"]
+    lines += [f"  {_standing(link)}" for link in v["Links"]] or ["  linked to no key"]
+    lines.append("")
+    for a in view["activities"]:
+        who = a["CustomerId"] or "(unmatched)"
+        lines.append(f"  {a['ActivityTime']}  {a['ActivityType']}  {who}  "
+                     f"{a['Title'] or a['ActivityName'] or ''}  {a['ExternalUrl'] or ''}")  # fmt: skip
+    if not view["activities"]:
+        lines.append("  (no activities)")
+    if view["continuation"]:
+        lines.append(f"  more: --continuation {view['continuation']}")
+    return "\n".join(lines)
+
+
+def format_conflicts(found: list[dict[str, Any]]) -> str:
+    return "\n".join(f"{c['VisitorId']}  {_standing(c)}" for c in found) or "no conflicts"

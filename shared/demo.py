@@ -114,7 +114,7 @@ def run_demo(args) -> int:  # type: ignore[no-untyped-def]
     settings = Settings.from_env()
     config = bootstrap.load_config(args.config)
     store_url = args.store or f"sqlite:///{folder / 'footprint.db'}"
-    store, ledger = bootstrap.open_store(store_url, settings)
+    store, ledger = bootstrap.open_store(store_url, settings, config, create=True)
     report = reconcile(Ports(LocalFileSource(root), store, ledger), config)
     print(f"sample export written to {root}; {report.done} files ingested", file=sys.stderr)
     busiest = max(
@@ -122,7 +122,6 @@ def run_demo(args) -> int:  # type: ignore[no-untyped-def]
         key=lambda c: sum(store.activity_counts(c.customer_id).values()),
     )
     card = queries.customer_card(store, busiest.customer_id, queries.timeline_query(limit=10))
-    card["customer"]["ActivityCounts"] = store.activity_counts(busiest.customer_id)
     # The next page's command, whole: the same store, config and page size as this one.
     asked = argparse.Namespace(store=store_url, config=args.config, limit=10)
     emit(args.json, card, lambda c: format_card(c, timeline_command(busiest.customer_id, asked)))

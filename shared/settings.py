@@ -23,6 +23,7 @@ DEFAULTS: dict[str, str] = {
     "FOOTPRINT_MAX_ROW_BYTES": str(16 * 1024 * 1024),
     "FOOTPRINT_MAX_FILE_BYTES": str(2 * 1024**3),
     "FOOTPRINT_BATCH_SIZE": "5000",
+    "FOOTPRINT_MAX_REJECTS_PER_FILE": "10000",
     "FOOTPRINT_READ_IN_CHILD_BYTES": str(4 * 1024 * 1024),
     "FOOTPRINT_EXPORT_SCHEDULE": "0 0 3 * * *",
     "FOOTPRINT_EXPORT_TARGET": "",
@@ -48,6 +49,7 @@ class Settings:
     max_row_bytes: int
     max_file_bytes: int
     batch_size: int
+    max_rejects_per_file: int
     read_in_child_bytes: int  # 0: never (see shared/core/ingest/forked.py)
     export_target: str = ""  # where the export timer writes; none when empty
     segment_queue: str = ""  # the Storage queue membership changes are put on; none when empty
@@ -76,6 +78,7 @@ class Settings:
             max_row_bytes=_number(raw, "FOOTPRINT_MAX_ROW_BYTES", int, 1024, 1024**3),
             max_file_bytes=_number(raw, "FOOTPRINT_MAX_FILE_BYTES", int, 1, 1024**4),
             batch_size=_number(raw, "FOOTPRINT_BATCH_SIZE", int, 1, 100_000),
+            max_rejects_per_file=_number(raw, "FOOTPRINT_MAX_REJECTS_PER_FILE", int, 1, 10**9),
             read_in_child_bytes=_number(raw, "FOOTPRINT_READ_IN_CHILD_BYTES", int, 0, 1024**4),
             export_target=raw["FOOTPRINT_EXPORT_TARGET"],
             segment_queue=_queue_name(raw["FOOTPRINT_SEGMENT_QUEUE"]),

@@ -19,7 +19,11 @@ ACCOUNT = "devstoreaccount1"
 ACCOUNT_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
-START_TIMEOUT = 30.0
+# Generous: a loaded machine may take many times as long as an idle one to start node.
+START_TIMEOUT = 120.0
+# Killed only after this: a persistent emulator saves its data on the way out.
+STOP_TIMEOUT = 60.0
+KEEP_ALIVE_SECONDS = 3600
 
 
 def free_port() -> int:
@@ -71,6 +75,9 @@ class Azurite:
             [
                 self.node, str(SCRIPT), "--silent", *self.persistence,
                 "--skipApiVersionCheck", "--disableTelemetry", "--loose",
+                # Node closes a connection idle for 5 s by default; a request the client sends
+                # on it at that moment is reset, which a loaded machine makes common.
+                *(f"--{s}KeepAliveTimeout={KEEP_ALIVE_SECONDS}" for s in ("blob", "queue", "table")),
                 "--blobHost", "127.0.0.1", "--blobPort", str(self.blob_port),
                 "--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port),
                 "--tableHost", "127.0.0.1", "--tablePort", str(self.table_port),
@@ -102,7 +109,7 @@ class Azurite:
             return
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

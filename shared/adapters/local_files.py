@@ -30,11 +30,23 @@ class LocalFileSource:
         base = self._full(prefix) if prefix else self.root
         if not base.is_dir():
             return
-        entries = sorted(base.rglob("*") if recursive else base.iterdir())
+        if not recursive:  # the catalog's listing of a folder per file: keep it cheap
+            yield from self._direct(base)
+            return
+        entries = sorted(base.rglob("*"))
         for entry in entries:
             if entry.is_file():
                 rel = entry.relative_to(self.root).as_posix()
                 yield self._file(rel, entry.stat())
+
+    def _direct(self, folder: Path) -> Iterator[SourceFile]:
+        """The files directly in `folder`, by name: os.scandir, without a Path per entry."""
+        rel = folder.relative_to(self.root).as_posix()
+        head = "" if rel == "." else rel + "/"
+        with os.scandir(folder) as scan:
+            entries = sorted((e for e in scan if e.is_file()), key=lambda e: e.name)
+        for entry in entries:
+            yield self._file(head + entry.name, entry.stat())
 
     def stat(self, path: str) -> SourceFile:
         full = self._full(path)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
+from shared.core.identity.links import Link
+from shared.core.identity.resolution import resolve
+from shared.core.identity.winners import LATEST, VisitorLink, winner
 from shared.core.ingest.claims import next_claim, renewed, utc_now
 from shared.core.ingest.overlaps import reachable
 from shared.core.model import (
@@ -26,13 +29,20 @@ def _wins(new: Activity | CustomerRow, old: Activity | CustomerRow | None) -> bo
     return old is None or (new.source_file, new.source_row) >= (old.source_file, old.source_row)
 
 
+def _of_type(activity: Activity, types: Sequence[str]) -> bool:
+    """A type filter names the activity (ActivityType) or its configured type (display)."""
+    return activity.activity_type in types or activity.activity_type_display in types
+
+
 class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self.activities: dict[str, Activity] = {}
         self.customer_rows: dict[tuple[str, str], tuple[CustomerRow, str]] = {}
         self.rejects: dict[tuple[str, int], Reject] = {}
-        self._by_foreign_key: dict[tuple[str | None, str | None], set[str]] = defaultdict(set)
+        # (customer entity, visitor) -> links by identity
+        self.links: dict[tuple[str, str], dict[tuple, Link]] = defaultdict(dict)
+        self.rules: dict[str, str] = {}
         self.overlaps: dict[str, set[str]] = defaultdict(set)  # winner file -> loser files
         self.rereads: dict[str, dict[str, None]] = defaultdict(dict)  # path -> files, in order
 
@@ -41,25 +51,24 @@ class MemoryStore:
             winner, loser = (new, old) if _wins(new, old) else (old, new)
             self.overlaps[winner.source_file].add(loser.source_file)
 
-    def _customer_of(self, activity: Activity) -> str | None:
-        if activity.customer_entity is None or activity.activity_foreign_key is None:
-            return None
-        found = self.customer_rows.get((activity.customer_entity, activity.activity_foreign_key))
+    def _customer_of_key(self, entity: str, key: str) -> str | None:
+        found = self.customer_rows.get((entity, key))
         return found[0].customer_id if found else None
 
-    def _link(self, entity: str, key: str) -> None:
-        found = self.customer_rows.get((entity, key))
-        customer_id = found[0].customer_id if found else None
-        for activity_id in self._by_foreign_key.get((entity, key), ()):
-            activity = self.activities[activity_id]
-            if activity.customer_id != customer_id:
-                self.activities[activity_id] = activity._replace(customer_id=customer_id)
+    def _winner_of(self, entity: str, visitor: str) -> VisitorLink | None:
+        found = self.links.get((entity, visitor))
+        return winner(found.values(), self.rules.get(entity, LATEST)) if found else None
+
+    def _resolved(self, activity: Activity) -> Activity:
+        """Its customer as the store is now: nothing is stored that could go stale."""
+        return resolve(activity, self._customer_of_key, self._winner_of)
 
     def write(
         self,
         activities: Sequence[Activity],
         customers: Sequence[CustomerRow],
         rejects: Sequence[Reject],
+        links: Sequence[Link] = (),
     ) -> int:
         with self._lock:
             now = utc_now()
@@ -68,26 +77,21 @@ class MemoryStore:
                 self._overlap(row, old[0] if old else None)
                 if _wins(row, old[0] if old else None):
                     self.customer_rows[(row.entity, row.key)] = (row, now)
-                    self._link(row.entity, row.key)
+            for link in links:
+                held = self.links[(link.customer_entity, link.visitor_id)]
+                known = held.get(link.identity)
+                held[link.identity] = link if known is None else known.merged(link)
             unmatched = 0
             for activity in activities:
-                linked = activity._replace(customer_id=self._customer_of(activity))
-                unmatched += linked.customer_id is None
+                stored = activity._replace(customer_id=None, identity_path=None)
+                unmatched += self._resolved(stored).customer_id is None
                 old_activity = self.activities.get(activity.activity_id)
-                self._overlap(linked, old_activity)
-                if _wins(linked, old_activity):
-                    if old_activity is not None:
-                        self._unindex(old_activity)
-                    self.activities[activity.activity_id] = linked
-                    fk = (linked.customer_entity, linked.activity_foreign_key)
-                    self._by_foreign_key[fk].add(linked.activity_id)
+                self._overlap(stored, old_activity)
+                if _wins(stored, old_activity):
+                    self.activities[activity.activity_id] = stored
             for reject in rejects:
                 self.rejects[(reject.file, reject.row)] = reject
             return unmatched
-
-    def _unindex(self, activity: Activity) -> None:
-        fk = (activity.customer_entity, activity.activity_foreign_key)
-        self._by_foreign_key[fk].discard(activity.activity_id)
 
     def _stale(self, path: str, keep_etag: str) -> tuple[list[tuple[str, str]], list[str]]:
         customers = [
@@ -122,9 +126,14 @@ class MemoryStore:
                 self.overlaps.pop(path, None)
             for key in stale:
                 del self.customer_rows[key]
-                self._link(*key)
             for activity_id in stale_activities:
-                self._unindex(self.activities.pop(activity_id))
+                del self.activities[activity_id]
+            for visitor, held in list(self.links.items()):
+                for identity, link in list(held.items()):
+                    if link.source_file == path and link.source_etag != keep_etag:
+                        del held[identity]
+                if not held:
+                    del self.links[visitor]
             for key, r in list(self.rejects.items()):
                 if r.file == path and r.etag != keep_etag:
                     del self.rejects[key]
@@ -147,80 +156,123 @@ class MemoryStore:
                 if attributes.get(name) in (None, ""):
                     attributes[name] = value
         keys = tuple(AlternateKey(row.entity, row.key) for row, _ in rows)
-        return Customer(customer_id, attributes, keys, max(updated for _, updated in rows))
+        visitors = self._visitors_of({(row.entity, row.key) for row, _ in rows})
+        return Customer(
+            customer_id, attributes, keys, max(updated for _, updated in rows), visitors
+        )
+
+    def _visitors_of(self, keys: set[tuple[str, str]]) -> tuple[VisitorLink, ...]:
+        with self._lock:
+            found = [
+                (entity, link) for (entity, visitor) in self.links
+                if (link := self._winner_of(entity, visitor)) is not None
+                and (entity, link.key) in keys
+            ]  # fmt: skip
+        return tuple(link for _, link in sorted(found, key=lambda f: (f[0], f[1].visitor_id)))
+
+    def _resolved_all(self, keep: Callable[[Activity], bool] = lambda a: True) -> list[Activity]:
+        with self._lock:
+            return [r for a in self.activities.values() if keep(r := self._resolved(a))]
 
     def activity_counts(self, customer_id: str) -> dict[str, int]:
         counts: dict[str, int] = defaultdict(int)
-        with self._lock:
-            for a in self.activities.values():
-                if a.customer_id == customer_id:
-                    counts[a.activity_type] += 1
+        for a in self._resolved_all(lambda a: a.customer_id == customer_id):
+            counts[a.activity_type] += 1
         return dict(sorted(counts.items()))
 
     def timeline(self, customer_id: str, query: TimelineQuery) -> Page:
+        return self._page(
+            lambda a: a.customer_id == customer_id and a.show_in_timeline, query
+        )
+
+    def visitor_activities(self, visitor_id: str, query: TimelineQuery) -> Page:
+        return self._page(lambda a: a.visitor_id == visitor_id, query)
+
+    def _page(self, chosen: Callable[[Activity], bool], query: TimelineQuery) -> Page:
         after = decode_cursor(query.continuation) if query.continuation else None
-        with self._lock:
-            items = [
-                a for a in self.activities.values()
-                if a.customer_id == customer_id and a.show_in_timeline
-                and (not query.types or a.activity_type in query.types)
-                and (query.since is None or a.activity_time >= query.since)
-                and (query.until is None or a.activity_time < query.until)
-                and (after is None or (a.activity_time, a.activity_id) < after)
-            ]  # fmt: skip
+        items = self._resolved_all(lambda a: (
+            chosen(a)
+            and (not query.types or _of_type(a, query.types))
+            and (query.since is None or a.activity_time >= query.since)
+            and (query.until is None or a.activity_time < query.until)
+            and (after is None or (a.activity_time, a.activity_id) < after)
+        ))  # fmt: skip
         items.sort(key=lambda a: (a.activity_time, a.activity_id), reverse=True)
         page = items[: query.limit]
         more = len(items) > query.limit
         token = encode_cursor(page[-1].activity_time, page[-1].activity_id) if more else None
         return Page(page, token)
 
-    def search_customers(self, text: str, limit: int) -> list[Customer]:
+    def search_customers(self, text: str, limit: int, after: str | None = None) -> list[Customer]:
         needle = text.casefold()
         with self._lock:
             ids = sorted({
                 row.customer_id for row, _ in self.customer_rows.values()
-                if row.customer_id == text or needle in row.key.casefold()
-                or any(needle in str(v).casefold() for v in row.attributes.values() if v)
+                if (after is None or row.customer_id > after)
+                and (row.customer_id == text or needle in row.key.casefold()
+                     or any(needle in str(v).casefold() for v in row.attributes.values() if v))
             })  # fmt: skip
         found = (self.get_customer(customer_id) for customer_id in ids[:limit])
         return [c for c in found if c is not None]
 
     def list_activities(
-        self, activity_type: str | None, unmatched: bool, limit: int | None
+        self,
+        activity_type: str | None,
+        unmatched: bool,
+        limit: int | None,
+        after: tuple[str, str] | None = None,
     ) -> list[Activity]:
-        with self._lock:
-            items = [
-                a for a in self.activities.values()
-                if (activity_type is None or a.activity_type == activity_type)
-                and (not unmatched or a.customer_id is None)
-            ]  # fmt: skip
+        items = self._resolved_all(lambda a: (
+            (activity_type is None or _of_type(a, (activity_type,)))
+            and (not unmatched or a.customer_id is None)
+            and (after is None or (a.activity_time, a.activity_id) < after)
+        ))  # fmt: skip
         items.sort(key=lambda a: (a.activity_time, a.activity_id), reverse=True)
         return items if limit is None else items[:limit]
 
-    def list_rejects(self, limit: int | None) -> list[Reject]:
+    def list_rejects(
+        self, limit: int | None, file: str | None = None, after: tuple[str, int] | None = None
+    ) -> list[Reject]:
         with self._lock:
-            items = sorted(self.rejects.values(), key=lambda r: (r.file, r.row))
+            items = sorted(
+                (r for r in self.rejects.values()
+                 if (file is None or r.file == file) and (after is None or (r.file, r.row) > after)),
+                key=lambda r: (r.file, r.row),
+            )  # fmt: skip
         return items if limit is None else items[:limit]
 
     def count_unmatched(self) -> int:
-        with self._lock:
-            return sum(1 for a in self.activities.values() if a.customer_id is None)
+        return len(self._resolved_all(lambda a: a.customer_id is None))
 
     def count_unmatched_by_type(self) -> dict[str, int]:
-        with self._lock:
-            counts = Counter(a.activity_type for a in self.activities.values() if a.customer_id is None)
-        return dict(sorted(counts.items()))
+        found = self._resolved_all(lambda a: a.customer_id is None)
+        return dict(sorted(Counter(a.activity_type for a in found).items()))
 
     def relink(self) -> int:
-        linked = 0
+        """Nothing waits to be linked: an activity finds its customer when read."""
+        return 0
+
+    # -- links (LinkStore) -----------------------------------------------------------------
+
+    def use_conflict_rules(self, rules: Mapping[str, str]) -> None:
         with self._lock:
-            for activity_id, a in list(self.activities.items()):
-                if a.customer_id is None:
-                    customer_id = self._customer_of(a)
-                    if customer_id is not None:
-                        self.activities[activity_id] = a._replace(customer_id=customer_id)
-                        linked += 1
-        return linked
+            self.rules = dict(rules)
+
+    def visitor_links(self, visitor_id: str) -> list[Link]:
+        with self._lock:
+            found = [
+                link for (_, visitor), held in self.links.items() if visitor == visitor_id
+                for link in held.values()
+            ]  # fmt: skip
+        return sorted(found)
+
+    def conflicting_links(self, limit: int | None) -> list[list[Link]]:
+        with self._lock:
+            groups = [
+                sorted(held.values()) for _, held in sorted(self.links.items())
+                if len({link.key for link in held.values()}) > 1
+            ]  # fmt: skip
+        return groups if limit is None else groups[:limit]
 
     def iter_customers(self) -> Iterator[Customer]:
         with self._lock:
@@ -229,9 +281,7 @@ class MemoryStore:
         return (c for c in found if c is not None)
 
     def iter_activities(self) -> Iterator[Activity]:
-        with self._lock:
-            items = sorted(self.activities.values(), key=lambda a: a.activity_id)
-        return iter(items)
+        return iter(sorted(self._resolved_all(), key=lambda a: a.activity_id))
 
     def close(self) -> None:
         pass
@@ -242,6 +292,7 @@ class MemoryLedger:
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, str], LedgerEntry] = {}
         self._order: dict[tuple[str, str], int] = {}
+        self._awaiting: set[tuple[str, str]] = set()  # the keys of entries awaiting metadata
         self._seq = 0
 
     def get(self, path: str, etag: str) -> LedgerEntry | None:
@@ -273,6 +324,7 @@ class MemoryLedger:
                 return None
             self._seq += 1
             self._entries[(path, etag)] = claimed
+            self._awaiting.discard((path, etag))
             self._order[(path, etag)] = self._seq
             return dataclasses.replace(claimed)
 
@@ -292,9 +344,31 @@ class MemoryLedger:
                 self._seq += 1
                 self._order[key] = self._seq
             self._entries[key] = dataclasses.replace(entry)
+            if entry.awaits_metadata:
+                self._awaiting.add(key)
+            else:
+                self._awaiting.discard(key)
 
     def entries(self, status: str | None = None) -> Iterator[LedgerEntry]:
         with self._lock:
             items = [dataclasses.replace(e) for e in self._entries.values()]
         items.sort(key=lambda e: (e.path, e.etag))
         return iter([e for e in items if status is None or e.status == status])
+
+    def latest_entries(
+        self, status: str | None, limit: int, after: str | None = None
+    ) -> list[LedgerEntry]:
+        with self._lock:
+            latest: dict[str, tuple[str, str]] = {}
+            for key in sorted(self._order, key=self._order.__getitem__):
+                latest[key[0]] = key
+            found = [
+                dataclasses.replace(self._entries[latest[path]]) for path in sorted(latest)
+                if (after is None or path > after)
+                and (status is None or self._entries[latest[path]].status == status)
+            ]  # fmt: skip
+        return found[:limit]
+    def awaiting_metadata(self, folder: str) -> Iterator[LedgerEntry]:
+        with self._lock:
+            keys = sorted(k for k in self._awaiting if k[0].startswith(folder))
+            return iter([dataclasses.replace(self._entries[k]) for k in keys])

@@ -34,10 +34,8 @@ class MemoryAudiences:
 
     def activities_by_customer(self, customer_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         found: dict[str, list[dict[str, Any]]] = {c: [] for c in customer_ids}
-        with self.store._lock:
-            for activity in self.store.activities.values():
-                if activity.customer_id in found:
-                    found[activity.customer_id].append(activity.to_record())
+        for activity in self.store._resolved_all(lambda a: a.customer_id in found):
+            found[activity.customer_id].append(activity.to_record())  # type: ignore[index]
         return found
 
     def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]:

@@ -38,7 +38,7 @@ class MemoryErasures:
         with store._lock:
             doomed = [i for i, a in store.activities.items() if (a.customer_entity, a.activity_foreign_key) in wanted]
             for activity_id in doomed:
-                store._unindex(store.activities.pop(activity_id))
+                del store.activities[activity_id]
             rejects = [k for k, r in store.rejects.items() if holds_value(r.excerpt, list(values))]
             for key in rejects:
                 del store.rejects[key]

@@ -12,6 +12,7 @@ import orjson
 
 from shared.core.config import ActivityConfig, Config, CustomerSource
 from shared.core.errors import PermanentError
+from shared.core.identity.links import Spans, spans_of
 from shared.core.model import Activity, CustomerRow, Reject, SourceFile
 from shared.core.reading.records import ParsedRow
 
@@ -114,6 +115,44 @@ def _getter(columns: Sequence[str] | None) -> Getter:
     return first
 
 
+class _Naming(dict):
+    """Each value as it names someone, or None for a placeholder, remembered: visitor ids
+    recur on every page a visitor views, and trimming and case-folding each costs."""
+
+    MAX = 100_000
+
+    def __init__(self, placeholders: frozenset[str]) -> None:
+        super().__init__()
+        self.placeholders = placeholders
+
+    def __call__(self, value: str) -> str | None:
+        found = self.get(value, self)
+        if found is self:
+            if len(self) >= self.MAX:
+                self.clear()
+            found = self[value] = None if value.strip().casefold() in self.placeholders else value
+        return found  # type: ignore[return-value]
+
+
+def _naming(columns: Sequence[str], placeholders: frozenset[str]) -> Getter:
+    """The first non-blank value of `columns` in a row that is no placeholder."""
+    names, named = tuple(columns), _Naming(placeholders)
+    known = named.get
+
+    def first_named(values: Mapping[str, Any]) -> str | None:
+        for column in names:
+            value = values.get(column)
+            if value and not value.isspace():
+                found = known(value, named)  # the cache inlined: once per row and column
+                if found is named:
+                    found = named(value)
+                if found is not None:
+                    return value
+        return None
+
+    return first_named
+
+
 def _activity_rule(c: ActivityConfig, entity: str) -> Rule:
     """One configured activity compiled for one entity: everything a row does not change is
     worked out once here, since the returned function runs for every row of every file."""
@@ -121,8 +160,17 @@ def _activity_rule(c: ActivityConfig, entity: str) -> Rule:
     key_of, time_of, event_of = _getter(c.primaryKey), _getter(c.timestamp), _getter(c.event)
     details_of, address_of = _getter(c.details), _getter(c.webAddress)
     rel = c.relationship
-    foreign_key_of = _getter(rel.foreignKey if rel else None)
     customer_entity = rel.customerEntity if rel else None
+    visitor_of = _getter(rel.visitorKey) if rel and rel.visitorKey else None
+    placeholders = rel.placeholders() if rel else frozenset()
+    # Where visitors are stitched, a placeholder ("guest") is no key: the foreign key is the
+    # first column that names someone, so an anonymous visit's key is its visitor id.
+    foreign_key_of = (
+        _naming(rel.foreignKey, placeholders) if visitor_of is not None
+        else _getter(rel.foreignKey if rel else None)
+    )  # fmt: skip
+    named = _Naming(placeholders)
+    known_name = named.get
     # As activity_id() hashes: copying a hash of the prefix costs a third less per row than
     # hashing the prefix again (blake2b's keyword arguments are slow to parse).
     id_hash = hashlib.blake2b(f"{c.name}\x1f{entity}\x1f".encode(), digest_size=16)
@@ -156,11 +204,17 @@ def _activity_rule(c: ActivityConfig, entity: str) -> Rule:
         event, details, address = event_of(values), details_of(values), address_of(values)
         if len(event or "") + len(details or "") + len(address or "") > MAX_VALUES_LENGTH:
             return too_long
+        visitor = visitor_of(values) if visitor_of is not None else None
+        if visitor is not None:
+            if len(visitor) > MAX_KEY_LENGTH:
+                return f"visitor key longer than {MAX_KEY_LENGTH} characters"
+            found = known_name(visitor, named)  # "anonymous" and the like name nobody
+            visitor = named(visitor) if found is named else found
         hashed = copy_id_hash()
         hashed.update(key.encode())
         return new(Activity, (
             hashed.hexdigest(), None, name, display, event, moment, details, address, entity,
-            key, foreign_key, show, path, etag, row, customer_entity,
+            key, foreign_key, show, path, etag, row, customer_entity, visitor, None,
         ))  # fmt: skip
 
     return build
@@ -202,8 +256,25 @@ class MappedBatch:
     activities: list[Activity] = dataclasses.field(default_factory=list)
     customers: list[CustomerRow] = dataclasses.field(default_factory=list)
     rejects: list[Reject] = dataclasses.field(default_factory=list)
+    links: Spans = dataclasses.field(default_factory=dict)  # of this file version
     rows: int = 0
     filtered: int = 0
+
+
+def _needed_columns(config: Config, entity: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(where in the config, columns) a file of `entity` must hold one of. Optional fields
+    (details, webAddress, customerId, attributes) may be absent: their values are then empty."""
+    needed: list[tuple[str, tuple[str, ...]]] = []
+    for a in config.activities:
+        if a.entity == entity:
+            needed += [(f"{a.name}.{field}", tuple(getattr(a, field)))
+                       for field in ("primaryKey", "timestamp", "event")]  # fmt: skip
+            needed += [(f"{a.name}.filter", (column,)) for column in a.filter]
+            if a.relationship is not None:
+                needed.append((f"{a.name}.relationship.foreignKey", tuple(a.relationship.foreignKey)))
+    needed += [(f"customerSources {s.entity}.key", (s.key,))
+               for s in config.customerSources if s.entity == entity]  # fmt: skip
+    return needed
 
 
 class EntityMapping:
@@ -217,24 +288,33 @@ class EntityMapping:
         self._customers = tuple(
             _CustomerRule(s) for s in config.customerSources if s.entity == entity
         )
+        # Only activities whose relationship names a visitor key make links.
+        self._stitched = any(
+            a.entity == entity and a.relationship and a.relationship.visitorKey
+            for a in config.activities
+        )
         # A row becomes nothing without one of these: primary keys and customer keys.
         self._keys = frozenset(
             [c for a in config.activities if a.entity == entity for c in a.primaryKey]
             + [s.key for s in config.customerSources if s.entity == entity]
         )
+        self._needed = _needed_columns(config, entity)
 
     @property
     def is_empty(self) -> bool:
         return not self._activities and not self._customers
 
     def check_columns(self, columns: Collection[str]) -> None:
-        """Refuse a file whose columns hold no key column: none of its rows could be mapped."""
-        if self._keys and self._keys.isdisjoint(columns):
-            found = ", ".join(list(columns)[:10])[:300]
-            raise PermanentError(
-                f"no key column of {self.entity} ({', '.join(sorted(self._keys))}) among the "
-                f"file's columns [{found}]: wrong delimiter or header?"
-            )
+        """Refuse a file that lacks a column every record needs (a list of columns needs one of
+        them): no row could be mapped, and rejecting each would look like a load."""
+        present = set(columns)
+        for where, needed in self._needed:
+            if present.isdisjoint(needed):
+                found = ", ".join(list(columns)[:20])[:500]
+                raise PermanentError(
+                    f"{where}: no column {', '.join(needed)} among the file's columns "
+                    f"[{found}]: a misspelt column, or a wrong delimiter or header?"
+                )
 
     def map_row(self, values: Mapping[str, Any], file: SourceFile, row: int) -> MappedRow:
         activities: list[Activity] = []
@@ -257,6 +337,12 @@ class EntityMapping:
 
     def map_rows(self, rows: Iterable[ParsedRow], file: SourceFile) -> MappedBatch:
         """Map a run of parsed rows; rows that cannot be read or mapped become rejects."""
+        batch = self._map_rows(rows, file)
+        if self._stitched:
+            batch.links = spans_of(batch.activities)
+        return batch
+
+    def _map_rows(self, rows: Iterable[ParsedRow], file: SourceFile) -> MappedBatch:
         batch = MappedBatch()
         if len(self._activities) == 1 and not self._customers:
             self._map_events(rows, file, batch)

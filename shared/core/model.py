@@ -44,6 +44,10 @@ class Activity(NamedTuple):
     source_row: int
     # The relationship's customer entity: which customers' keys the foreign key refers to.
     customer_entity: str | None
+    # The visitor key's value (None without one, or for a placeholder such as "anonymous").
+    visitor_id: str | None = None
+    # How the customer was found: "key" (the foreign key), "visitor" (a link), None unmatched.
+    identity_path: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         return {name: getattr(self, attr) for attr, name in ACTIVITY_FIELDS.items()}
@@ -66,6 +70,8 @@ ACTIVITY_FIELDS = {
     "source_file": "SourceFile",
     "source_etag": "SourceETag",
     "source_row": "SourceRow",
+    "visitor_id": "VisitorId",
+    "identity_path": "IdentityPath",
 }
 
 
@@ -98,6 +104,8 @@ class Customer:
     attributes: dict[str, Any]
     alternate_keys: tuple[AlternateKey, ...]
     updated_at: str
+    # The winning link of each visitor resolved to this customer (VisitorLink records).
+    visitors: tuple[Any, ...] = ()
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -105,6 +113,7 @@ class Customer:
             "Attributes": self.attributes,
             "AlternateKeys": [k.to_record() for k in self.alternate_keys],
             "UpdatedAt": self.updated_at,
+            "Visitors": [v.to_record() for v in self.visitors],
         }
 
 
@@ -163,10 +172,16 @@ class LedgerEntry:
     not_before: str | None = None
     # Who claimed the file last (host:process), so another worker can tell who holds it.
     holder: str | None = None
+    # The mapping_fingerprint of the config that read the file's entity: a file settled under
+    # another mapping is due again. None before the entity is known (or in older ledgers).
+    mapping: str | None = None
 
     @property
     def lease_until(self) -> str | None:
         return self.not_before if self.status == RUNNING else None
+    # True when new or changed CDM metadata above the file may change the outcome: it failed
+    # or was skipped for want of a schema (Ledger.awaiting_metadata finds these by folder).
+    awaits_metadata: bool = False
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -184,6 +199,7 @@ class LedgerEntry:
             "not_before": self.not_before,
             "holder": self.holder,
             "lease_until": self.lease_until,
+            "mapping": self.mapping,
         }
 
 
@@ -194,13 +210,17 @@ class IngestReport:
     file: str
     entity: str | None
     status: str
+    # What this call read: zeros when it read nothing (a file done already, say).
     counts: Counts = dataclasses.field(default_factory=Counts)
+    # Why a file failed; None unless it did.
     error: str | None = None
     etag: str | None = None
     # A transient failure: the caller (a trigger) should let the runtime retry.
     retryable: bool = False
     # Why the caller should start no further file (the store's disk is full), or None.
     halt: str | None = None
+    # Why a file was skipped (done already, not data, entity unmapped); None otherwise.
+    reason: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -209,6 +229,7 @@ class IngestReport:
             "status": self.status,
             **self.counts.to_record(),
             "error": self.error,
+            "reason": self.reason,
         }
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, Protocol
 
 from shared.core.audiences.records import AudienceResult, MembershipChange, StoredAudience
+from shared.core.identity.links import Link
 from shared.core.model import (
     Activity,
     Customer,
@@ -42,11 +43,13 @@ class ProfileStore(Protocol):
         activities: Sequence[Activity],
         customers: Sequence[CustomerRow],
         rejects: Sequence[Reject],
+        links: Sequence[Link] = (),
     ) -> int:
         """Upsert one batch; returns how many of `activities` have no customer yet.
 
         When two activities share an ActivityId the one with the greatest
-        (SourceFile, SourceRow) wins, whatever the order of calls.
+        (SourceFile, SourceRow) wins, whatever the order of calls. `links` of one file version
+        and identity (see Link) are merged with what is stored, earliest and latest kept.
         """
         ...
 
@@ -71,9 +74,10 @@ class ProfileStore(Protocol):
         ...
 
     def forget_file(self, path: str, keep_etag: str) -> None:
-        """Remove what earlier versions (other ETags) of `path` wrote, and, if there was any,
-        the overlaps noted for `path` as a winner: reading the files `overlapping_files`
-        named notes them again where they still hold."""
+        """Remove what earlier versions (other ETags) of `path` wrote (links included), and, if
+        there was any, the overlaps noted for `path` as a winner: reading the files
+        `overlapping_files` named notes them again where they still hold. A link belongs to
+        one file version alone, so forgetting it needs no overlaps."""
         ...
 
     def get_customer(self, customer_id: str) -> Customer | None: ...
@@ -82,13 +86,25 @@ class ProfileStore(Protocol):
 
     def timeline(self, customer_id: str, query: TimelineQuery) -> Page: ...
 
-    def search_customers(self, text: str, limit: int) -> list[Customer]: ...
+    def search_customers(self, text: str, limit: int, after: str | None = None) -> list[Customer]:
+        """Matching customers in CustomerId order; only ids greater than `after` when given."""
+        ...
 
     def list_activities(
-        self, activity_type: str | None, unmatched: bool, limit: int | None
-    ) -> list[Activity]: ...
+        self,
+        activity_type: str | None,
+        unmatched: bool,
+        limit: int | None,
+        after: tuple[str, str] | None = None,
+    ) -> list[Activity]:
+        """Newest first by (ActivityTime, ActivityId); only those before `after` when given."""
+        ...
 
-    def list_rejects(self, limit: int | None) -> list[Reject]: ...
+    def list_rejects(
+        self, limit: int | None, file: str | None = None, after: tuple[str, int] | None = None
+    ) -> list[Reject]:
+        """Rejects in (file, row) order, of one file when given; only those after `after`."""
+        ...
 
     def count_unmatched(self) -> int: ...
 
@@ -101,6 +117,28 @@ class ProfileStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class LinkStore(Protocol):
+    """Visitors' links to customer keys (SPEC §8); written by ProfileStore.write with the
+    activities that make them, and used by every read that resolves a customer."""
+
+    def use_conflict_rules(self, rules: Mapping[str, str]) -> None:
+        """onConflict per customer entity (latest where none is given), for every read after."""
+        ...
+
+    def visitor_links(self, visitor_id: str) -> list[Link]:
+        """Every link of one visitor, whatever the customer entity, by (entity, key, file)."""
+        ...
+
+    def conflicting_links(self, limit: int | None) -> list[list[Link]]:
+        """The links of each visitor linked to more than one key of one customer entity, by
+        (entity, visitor)."""
+        ...
+
+    def visitor_activities(self, visitor_id: str, query: TimelineQuery) -> Page:
+        """A visitor's activities (VisitorId), resolved, newest first, paged like a timeline."""
+        ...
 
 
 class Ledger(Protocol):
@@ -139,6 +177,16 @@ class Ledger(Protocol):
         ...
 
     def entries(self, status: str | None = None) -> Iterator[LedgerEntry]: ...
+
+    def latest_entries(
+        self, status: str | None, limit: int, after: str | None = None
+    ) -> list[LedgerEntry]:
+        """The latest entry of each path (as `latest` picks it) in path order, only those with
+        `status` when given, only paths greater than `after` when given; at most `limit`."""
+    def awaiting_metadata(self, folder: str) -> Iterator[LedgerEntry]:
+        """Entries marked awaits_metadata of files under `folder` ('' for all, else ending in
+        '/'), by path: found through an index, whatever the size of the ledger."""
+        ...
 
 
 class ExportSource(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 from typing import Any
@@ -16,7 +17,16 @@ from shared.core.model import (
     STATUSES,
     TimelineQuery,
 )
-from shared.core.paging import check_limit, decode_cursor
+from shared.core.paging import (
+    bind_token,
+    check_limit,
+    check_token,
+    decode_position,
+    encode_position,
+    query_scope,
+    scope_of,
+    unbind_token,
+)
 from shared.core.ports import Ledger, ProfileStore
 
 _ID = re.compile(r"^[^\x00-\x1f\x7f]{1,1024}$")
@@ -45,22 +55,25 @@ def timeline_query(
     until: str | None = None,
     limit: int | None = None,
     continuation: str | None = None,
+    names: tuple[str, str] = ("from", "to"),
 ) -> TimelineQuery:
-    """Validate timeline arguments as a caller gave them (CLI options, HTTP query)."""
+    """Validate timeline arguments as a caller gave them (CLI options, HTTP query); errors
+    speak of the range's ends by the caller's `names` for them (--since, or from)."""
     for t in types:
         check_id(t, "type")
     query = TimelineQuery(
-        tuple(types), parse_time(since, "from"), parse_time(until, "to"),
+        tuple(types), parse_time(since, names[0]), parse_time(until, names[1]),
         check_limit(limit), continuation or None,
     )  # fmt: skip
     if query.continuation:
-        decode_cursor(query.continuation)  # refuse a bad token before any lookup
+        check_token(query.continuation)  # refuse a bad token before any lookup
     if query.since and query.until and query.since >= query.until:
-        raise BadRequest("'from' must be earlier than 'to'")
+        raise BadRequest(f"{names[0]} must be earlier than {names[1]}")
     return query
 
 
 def customer_profile(store: ProfileStore, customer_id: str) -> dict[str, Any]:
+    """The one customer record every view shows: the customer and their activity counts."""
     customer = store.get_customer(check_id(customer_id))
     if customer is None:
         raise NotFound(f"no customer {customer_id!r}")
@@ -71,24 +84,35 @@ def customer_profile(store: ProfileStore, customer_id: str) -> dict[str, Any]:
 
 def customer_card(store: ProfileStore, customer_id: str, query: TimelineQuery) -> dict[str, Any]:
     """The customer, and one page of their timeline, newest first."""
-    customer = store.get_customer(check_id(customer_id))
-    if customer is None:
-        raise NotFound(f"no customer {customer_id!r}")
+    scope = query_scope("timeline", customer_id, sorted(set(query.types)), query.since,
+                        query.until)  # fmt: skip
+    if query.continuation:
+        query = dataclasses.replace(query, continuation=unbind_token(query.continuation, scope))
+    customer = customer_profile(store, customer_id)
     page = store.timeline(customer_id, query)
     return {
-        "customer": customer.to_record(),
+        "customer": customer,
         "activities": [a.to_record() for a in page.items],
-        "continuation": page.continuation,
+        "continuation": bind_token(page.continuation, scope),
     }
 
 
-def search(store: ProfileStore, text: str, limit: int | None = None) -> list[dict[str, Any]]:
+def search(
+    store: ProfileStore, text: str, limit: int | None = None, continuation: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of matching customers in CustomerId order, and the token of the next page."""
     text = text.strip()
     if not text:
         raise BadRequest("search text must not be empty")
     check_id(text, "search text")
-    found = store.search_customers(text, check_limit(limit, 20, MAX_SEARCH_RESULTS))
-    return [c.to_record() for c in found]
+    limit = check_limit(limit, 20, MAX_SEARCH_RESULTS)
+    scope = scope_of(text)
+    after = decode_position(continuation, "customers", scope, (str,))[0] if continuation else None
+    found = store.search_customers(text, limit + 1, after)  # type: ignore[arg-type]
+    page = found[:limit]
+    more = len(found) > limit
+    token = encode_position("customers", scope, (page[-1].customer_id,)) if more else None
+    return [c.to_record() for c in page], token
 
 
 def preview(
@@ -96,12 +120,26 @@ def preview(
     activity_type: str | None = None,
     unmatched: bool = False,
     limit: int | None = None,
-) -> list[dict[str, Any]]:
+    continuation: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Activities newest first, every one unless `limit`, and the token of the next page."""
     if activity_type is not None:
         check_id(activity_type, "type")
     if limit is not None:
         check_limit(limit, maximum=MAX_PREVIEW)
-    return [a.to_record() for a in store.list_activities(activity_type, unmatched, limit)]
+    scope = scope_of(activity_type, unmatched)
+    after = (
+        decode_position(continuation, "activities", scope, (str, str)) if continuation else None
+    )
+    found = store.list_activities(
+        activity_type, unmatched, None if limit is None else limit + 1, after  # type: ignore[arg-type]
+    )
+    page = found if limit is None else found[:limit]
+    token = None
+    if limit is not None and len(found) > limit:
+        last = page[-1]
+        token = encode_position("activities", scope, (last.activity_time, last.activity_id))
+    return [a.to_record() for a in page], token
 
 
 def status(ledger: Ledger, store: ProfileStore) -> dict[str, Any]:

@@ -2,9 +2,9 @@
 
 import azure.functions as func
 
-from shared.triggers import audiences, events, http, rights, timer, ui
+from shared.triggers import audiences, events, http, identity_http, rights, timer, ui
 
-BLUEPRINTS = (events.bp, timer.bp, http.bp, audiences.bp, rights.bp, ui.bp)
+BLUEPRINTS = (events.bp, timer.bp, http.bp, audiences.bp, rights.bp, identity_http.bp, ui.bp)
 
 
 def build_app() -> func.FunctionApp:

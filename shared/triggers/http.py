@@ -1,4 +1,5 @@
-"""The HTTP API: customer cards, search, the activity preview, ledger health, reprocessing."""
+"""The HTTP API: customer cards, search, the activity preview, rejects, files, ledger health,
+reprocessing."""
 
 from __future__ import annotations
 
@@ -11,18 +12,31 @@ import azure.functions as func
 import orjson
 
 from shared import bootstrap
-from shared.core import queries
+from shared.core import listings, queries
+from shared.core.config_check import check_config
 from shared.core.errors import BadRequest, ConfigError, NotFound, TransientError
+from shared.core.ingest.reconciler import reconcile
 from shared.core.ingest.service import ingest_file
 from shared.core.model import FAILED, QUARANTINED, SKIPPED
+from shared.core.paging import MAX_PAGE
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 MAX_PATH = 1024
+CONTINUATION_HEADER = "X-Continuation"
+# GET /api/config/check opens at most this many files of an entity that no manifest describes.
+CHECK_FILES_PER_ENTITY = 100
 
 
-def _json(body: Any, status: int = 200) -> func.HttpResponse:
-    return func.HttpResponse(orjson.dumps(body), status_code=status, mimetype="application/json")
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(
+        orjson.dumps(body), status_code=status, headers=headers, mimetype="application/json"
+    )
+
+
+def _listed(items: list[Any], continuation: str | None) -> func.HttpResponse:
+    """A JSON array, as the route always returned; the next page's token in a header."""
+    return _json(items, headers={CONTINUATION_HEADER: continuation} if continuation else None)
 
 
 def json_errors(
@@ -49,13 +63,20 @@ def json_errors(
     return wrapper
 
 
-def _int(req: func.HttpRequest, name: str) -> int | None:
+def _int(req: func.HttpRequest, name: str, maximum: int | None = None) -> int | None:
+    """A whole-number parameter; the error gives the allowed range when there is one."""
     raw = req.params.get(name)
     if raw is None or raw == "":
         return None
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:  # "²".isdigit(), int("²") fails
-        raise BadRequest(f"{name} must be a whole number")
+        allowed = f" from 1 to {maximum}" if maximum else ""
+        raise BadRequest(f"{name} must be a whole number{allowed}, got {raw[:20]!r}")
     return int(raw)
+
+
+query_int = _int  # for the other HTTP blueprints
+def _limit(req: func.HttpRequest, maximum: int) -> int | None:
+    return _int(req, "limit", maximum)
 
 
 def _flag(req: func.HttpRequest, name: str) -> bool:
@@ -79,7 +100,7 @@ def get_timeline(req: func.HttpRequest) -> Any:
     p = req.params
     types = [t for t in (p.get("type") or "").split(",") if t]
     query = queries.timeline_query(
-        types, p.get("from"), p.get("to"), _int(req, "limit"), p.get("continuation")
+        types, p.get("from"), p.get("to"), _limit(req, MAX_PAGE), p.get("continuation")
     )
     return queries.customer_card(
         bootstrap.runtime().ports.store, req.route_params.get("id", ""), query
@@ -90,9 +111,11 @@ def get_timeline(req: func.HttpRequest) -> Any:
 @bp.route(route="customers", methods=["GET"])
 @json_errors
 def search_customers(req: func.HttpRequest) -> Any:
-    return queries.search(
-        bootstrap.runtime().ports.store, req.params.get("q", ""), _int(req, "limit")
-    )
+    found, token = queries.search(
+        bootstrap.runtime().ports.store, req.params.get("q", ""), _limit(req, queries.MAX_SEARCH_RESULTS),
+        req.params.get("continuation"),
+    )  # fmt: skip
+    return _listed(found, token)
 
 
 @bp.function_name("list_activities")
@@ -100,9 +123,35 @@ def search_customers(req: func.HttpRequest) -> Any:
 @json_errors
 def list_activities(req: func.HttpRequest) -> Any:
     store = bootstrap.runtime().ports.store
-    limit = _int(req, "limit")
+    limit = _limit(req, queries.MAX_PREVIEW)
     limit = 100 if limit is None else limit  # limit=0 is refused, not taken for the default
-    return queries.preview(store, req.params.get("type") or None, _flag(req, "unmatched"), limit)
+    items, token = queries.preview(
+        store, req.params.get("type") or None, _flag(req, "unmatched"), limit,
+        req.params.get("continuation"),
+    )  # fmt: skip
+    return _listed(items, token)
+
+
+@bp.function_name("list_rejects")
+@bp.route(route="rejects", methods=["GET"])
+@json_errors
+def list_rejects(req: func.HttpRequest) -> Any:
+    p = req.params
+    return listings.rejects(
+        bootstrap.runtime().ports.store, p.get("file") or None, _int(req, "limit"),
+        p.get("continuation"),
+    )  # fmt: skip
+
+
+@bp.function_name("list_files")
+@bp.route(route="files", methods=["GET"])
+@json_errors
+def list_files(req: func.HttpRequest) -> Any:
+    p = req.params
+    return listings.files(
+        bootstrap.runtime().ports.ledger, p.get("status") or None, _int(req, "limit"),
+        p.get("continuation"),
+    )  # fmt: skip
 
 
 @bp.function_name("get_status")
@@ -111,6 +160,28 @@ def list_activities(req: func.HttpRequest) -> Any:
 def get_status(req: func.HttpRequest) -> Any:
     rt = bootstrap.runtime()
     return queries.status(rt.ports.ledger, rt.ports.store)
+
+
+@bp.function_name("reconcile_now")
+@bp.route(route="reconcile", methods=["POST"])
+@json_errors
+def reconcile_now(req: func.HttpRequest) -> Any:
+    """A reconciler pass now, as the timer runs it; `retryFailed` also runs failed and
+    quarantined files again, back-off or not."""
+    retry, prefix = _reconcile_body(req)
+    rt = bootstrap.runtime()
+    report = reconcile(rt.ports, rt.config, rt.options, prefix=prefix, retry_failed=retry,
+                       budget_seconds=rt.settings.reconcile_budget_seconds)  # fmt: skip
+    return report.to_record()
+
+
+@bp.function_name("check_config")
+@bp.route(route="config/check", methods=["GET"])
+@json_errors
+def check_config_now(req: func.HttpRequest) -> Any:
+    """The app's configuration against the export container, as `footprint config check`."""
+    rt = bootstrap.runtime()
+    return check_config(rt.config, rt.ports.source, files_per_entity=CHECK_FILES_PER_ENTITY)
 
 
 @bp.function_name("reprocess")
@@ -148,3 +219,26 @@ def _export_path(req: func.HttpRequest) -> str:
     ):  # fmt: skip
         raise BadRequest("path must be relative to the export container, without '..'")
     return path
+
+
+def _reconcile_body(req: func.HttpRequest) -> tuple[bool, str]:
+    """retryFailed and prefix of a POST /api/reconcile body; no body is a plain pass."""
+    example = '{"retryFailed": true, "prefix": "Entity/2021"}'
+    try:
+        body = orjson.loads(req.get_body() or b"{}")
+    except orjson.JSONDecodeError:
+        raise BadRequest(f"body must be JSON like {example}") from None
+    if not isinstance(body, dict) or set(body) - {"retryFailed", "prefix"}:
+        raise BadRequest(f"body must be JSON like {example}")
+    retry, prefix = body.get("retryFailed", False), body.get("prefix") or ""
+    if not isinstance(retry, bool):
+        raise BadRequest("retryFailed must be true or false")
+    if not isinstance(prefix, str):
+        raise BadRequest("prefix must be a string")
+    parts = prefix.strip("/").split("/")
+    if (
+        len(prefix) > MAX_PATH or any(p in (".", "..") or ":" in p or "\\" in p for p in parts)
+        or any(ord(c) < 32 for c in prefix)
+    ):  # fmt: skip
+        raise BadRequest("prefix must be a folder of the export container, without '..'")
+    return retry, prefix.strip("/")

@@ -34,7 +34,7 @@ def test_a_done_file_is_not_claimed_again_unless_forced(ledger):  # type: ignore
 def test_recorded_entries_read_back_whole(ledger):  # type: ignore[no-untyped-def]
     entry = LedgerEntry(
         "a.csv", "e1", FAILED, 3, Counts(1, 2, 3, 4, 5, 6), "Events", "boom", True,
-        NOW, LATER, 1234, None,
+        NOW, LATER, 1234, None, "0123abcd" * 4,
     )  # fmt: skip
     ledger.record(entry)
     assert ledger.get("a.csv", "e1") == entry
@@ -76,3 +76,33 @@ def test_a_renewal_loses_once_the_claim_was_taken_over_or_finished(ledger):  # t
     ledger.record(second)
     assert ledger.renew(second, "2021-09-28T14:45:00.000Z") is False
     assert ledger.get("a.csv", "e1").status == DONE
+
+
+def test_the_mapping_fingerprint_of_an_entry_reads_back_everywhere(ledger):  # type: ignore[no-untyped-def]
+    entry = ledger.claim("a.csv", "e1", NOW, LEASE)
+    entry.status, entry.entity, entry.mapping, entry.not_before = DONE, "Events", "f" * 32, None
+    ledger.record(entry)
+    assert ledger.get("a.csv", "e1").mapping == "f" * 32
+    assert ledger.latest("a.csv").mapping == "f" * 32
+    assert [e.mapping for e in ledger.entries(DONE)] == ["f" * 32]
+    # A forced claim starts afresh: the next outcome records its own mapping.
+    assert ledger.claim("a.csv", "e1", LATER, LATER, force=True).mapping is None
+
+
+def test_entries_awaiting_metadata_are_found_by_folder(ledger):  # type: ignore[no-untyped-def]
+    for path, awaits in [("E/a.csv", True), ("E/sub/b.csv", True), ("E/c.csv", False),
+                         ("E0/d.csv", True), ("Ex/e.csv", True), ("F/f.csv", True)]:  # fmt: skip
+        ledger.record(LedgerEntry(path, "e1", FAILED, 1, permanent=True, awaits_metadata=awaits))
+    assert [e.path for e in ledger.awaiting_metadata("E/")] == ["E/a.csv", "E/sub/b.csv"]
+    assert [e.path for e in ledger.awaiting_metadata("E/sub/")] == ["E/sub/b.csv"]
+    assert len(list(ledger.awaiting_metadata(""))) == 5
+    assert all(e.awaits_metadata for e in ledger.awaiting_metadata(""))
+
+
+def test_an_entry_recorded_or_claimed_again_no_longer_awaits_metadata(ledger):  # type: ignore[no-untyped-def]
+    ledger.record(LedgerEntry("E/a.csv", "e1", FAILED, 1, permanent=True, awaits_metadata=True))
+    ledger.record(LedgerEntry("E/b.csv", "e1", FAILED, 1, permanent=True, awaits_metadata=True))
+    ledger.record(LedgerEntry("E/a.csv", "e1", DONE, 2))
+    ledger.claim("E/b.csv", "e1", NOW, LEASE, force=True)
+    assert list(ledger.awaiting_metadata("E/")) == []
+    assert ledger.get("E/a.csv", "e1").awaits_metadata is False

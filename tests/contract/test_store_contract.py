@@ -196,6 +196,33 @@ def test_the_timeline_filters_by_type_and_half_open_time_range(store):  # type: 
     assert _ids(ranged.items) == ["b", "a"]
 
 
+def _by_name_and_type(store):  # type: ignore[no-untyped-def]
+    store.write([
+        activity("a", time="2021-01-01T00:00:00.000Z"),
+        activity("b", time="2021-02-01T00:00:00.000Z", kind="Purchases", display="Orders"),
+        activity("c", time="2021-03-01T00:00:00.000Z"),
+    ], [customer("R-1")], [])  # fmt: skip
+
+
+def test_the_timeline_takes_an_activity_name_or_its_configured_type(store):  # type: ignore[no-untyped-def]
+    _by_name_and_type(store)
+
+    def shown(*types):  # type: ignore[no-untyped-def]
+        return _ids(store.timeline(CUSTOMER_R1, TimelineQuery(types=types)).items)
+
+    assert shown("WebLog") == ["c", "a"]  # the ActivityTypeDisplay
+    assert shown("Clicks") == ["c", "a"]  # the ActivityType
+    assert shown("Orders", "Clicks") == ["c", "b", "a"]
+    assert shown("Nothing") == []
+
+
+def test_the_preview_takes_an_activity_name_or_its_configured_type(store):  # type: ignore[no-untyped-def]
+    _by_name_and_type(store)
+    assert _ids(store.list_activities("WebLog", False, None)) == ["c", "a"]
+    assert _ids(store.list_activities("Orders", False, None)) == ["b"]
+    assert _ids(store.list_activities("Purchases", False, None)) == ["b"]
+
+
 def test_timeline_pages_cover_every_activity_once(store):  # type: ignore[no-untyped-def]
     # Equal times on purpose: the page boundary must break ties by ActivityId.
     times = [f"2021-01-{1 + n % 5:02d}T00:00:00.000Z" for n in range(23)]

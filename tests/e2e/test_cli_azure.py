@@ -53,4 +53,18 @@ def test_reconcile_reads_a_blob_container_into_azure_tables(
     ]
     status = orjson.loads(footprint("status").stdout)
     assert status["files"]["done"] == 4 and status["unmatched_now"] == 2
+    files = orjson.loads(footprint("files", "--status", "done", "--limit", "3").stdout)
+    assert len(files["files"]) == 3 and files["continuation"]
+    rest = orjson.loads(footprint("files", "--status", "done", "--continuation", files["continuation"]).stdout)
+    assert [f["path"] for f in files["files"] + rest["files"]] == sorted(
+        f["path"] for f in orjson.loads(footprint("files", "--status", "done").stdout)["files"]
+    )
+    rejects = orjson.loads(footprint("rejects").stdout)
+    assert len(rejects["rejects"]) == 2 and rejects["continuation"] is None
+    page = footprint("activities", "--limit", "4")
+    token = orjson.loads(page.stderr)["continuation"]
+    rest_of = orjson.loads(footprint("activities", "--limit", "4", "--continuation", token).stdout)
+    assert sorted(a["SourceActivityId"] for a in orjson.loads(page.stdout) + rest_of) == sorted(
+        a["SourceActivityId"] for a in found
+    )
     assert azurite.connection_string.split("AccountKey=")[1][:20] not in footprint("status").stderr

@@ -6,12 +6,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
 import pytest
 
+from shared.adapters.sqlite.store import SqliteDatabase
 from shared.core.mapping import derived_customer_id
 from tests.e2e import export
 
@@ -63,7 +63,7 @@ def test_a_cdm_export_lands_with_rejects_filters_and_unmatched_counted(
     store = tmp_path / "fp.db"
     reports = ingest(store, cdm_export)
     expected_keys = {"file", "entity", "status", "rows", "activities", "unmatched", "filtered",
-                     "rejected", "customers", "error"}  # fmt: skip
+                     "rejected", "customers", "error", "reason"}  # fmt: skip
     assert all(set(r) == expected_keys for r in reports.values())
     first = reports[export.FIRST_FILE]
     assert (first["entity"], first["status"]) == ("EmailPromotion", "done")
@@ -137,6 +137,28 @@ def test_the_timeline_is_the_customer_card_newest_first(cdm_export: Path, tmp_pa
     assert "Ada Moreno" in text and "WebLog" in text
 
 
+def test_type_takes_the_configured_type_or_the_activity_name(
+    cdm_export: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "fp.db"
+    ingest(store, cdm_export)
+    for kind in ("WebLog", "EmailPromotionClicks"):
+        card = orjson.loads(footprint("timeline", R1, "--json", "--type", kind, store=store).stdout)
+        assert [a["SourceActivityId"] for a in card["activities"]] == ["e7", "e1", "e11"], kind
+        listed = orjson.loads(footprint("activities", "--json", "--type", kind, store=store).stdout)
+        assert len(listed) == len(activities(store)), kind
+    assert "ActivityTypeDisplay" in footprint("timeline", "--help").stdout
+
+
+def test_timeline_json_carries_the_customer_record_of_the_card_and_the_api(
+    cdm_export: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "fp.db"
+    ingest(store, cdm_export)
+    card = orjson.loads(footprint("timeline", R1, "--json", store=store).stdout)
+    assert card["customer"]["ActivityCounts"] == {"EmailPromotionClicks": 3}
+
+
 def test_search_finds_customers_by_key_and_attribute(cdm_export: Path, tmp_path: Path) -> None:
     store = tmp_path / "fp.db"
     ingest(store, cdm_export)
@@ -149,8 +171,9 @@ def test_search_finds_customers_by_key_and_attribute(cdm_export: Path, tmp_path:
 def test_a_rewritten_file_replaces_its_activities(cdm_export: Path, tmp_path: Path) -> None:
     store = tmp_path / "fp.db"
     ingest(store, cdm_export)
-    time.sleep(0.01)
     rewritten = export.rewrite_first_file(cdm_export)
+    later = rewritten.stat().st_mtime_ns + 10**9
+    os.utime(rewritten, ns=(later, later))  # a new ETag whatever the clock's resolution
     [report] = ingest(store, rewritten).values()
     assert report["status"] == "done" and report["activities"] == 4
     found = activities(store)
@@ -215,7 +238,7 @@ def test_cdm_inspect_prints_entities_and_partitions(cdm_export: Path) -> None:
     ("args", "message"),
     [
         (["timeline", "nobody"], "no customer 'nobody'"),
-        (["timeline", "x", "--since", "yesterday"], "from must be an ISO 8601"),
+        (["timeline", "x", "--since", "yesterday"], "--since must be an ISO 8601"),
         (["timeline", "x", "--limit", "501"], "--limit: must be between 1 and 500"),
         (["timeline", "x", "--continuation", "!!!"], "continuation token is not valid"),
         (["ingest", "/no/such/place"], "no such file or folder"),
@@ -228,6 +251,8 @@ def test_cdm_inspect_prints_entities_and_partitions(cdm_export: Path) -> None:
 )
 def test_bad_input_gets_one_clear_line_and_a_nonzero_exit(args, message, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     store = None if "--store" in args else tmp_path / "fp.db"
+    if store is not None:  # an empty store: read commands refuse a missing one
+        SqliteDatabase(store).close()
     done = footprint(*args, store=store, ok=False)
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
@@ -262,3 +287,113 @@ def test_reconcile_processes_what_the_ledger_has_not_done(cdm_export: Path, tmp_
     )
     assert again["processed"] == 0
     assert sorted(activities(store)) == ["e1", "e10", "e11", "e2", "e6", "e7", "e8"]
+
+
+def _config_file(tmp_path: Path, name: str, change) -> Path:  # type: ignore[no-untyped-def]
+    from shared.bootstrap import load_config
+
+    raw = orjson.loads(orjson.dumps(load_config(None).model_dump()))
+    change(raw["activities"][0])
+    path = tmp_path / name
+    path.write_bytes(orjson.dumps(raw))
+    return path
+
+
+def test_a_corrected_config_brings_a_failed_file_back(cdm_export: Path, tmp_path: Path) -> None:
+    store = tmp_path / "fp.db"
+    wrong = _config_file(tmp_path, "wrong.json", lambda a: a.update(primaryKey="Signal.Export.ID"))
+    fixed = _config_file(tmp_path, "fixed.json", lambda a: None)
+    first = footprint("ingest", "--json", "--relative", "--config", str(wrong),
+                      str(cdm_export / export.FIRST_FILE), store=store, ok=False)  # fmt: skip
+    assert first.returncode == 1 and orjson.loads(first.stdout)["status"] == "failed"
+    again = footprint("ingest", "--json", "--relative", "--config", str(fixed),
+                      str(cdm_export / export.FIRST_FILE), store=store)  # fmt: skip
+    assert orjson.loads(again.stdout)["status"] == "done"
+    # The reconciler, too, reads again what another mapping of the entity read.
+    done = footprint("reconcile", "--json", "--source", str(cdm_export), "--config", str(wrong),
+                     store=store, ok=False)  # fmt: skip
+    assert orjson.loads(done.stdout)["failed"] == 3
+    done = footprint("reconcile", "--json", "--source", str(cdm_export), "--config", str(fixed),
+                     store=store)  # fmt: skip
+    assert orjson.loads(done.stdout)["done"] == 3
+
+
+def test_a_missing_timestamp_column_fails_the_file_naming_it(cdm_export: Path, tmp_path: Path) -> None:
+    typo = _config_file(tmp_path, "typo.json", lambda a: a.update(timestamp="ViewedAtt"))
+    done = footprint("ingest", "--json", "--config", str(typo), str(cdm_export / export.FIRST_FILE),
+                     store=tmp_path / "fp.db", ok=False)  # fmt: skip
+    report = orjson.loads(done.stdout)
+    assert done.returncode == 1 and report["status"] == "failed" and report["rejected"] == 0
+    assert "ViewedAtt" in report["error"] and "Signal.Timestamp" in report["error"]
+
+
+def test_ingest_reports_this_runs_counts_and_a_reason_for_a_skip(cdm_export: Path, tmp_path: Path) -> None:
+    store = tmp_path / "fp.db"
+    first = ingest(store, cdm_export)
+    again = ingest(store, cdm_export)
+    skipped = again[export.FIRST_FILE]
+    assert skipped["status"] == "skipped" and skipped["error"] is None
+    assert skipped["reason"].startswith("already done at ETag ")
+    assert all(again[f][k] == 0 for f in again for k in ("rows", "activities", "customers"))
+    # Summing both runs' output counts each row once.
+    assert sum(r["rows"] for r in [*first.values(), *again.values()]) == sum(
+        r["rows"] for r in first.values()
+    )
+    text = footprint("ingest", str(cdm_export / export.FIRST_FILE), store=store).stdout
+    assert "rows=0" in text and "already done at ETag" in text
+
+
+@pytest.mark.parametrize("command", [["search", "R-1"], ["timeline", "x"], ["activities"], ["status"]])
+def test_a_read_command_on_a_missing_store_fails_and_creates_nothing(
+    tmp_path: Path, command: list[str]
+) -> None:
+    missing = tmp_path / "nowhere" / "footprnt.db"
+    done = footprint(*command, store=missing, ok=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and str(missing) in done.stderr
+    assert not missing.parent.exists()
+
+
+def test_a_continuation_token_of_another_customer_is_refused(cdm_export: Path, tmp_path: Path) -> None:
+    store = tmp_path / "fp.db"
+    ingest(store, cdm_export)
+    page = orjson.loads(footprint("timeline", R1, "--json", "--limit", "1", store=store).stdout)
+    done = footprint("timeline", R2, "--continuation", page["continuation"], store=store, ok=False)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "another query" in done.stderr
+
+
+@pytest.mark.parametrize(("flag", "other"), [("--since", "from"), ("--until", "to")])
+def test_a_bad_time_names_the_flag_the_caller_used(tmp_path: Path, flag: str, other: str) -> None:
+    store = tmp_path / "fp.db"
+    ingest(store, export.write_cdm_export(tmp_path / "export"))
+    done = footprint("timeline", R1, flag, "tuesday", store=store, ok=False)
+    assert done.returncode == 2 and f"{flag} must be" in done.stderr
+    assert f"{other} must" not in done.stderr
+    done = footprint("timeline", R1, "--since", "2022-01-01", "--until", "2021-01-01", store=store,
+                     ok=False)  # fmt: skip
+    assert "--since must be earlier than --until" in done.stderr
+
+
+def test_cdm_inspect_names_the_folder_given(cdm_export: Path) -> None:
+    done = footprint("cdm", "inspect", str(cdm_export / "EmailPromotion"), ok=False)
+    assert done.returncode == 2 and str(cdm_export / "EmailPromotion") in done.stderr
+
+
+def test_cdm_inspect_says_an_entity_document_is_missing(cdm_export: Path) -> None:
+    documents = [p for p in cdm_export.rglob("*.cdm.json") if "manifest" not in p.name]
+    for doc in documents:
+        doc.unlink()
+    done = footprint("cdm", "inspect", str(cdm_export), ok=False)
+    assert done.returncode == 1
+    assert "missing" in done.stdout and documents[0].name in done.stdout
+
+
+def test_every_config_error_is_a_line_of_its_own(tmp_path: Path) -> None:
+    typo = _config_file(tmp_path, "typo.json", lambda a: a.update(timestmap=a.pop("timestamp")))
+    done = footprint("ingest", "--config", str(typo), str(tmp_path), ok=False)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"footprint: {typo}: activities[0].timestamp: Field required",
+        f"footprint: {typo}: activities[0].timestmap: Extra inputs are not permitted",
+    ]

@@ -20,12 +20,16 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from function_app import app
 from shared import bootstrap
 from shared.core.mapping import derived_customer_id
+from shared.core.paging import bind_token, encode_cursor, query_scope
 from shared.settings import Settings
 from tests.e2e import export
 
 pytestmark = pytest.mark.azurite
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "eventgrid"
 R1 = derived_customer_id("RetailCustomers", "R-1")
+# A well-formed token of another customer's timeline.
+OTHERS_TOKEN = bind_token(encode_cursor("2021-09-28T14:00:00.000Z", "0" * 32),
+                          query_scope("timeline", "someone else", [], None, None))  # fmt: skip
 FUNCTIONS = {f.get_function_name(): f for f in app.get_functions()}
 
 
@@ -71,13 +75,26 @@ def event(container: ContainerClient, path: str, data: dict[str, Any], *, name: 
 
 
 def get(route: str, **params: str) -> tuple[int, Any]:
+    status, body, _ = get_page(route, **params)
+    return status, body
+
+
+def get_page(route: str, **params: str) -> tuple[int, Any, str | None]:
+    """Status, body and the X-Continuation header of one GET."""
     names = {
         "customers/{id}/activities": "get_timeline", "customers/{id}": "get_customer",
         "customers": "search_customers", "activities": "list_activities", "status": "get_status",
+        "rejects": "list_rejects", "files": "list_files", "config/check": "check_config",
     }  # fmt: skip
     route_params = {"id": params.pop("id")} if "id" in params else {}
     req = func.HttpRequest("GET", f"http://localhost/api/{route}", params=params, route_params=route_params, body=b"")
     response = call(names[route], req)
+    assert response.mimetype == "application/json"
+    return response.status_code, orjson.loads(response.get_body()), response.headers.get("X-Continuation")
+
+
+def post_reconcile(body: bytes) -> tuple[int, Any]:
+    response = call("reconcile_now", func.HttpRequest("POST", "http://localhost/api/reconcile", body=body))
     assert response.mimetype == "application/json"
     return response.status_code, orjson.loads(response.get_body())
 
@@ -112,7 +129,8 @@ def test_the_bindings_are_what_the_host_needs() -> None:
         ("customers/{id}", "GET"), ("customers/{id}/activities", "GET"), ("customers", "GET"),
         ("activities", "GET"), ("status", "GET"), ("reprocess", "POST"),
         ("segments", "GET"), ("segments/{name}/members", "GET"), ("segments/{name}/changes", "GET"),
-        ("customers/{id}", "DELETE"), ("ui/{file?}", "GET"),
+        ("customers/{id}", "DELETE"), ("visitors/{id}", "GET"), ("rejects", "GET"), ("files", "GET"),
+        ("reconcile", "POST"), ("config/check", "GET"), ("ui/{file?}", "GET"),
     }  # fmt: skip
     # Only the UI's static files are public; every data route wants the function key.
     assert {n: str(d["authLevel"].value) for n, d in http.items() if n != "ui"} == dict.fromkeys(
@@ -133,6 +151,11 @@ def test_events_in_any_order_put_the_export_on_the_http_timeline(container, tmp_
     assert card["customer"]["Attributes"]["FullName"] == "Ada Moreno"
     _, profile = get("customers/{id}", id=R1)
     assert profile["ActivityCounts"] == {"EmailPromotionClicks": 3}
+    assert card["customer"] == profile  # one customer record everywhere
+    _, by_type = get("customers/{id}/activities", id=R1, type="WebLog")
+    assert [a["SourceActivityId"] for a in by_type["activities"]] == ["e7", "e1", "e11"]
+    _, listed = get("activities", type="WebLog")
+    assert len(listed) == len(activity_ids())
 
 
 def test_a_file_that_never_got_an_event_is_picked_up_by_the_timer(container, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -219,12 +242,102 @@ def test_reprocessing_a_file_that_fails_answers_422_with_the_ledger_reason(conta
         ("customers/{id}", {"id": "x" * 2000}, 400, "customer id"),
         ("customers/{id}/activities", {"id": R1, "limit": "0"}, 400, "limit"),
         ("customers/{id}/activities", {"id": R1, "limit": "abc"}, 400, "limit"),
+        ("customers/{id}/activities", {"id": R1, "limit": "-1"}, 400, "from 1 to 500"),
+        ("customers", {"q": "R", "limit": "-1"}, 400, "from 1 to 100"),
+        ("activities", {"limit": "-1"}, 400, "from 1 to 10000"),
         ("customers/{id}/activities", {"id": R1, "from": "tuesday"}, 400, "from"),
         ("customers/{id}/activities", {"id": R1, "continuation": "%%%"}, 400, "continuation"),
+        ("customers/{id}/activities", {"id": R1, "continuation": OTHERS_TOKEN}, 400, "another query"),
         ("customers", {"q": ""}, 400, "search text"),
         ("activities", {"unmatched": "perhaps"}, 400, "unmatched"),
+        ("activities", {"continuation": "%%%"}, 400, "continuation"),
+        ("customers", {"q": "R", "continuation": "AAAA"}, 400, "continuation"),
+        ("rejects", {"limit": "501"}, 400, "limit"),
+        ("rejects", {"file": "a\x00"}, 400, "file"),
+        ("rejects", {"continuation": "%%%"}, 400, "continuation"),
+        ("files", {"status": "broken"}, 400, "done, skipped, failed, quarantined, running"),
+        ("files", {"limit": "0"}, 400, "limit"),
+        ("files", {"continuation": "x" * 5000}, 400, "continuation"),
     ],
 )
 def test_bad_http_input_gets_a_4xx_json_error(container, route, params, status, message) -> None:  # type: ignore[no-untyped-def]
     got, body = get(route, **params)
     assert got == status and message in body["error"]
+
+
+def _every_page(route: str, **params: str) -> list[list[Any]]:
+    """Each page of a listing, following its tokens (in the body, else in the header)."""
+    pages, token = [], None
+    while True:
+        status, body, header = get_page(route, **params, **({"continuation": token} if token else {}))
+        assert status == 200, body
+        items, token = (body, header) if isinstance(body, list) else (body[route], body["continuation"])
+        pages.append(items)
+        if token is None:
+            return pages
+        assert len(pages) < 50
+
+
+def _flat(pages: list[list[Any]]) -> list[Any]:
+    return [item for page in pages for item in page]
+
+
+def test_activities_customers_rejects_and_files_page_over_http(container, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    for path, data in cdm_files(tmp_path).items():
+        upload(container, path, data)
+    call("reconcile", TimerRequest(past_due=False))
+    _, every, none = get_page("activities", limit="1000")
+    pages = _every_page("activities", limit="3")
+    assert [len(p) for p in pages] == [3, 3, 1] and _flat(pages) == every and none is None
+    unmatched = _every_page("activities", limit="1", unmatched="true")
+    assert [a["CustomerId"] for a in _flat(unmatched)] == [None, None]
+    customers = _every_page("customers", q="R-", limit="1")
+    ids = [c["CustomerId"] for page in customers for c in page]
+    assert len(customers) == len(ids) >= 2 and ids == sorted(set(ids))
+    rejects = _flat(_every_page("rejects", limit="1"))
+    assert [(r["File"], r["Row"]) for r in rejects] == sorted((r["File"], r["Row"]) for r in rejects)
+    assert len(rejects) >= 2 and any("primary key" in r["Reason"] for r in rejects)
+    one = rejects[0]["File"]
+    assert get("rejects", file=one)[1]["rejects"] == [r for r in rejects if r["File"] == one]
+    files = _flat(_every_page("files", limit="2"))
+    assert [f["path"] for f in files] == sorted(f["path"] for f in files)
+    done = get("files", status="done")[1]["files"]
+    assert len(done) == 4 and all(f["attempts"] == 1 and f["rows"] and f["updated_at"] for f in done)
+    assert {f["status"] for f in files} == {"done", "skipped"}
+    _, _, token = get_page("activities", limit="1")
+    status, body = get("activities", limit="1", type="EmailPromotionClicks", continuation=token)
+    assert status == 400 and "another query" in body["error"]
+    assert get("files", continuation=token)[0] == 400
+
+
+def test_reconcile_over_http_retries_failed_files_when_asked(container, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = bootstrap.runtime().settings
+    bootstrap.use_settings(dataclasses.replace(settings, max_file_bytes=100))
+    for path, data in cdm_files(tmp_path).items():
+        upload(container, path, data)
+    status, first = post_reconcile(b"")
+    assert status == 200 and (first["failed"], first["done"]) == (4, 0)
+    bootstrap.use_settings(settings)  # the limit raised: the files themselves did not change
+    assert post_reconcile(b"{}")[1]["processed"] == 0
+    status, again = post_reconcile(orjson.dumps({"retryFailed": True, "prefix": "EmailPromotion"}))
+    assert status == 200 and (again["processed"], again["done"]) == (3, 3)
+    assert get("files", status="failed")[1]["files"][0]["path"] == "RetailCustomers/customers.csv"
+    for bad in (b"[]", b"nope", b'{"retryFailed": "yes"}', b'{"prefix": "../x"}', b'{"prefix": 7}',
+                b'{"retry": true}'):  # fmt: skip
+        status, body = post_reconcile(bad)
+        assert status == 400 and body["error"], bad
+
+
+def test_the_config_check_route_names_the_columns_the_container_lacks(container, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    for path, data in cdm_files(tmp_path).items():
+        upload(container, path, data)
+    status, result = get("config/check")
+    assert status == 200 and result["ok"] and [c["files"] for c in result["checks"]] == [3, 1]
+    config = orjson.loads(Path(bootstrap.__file__).with_name("default_config.json").read_bytes())
+    config["activities"][0]["event"] = ["Signal.Event", "Signal.EventName"]
+    (tmp_path / "config.json").write_bytes(orjson.dumps(config))
+    settings = bootstrap.runtime().settings
+    bootstrap.use_settings(dataclasses.replace(settings, config_path=str(tmp_path / "config.json")))
+    status, result = get("config/check")
+    assert status == 200 and not result["ok"]
+    assert [(m["field"], m["files"]) for m in result["checks"][0]["missing"]] == [("event", 3)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -115,7 +115,8 @@ def test_hundreds_of_activities_across_partitions_read_back_whole(tables):  # ty
             if int(a.activity_foreign_key[2:]) < 30
             else None
         )
-        assert linked[a.activity_id] == a._replace(customer_id=expected)
+        path = "key" if expected else None
+        assert linked[a.activity_id] == a._replace(customer_id=expected, identity_path=path)
     assert store.count_unmatched() == 150
     assert len(store.list_activities(None, True, 1000)) == 150
     assert sum(store.activity_counts(derived_customer_id("Customers", "R-3")).values()) == 15
@@ -223,20 +224,25 @@ def test_a_done_file_is_listed_with_its_counts(tables):  # type: ignore[no-untyp
     assert [(e.path, e.counts.rows) for e in ledger.entries(DONE)] == [("a/b c.csv", 3_000_000_000)]
 
 
-def test_a_stopped_emulator_is_a_quick_transient_error_without_secrets() -> None:
+def test_a_stopped_emulator_is_a_transient_error_after_a_few_tries_without_secrets() -> None:
     emulator = Azurite()
+    tries: list[object] = []  # every HTTP attempt, retries included
     try:
-        store, ledger = open_tables(emulator.connection_string, "down")
+        store, ledger = open_tables(
+            emulator.connection_string, "down", on_request=lambda r: tries.append(r.http_request)
+        )
         store.write([activity("k1")], [], [])
         emulator.stop()
         for attempt in (
             lambda: store.write([activity("k2")], [], []),
             lambda: ledger.get("a", "b"),
         ):
-            started = time.monotonic()
+            tries.clear()
             with pytest.raises(TransientError) as caught:
                 attempt()
-            assert time.monotonic() - started < 15
+            # A few quick retries, not the SDK's default back-off: the ledger retries later.
+            most = max(Counter(map(id, tries)).values(), default=0)  # the same request, resent
+            assert 1 <= most <= 4, len(tries)
             assert "AccountKey" not in str(caught.value) and ACCOUNT_KEY not in str(caught.value)
         store.close()
     finally:

@@ -52,3 +52,22 @@ def test_a_failed_write_on_another_thread_keeps_this_threads_writes(tmp_path: Pa
     other.join()
     assert _stored_elsewhere(tmp_path / "store.db") == ["k1"]
     db.close()
+
+
+def test_a_ledger_made_before_mapping_fingerprints_gains_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    SqliteDatabase(path).close()
+    with sqlite3.connect(path) as conn:  # as the ledger was before fingerprints
+        conn.execute("ALTER TABLE ledger DROP COLUMN mapping")
+        conn.execute(
+            "INSERT INTO ledger (path, etag, status, attempts, permanent, seq) "
+            "VALUES ('a.csv', 'e1', 'done', 1, 0, 1)"
+        )
+    db = SqliteDatabase(path)
+    ledger = SqliteLedger(db)
+    assert ledger.get("a.csv", "e1").mapping is None
+    ledger.record(LedgerEntry("b.csv", "e1", DONE, 1, entity="Events", mapping="m" * 32))
+    assert ledger.get("b.csv", "e1").mapping == "m" * 32
+    db.close()

@@ -83,6 +83,21 @@ def _event_file(n: int, version: int = 2) -> list[tuple[str, ...]]:
     rows.append((f"b{n}", "29/09/2021 14:05", *_event("", 1, _customer(1))[2:]))  # rejected: time
     if version == 1:
         rows += [_event(f"old{n}-{i}", i, _customer(3), title="only in the first version") for i in range(5)]
+    return rows + _visitor_rows(n, version)
+
+
+def _visitor_rows(n: int, version: int) -> list[tuple[str, ...]]:
+    """Anonymous visitors web-N-i browse in file N and sign in one file later (the last file's
+    never do); web-N-0 also signs in on a second key a file later still (a shared device);
+    the first version of a file held a sign-in the final one has not."""
+    rows = [_event(f"w{n}-{i}", 40 + i, f"web-{n}-{i}", title=f"anonymous {n}.{i}") for i in range(3)]
+    if n:
+        rows += [_event(f"ws{n}-{i}", 45 + i, f"web-{n - 1}-{i}", _customer(n * 3 + i),
+                        title=f"signs in {n}.{i}") for i in range(3)]  # fmt: skip
+    if n > 1:
+        rows.append(_event(f"wx{n}", 50, f"web-{n - 2}-0", _customer(n * 3 + 9), title="shared"))
+    if version == 1:
+        rows.append(_event(f"wold{n}", 52, f"web-{n}-1", _customer(3), title="first version"))
     return rows
 
 

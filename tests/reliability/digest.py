@@ -1,7 +1,8 @@
 """A canonical picture of a store, read back through its ports, and how two pictures differ.
 
-Activities, customers and rejects are read the way any reader would, minus what legitimately
-differs between two runs over the same export (ETags, update times), sorted and hashed.
+Activities (with their resolved customer), customers (with their visitors), rejects and the
+links of every visitor are read the way any reader would, minus what legitimately differs
+between two runs over the same export (ETags, update times), sorted and hashed.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Snapshot:
     activities: list[dict[str, Any]]
     customers: list[dict[str, Any] | None]
     rejects: list[dict[str, Any]]
+    links: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @classmethod
     def of(cls, store: ProfileStore, customer_ids: Iterable[str]) -> Snapshot:
@@ -46,11 +48,17 @@ class Snapshot:
             (_canonical(r.to_record()) for r in store.list_rejects(None)),
             key=lambda r: (r["File"], r["Row"]),
         )
-        return cls(activities, customers, rejects)
+        visitors = sorted({a["VisitorId"] for a in activities if a["VisitorId"] is not None})
+        links = [
+            {k: v for k, v in link._asdict().items() if k != "source_etag"}
+            for visitor in visitors for link in store.visitor_links(visitor)  # type: ignore[attr-defined]
+        ]  # fmt: skip
+        links.sort(key=orjson.dumps)
+        return cls(activities, customers, rejects, links)
 
     @property
     def digest(self) -> str:
-        body = orjson.dumps([self.activities, self.customers, self.rejects])
+        body = orjson.dumps([self.activities, self.customers, self.rejects, self.links])
         return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 
@@ -79,7 +87,7 @@ def compare(clean: Snapshot, trial: Snapshot) -> Difference:
 
 
 def _first_difference(clean: Snapshot, trial: Snapshot) -> str:
-    for name in ("activities", "customers", "rejects"):
+    for name in ("activities", "customers", "rejects", "links"):
         a, b = getattr(clean, name), getattr(trial, name)
         for x, y in zip(a, b, strict=False):
             if x != y:

@@ -38,7 +38,7 @@ class Store:
         return Settings.from_env(self.env)
 
     def open(self) -> tuple[ProfileStore, Ledger]:
-        return bootstrap.open_store(self.settings.store, self.settings)
+        return bootstrap.open_store(self.settings.store, self.settings, create=True)
 
     def process_env(self) -> dict[str, str]:
         """The environment of a `python -m shared` worker using this store."""

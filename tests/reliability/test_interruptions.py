@@ -146,7 +146,7 @@ def test_a_killed_workers_file_is_taken_over_once_its_short_lease_ends(
         after = ingest_file(ports, CONFIG, BIG_FILE, IngestOptions(clock=later(61)))
     finally:
         profile.close()
-    says_when = now.status == SKIPPED and f"expires at {held.not_before}" in (now.error or "")
+    says_when = now.status == SKIPPED and f"expires at {held.not_before}" in (now.reason or "")
     holder_known = held.status == RUNNING and (held.holder or "").endswith(f":{worker.pid}")
     holder_known = holder_known and shown == [
         {"path": BIG_FILE, "holder": held.holder, "lease_until": held.not_before}
@@ -169,12 +169,12 @@ class _Rival:
     def clock(self) -> datetime:
         return self.now
 
-    def write(self, activities, customers, rejects) -> int:  # type: ignore[no-untyped-def]
+    def write(self, activities, customers, rejects, links=()) -> int:  # type: ignore[no-untyped-def]
         self.now += self.step
         self.tries += 1
         lease = iso(self.now + timedelta(seconds=60))
         self.won += self.ledger.claim(self.path, self.etag, iso(self.now), lease) is not None
-        return self.inner.write(activities, customers, rejects)
+        return self.inner.write(activities, customers, rejects, links)
 
     def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
         return getattr(self.inner, name)

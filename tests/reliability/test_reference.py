@@ -15,3 +15,7 @@ def test_every_store_leaves_the_same_clean_store(backend: Backend, clean: Snapsh
     # The corpus holds what the cases are about: activities, customers, rejects and unmatched.
     assert len(clean.activities) > 200 and len(clean.rejects) > 10
     assert all(clean.customers) and any(a["CustomerId"] is None for a in clean.activities)
+    # Visitors who sign in later, share a device, or never sign in: links prove themselves.
+    paths = {a["IdentityPath"] for a in clean.activities}
+    assert paths == {"key", "visitor", None} and len(clean.links) > 10
+    assert any(c["Visitors"] for c in clean.customers)

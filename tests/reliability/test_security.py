@@ -26,7 +26,7 @@ from shared.adapters.memory import MemoryLedger, MemoryStore
 from shared.core.ingest.reconciler import reconcile
 from shared.core.ingest.service import Ports, ingest_file
 from shared.core.mapping import derived_customer_id
-from shared.core.paging import encode_cursor
+from shared.core.paging import bind_token, encode_cursor, query_scope
 from shared.settings import Settings
 from tests.azurite import ACCOUNT_KEY, Azurite, free_port
 from tests.reliability import summary
@@ -44,6 +44,7 @@ ODD_KEYS = (
 HTTP_ROUTES = {
     "customers/{id}": "get_customer", "customers/{id}/activities": "get_timeline",
     "customers": "search_customers", "activities": "list_activities", "status": "get_status",
+    "rejects": "list_rejects", "files": "list_files", "config/check": "check_config",
 }  # fmt: skip
 
 
@@ -111,10 +112,9 @@ def test_every_http_function_needs_a_function_key() -> None:
         name: f.get_trigger().get_dict_repr() for name, f in FUNCTIONS.items()
         if f.get_trigger().get_binding_name() == "httpTrigger" and name != "ui"
     }  # fmt: skip
-    assert set(http) == {
-        *HTTP_ROUTES.values(), "reprocess", "list_segments", "segment_members", "segment_changes",
-        "erase_customer",
-    }
+    # The segment routes and erasure (SPEC §9, §11) are behind the key too.
+    audiences = {"list_segments", "segment_members", "segment_changes", "erase_customer", "get_visitor"}
+    assert set(http) == {*HTTP_ROUTES.values(), "reprocess", "reconcile_now", *audiences}
     levels = {name: str(getattr(d["authLevel"], "value", d["authLevel"])) for name, d in http.items()}
     ok = all(level == "function" for level in levels.values())
     _check("6 security: function keys on HTTP functions", ok)
@@ -159,6 +159,14 @@ BAD_QUERIES = [
     ("activities", {"limit": "10001"}, "limit"),
     ("activities", {"limit": "-5"}, "limit"),
     ("activities", {"type": "t" * 1025}, "type"),
+    *[(route, params, "continuation") for route, params in (
+        ("activities", {}), ("customers", {"q": "R"}), ("rejects", {}), ("files", {}),
+    ) for t in ("%%%", "x" * 5000, _token(["files", "0" * 12, "' or 1 eq 1"]), _token([1]))
+      for params in [{**params, "continuation": t}]],
+    ("rejects", {"file": "a\x00b"}, "file"),
+    ("rejects", {"limit": "501"}, "limit"),
+    ("files", {"status": "' or 1 eq 1"}, "status"),
+    ("files", {"limit": "-1"}, "limit"),
 ]
 
 
@@ -182,8 +190,14 @@ def test_a_continuation_token_is_opaque_and_round_trips(api: Api) -> None:
     status, second = api.get("customers/{id}/activities", id=customer, limit="2", continuation=token)
     seen = [a["ActivityId"] for a in first["activities"] + second["activities"]]
     ok = bool(ok and status == 200 and len(seen) == len(set(seen)) == 4)
-    forged = encode_cursor("2021-09-29T10:00:00.000Z", GOOD_ID)  # well formed: simply a position
+    # Well formed and bound to this query: simply a position (the binding guards against
+    # mistakes, it is no secret). A cursor bound to no query, or to another, is refused.
+    position = encode_cursor("2021-09-29T10:00:00.000Z", GOOD_ID)
+    forged = bind_token(position, query_scope("timeline", customer, [], None, None))
     ok = ok and api.get("customers/{id}/activities", id=customer, continuation=forged)[0] == 200
+    ok = ok and api.get("customers/{id}/activities", id=customer, continuation=position)[0] == 400
+    elsewhere = bind_token(position, query_scope("timeline", "someone else", [], None, None))
+    ok = ok and api.get("customers/{id}/activities", id=customer, continuation=elsewhere)[0] == 400
     _check(f"6 security: continuation tokens / {api.backend}", ok)
     assert ok, (first, second)
 

@@ -26,9 +26,13 @@ from tests.reliability.stores import Backend, Stopwatch, later
 
 pytestmark = pytest.mark.azurite
 TRIALS = 2
-OUTAGE_SECONDS = 5.0
+# The outage lasts until this many deliveries have failed against the stopped emulator.
+OUTAGE_FAILURES = 2
 # Event Grid retries a failed delivery with back-off; a test cannot wait minutes for it.
+# Only tries once storage is back count: how long it was down depends on the machine.
 MAX_DELIVERIES = 30
+# Bounds on waiting for progress, generous for a loaded machine.
+PATIENCE_SECONDS = 120.0
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +52,8 @@ class EventGrid:
         # Set once `outage_after` events are in; the delivery after the next waits for `down`,
         # so the outage surely catches deliveries however fast the files go in.
         self.outage_after = outage_after
-        self.ready, self.down = threading.Event(), threading.Event()
+        self.ready, self.down, self.up = threading.Event(), threading.Event(), threading.Event()
+        self.outage_felt = threading.Event()  # set at OUTAGE_FAILURES failed deliveries
         self.errors: collections.Counter[str] = collections.Counter()
         self.gave_up: list[str] = []
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -58,7 +63,7 @@ class EventGrid:
             if self.delivered == self.outage_after:
                 self.ready.set()
             elif self.delivered > self.outage_after:
-                self.down.wait(timeout=60)
+                self.down.wait(timeout=PATIENCE_SECONDS)
             e, tries, not_before = self.queue.popleft()
             time.sleep(max(0.0, not_before - time.monotonic()))
             try:
@@ -66,10 +71,13 @@ class EventGrid:
                 self.delivered += 1
             except Exception as exc:  # what the Functions host would log, then redeliver
                 self.errors[type(exc).__name__] += 1
-                if tries + 1 >= MAX_DELIVERIES:
+                if self.errors.total() >= OUTAGE_FAILURES:
+                    self.outage_felt.set()
+                tries += 1 if self.up.is_set() else 0
+                if tries >= MAX_DELIVERIES:
                     self.gave_up.append(e.subject)
                 else:
-                    self.queue.append((e, tries + 1, time.monotonic() + min(0.2 * 2**tries, 2.0)))
+                    self.queue.append((e, tries, time.monotonic() + min(0.2 * 2**tries, 2.0)))
 
 
 def _trial(flaky: Azurite, backend: Backend) -> tuple[Snapshot, EventGrid, list]:  # type: ignore[type-arg]
@@ -79,12 +87,14 @@ def _trial(flaky: Azurite, backend: Backend) -> tuple[Snapshot, EventGrid, list]
         grid = EventGrid([event(box.name, u) for u in uploads], outage_after=4)
         rt = bootstrap.runtime()
         grid.thread.start()
-        grid.ready.wait(timeout=120)
+        assert grid.ready.wait(timeout=PATIENCE_SECONDS), "no delivery went in"
         flaky.stop()  # mid-run: a few files done, one likely half written
         grid.down.set()
-        time.sleep(OUTAGE_SECONDS)
+        assert grid.outage_felt.wait(timeout=PATIENCE_SECONDS), dict(grid.errors)
         flaky.start()
-        grid.thread.join(timeout=300)
+        grid.up.set()
+        grid.thread.join(timeout=5 * PATIENCE_SECONDS)
+        assert not grid.thread.is_alive(), f"deliveries left: {len(grid.queue)}"
         # The reconciler's next runs: after the leases of attempts cut short have expired.
         late = reconcile(rt.ports, rt.config, IngestOptions(clock=later(901), retry_base_seconds=0))
         print(f"{backend.name}: delivery errors {dict(grid.errors)}, reconciler after: {late.to_record()}")

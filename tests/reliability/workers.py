@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
 
 from tests.reliability.stores import ROOT, Store, python
+
+# Bounds on waiting for a worker, generous for a loaded machine: progress, not speed, is waited for.
+PATIENCE_SECONDS = 120.0
 
 
 def start(
@@ -24,7 +29,7 @@ def start(
     )  # fmt: skip
 
 
-def finish(process: subprocess.Popen[bytes], timeout: float = 120) -> list[dict]:
+def finish(process: subprocess.Popen[bytes], timeout: float = PATIENCE_SECONDS) -> list[dict]:
     """The JSON lines a worker printed, one per file; fails on a traceback."""
     out, err = process.communicate(timeout=timeout)
     assert b"Traceback" not in err, err.decode(errors="replace")
@@ -32,14 +37,55 @@ def finish(process: subprocess.Popen[bytes], timeout: float = 120) -> list[dict]
     return [orjson.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def kill(process: subprocess.Popen[bytes]) -> list[dict]:
-    """SIGKILL, then whatever JSON lines the worker managed to print before it died."""
-    process.send_signal(signal.SIGKILL)
-    out, _ = process.communicate(timeout=30)
-    lines = []
-    for line in out.splitlines():
-        try:
-            lines.append(orjson.loads(line))
-        except orjson.JSONDecodeError:
-            break  # the line it was writing when killed
-    return lines
+class Progress:
+    """The files a running worker reports done, read from its output as it prints them."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        # Each line with when it came, in seconds from the start of reading.
+        self.reports: list[tuple[float, dict]] = []
+        self._started = time.monotonic()
+        self.ended = False
+        self.errors = b""
+        self._changed = threading.Condition()
+        self._readers = [
+            threading.Thread(target=self._read_lines, daemon=True),
+            # Drained too, so a worker that logs much never blocks on a full pipe.
+            threading.Thread(target=self._drain_errors, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read_lines(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                break  # the line it was writing when killed
+            with self._changed:
+                self.reports.append((time.monotonic() - self._started, record))
+                self._changed.notify_all()
+        with self._changed:
+            self.ended = True
+            self._changed.notify_all()
+
+    def _drain_errors(self) -> None:
+        assert self.process.stderr is not None
+        self.errors = self.process.stderr.read()
+
+    def wait_for(self, files: int, timeout: float = PATIENCE_SECONDS) -> int:
+        """Block until the worker has reported `files` files done or has ended: how many it has."""
+        with self._changed:
+            waited = self._changed.wait_for(lambda: len(self.reports) >= files or self.ended, timeout)
+            assert waited, f"the worker reported {len(self.reports)} of {files} files in {timeout:.0f} s"
+            return len(self.reports)
+
+    def kill(self) -> list[dict]:
+        """SIGKILL, then every JSON line the worker managed to print before it died."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=PATIENCE_SECONDS)
+        for reader in self._readers:
+            reader.join(timeout=PATIENCE_SECONDS)
+            assert not reader.is_alive(), "the killed worker's output never ended"
+        return [line for _, line in self.reports]

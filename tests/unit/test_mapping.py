@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.bootstrap import load_config
+from shared.core.errors import PermanentError
 from shared.core.mapping import EntityMapping, activity_id, derived_customer_id, to_utc
 from shared.core.model import SourceFile
 
@@ -129,3 +130,48 @@ def test_a_customer_row_gets_a_stable_id_and_its_attributes() -> None:
 def test_an_entity_no_activity_or_source_uses_maps_to_nothing() -> None:
     assert EntityMapping(CONFIG, "Products").is_empty
     assert not EntityMapping(CONFIG, "EmailPromotion").is_empty
+
+
+_COLUMNS = ("Signal.Export.Id", "Signal.Timestamp", "Signal.Name", "Signal.Action.Name",
+            "Signal.User.Id")  # fmt: skip
+
+
+def _with_activity(**changes) -> EntityMapping:  # type: ignore[no-untyped-def]
+    raw = CONFIG.model_dump()
+    raw["activities"][0].update(changes)
+    return EntityMapping(type(CONFIG).model_validate(raw), "EmailPromotion")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "column"),
+    [
+        ({"timestamp": "ViewedAtt"}, "timestamp", "ViewedAtt"),
+        ({"primaryKey": ["Nope", "Neither"]}, "primaryKey", "Nope, Neither"),
+        ({"event": "Signal.Nam"}, "event", "Signal.Nam"),
+        # Every row would be filtered out: as silent as a missing timestamp.
+        ({"filter": {"Signal.Kind": ["x"]}}, "filter", "Signal.Kind"),
+    ],
+)
+def test_a_configured_column_the_file_lacks_fails_the_file_naming_both(changes, field, column) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(PermanentError) as caught:
+        _with_activity(**changes).check_columns(_COLUMNS)
+    message = str(caught.value)
+    assert f"EmailPromotionClicks.{field}" in message and column in message
+    assert "Signal.Export.Id, Signal.Timestamp" in message  # the file's columns
+
+
+def test_a_missing_relationship_key_fails_the_file() -> None:
+    raw = CONFIG.model_dump()
+    raw["activities"][0]["relationship"]["foreignKey"] = ["User.Auth"]
+    with pytest.raises(PermanentError, match=r"relationship\.foreignKey.*User\.Auth"):
+        EntityMapping(type(CONFIG).model_validate(raw), "EmailPromotion").check_columns(_COLUMNS)
+
+
+def test_one_column_of_a_first_non_empty_list_is_enough_and_optional_fields_may_be_absent() -> None:
+    # foreignKey lists Signal.User.AuthId first; details and webAddress columns are absent.
+    _with_activity(primaryKey=["Absent", "Signal.Export.Id"]).check_columns(_COLUMNS)
+
+
+def test_a_customer_source_whose_key_column_is_missing_fails_the_file() -> None:
+    with pytest.raises(PermanentError, match=r"RetailCustomers\.key.*CustomerRetailId"):
+        EntityMapping(CONFIG, "RetailCustomers").check_columns(("FullName", "Email"))

@@ -486,3 +486,19 @@ def test_a_30_mb_line_is_skipped_without_holding_it(path: str) -> None:
         tracemalloc.stop()
     assert [(r.row, r.error) for r in rows] == [(1, "row larger than 1048576 bytes"), (2, None)]
     assert peak < 10 * 1024 * 1024
+
+
+def test_a_lone_cr_is_data_once_the_first_line_ends_in_lf_or_crlf() -> None:
+    assert _good(_rows(b"Id,Fk\r\n1,R-0\r01\r\n2,x\r\n")) == [
+        (1, {"Id": "1", "Fk": "R-0\r01"}), (2, {"Id": "2", "Fk": "x"})
+    ]
+    assert _good(_rows(b"Id,Fk\n1,a\rb\n")) == [(1, {"Id": "1", "Fk": "a\rb"})]
+    assert _good(_rows(b"Id,Fk\r1,a\r2,b\r")) == [(1, {"Id": "1", "Fk": "a"}), (2, {"Id": "2", "Fk": "b"})]
+
+
+def test_a_gzip_expanding_past_the_file_limit_raises_after_the_rows_before() -> None:
+    data = gzip.compress(b"Id\n" + b"".join(b"%d\n" % i for i in range(200_000)), mtime=0)
+    rows: list[ParsedRow] = []
+    with pytest.raises(PermanentError, match="after decompression"):
+        rows.extend(iter_rows(io.BytesIO(data), "E/p.csv.gz", limits=Limits(max_file_bytes=100_000)))
+    assert 1000 < len(rows) < 30_000

@@ -62,7 +62,8 @@ def test_a_file_is_done_once_per_etag(root: Path) -> None:
     first = ingest_file(ports, CONFIG, export.FIRST_FILE)
     again = ingest_file(ports, CONFIG, export.FIRST_FILE)
     assert first.status == DONE and first.counts.activities == 5
-    assert again.status == SKIPPED and "already done" in (again.error or "")
+    assert again.status == SKIPPED and "already done" in (again.reason or "")
+    assert again.error is None and again.counts.rows == 0  # nothing read this time
     assert ports.ledger.get(export.FIRST_FILE, first.etag).attempts == 1
 
 
@@ -157,4 +158,28 @@ def test_an_entity_no_activity_uses_is_skipped_with_its_reason(tmp_path: Path) -
     (tmp_path / "Products" / "p.csv").write_text("Id,Name\n1,Kettle\n")
     report = ingest_file(ports_for(tmp_path), CONFIG, "Products/p.csv")
     assert report.status == SKIPPED
-    assert report.error == "entity 'Products' feeds no configured activity or customer source"
+    assert report.reason == "entity 'Products' feeds no configured activity or customer source"
+    assert report.error is None
+
+
+def test_retry_failed_runs_failed_and_quarantined_files_now_despite_back_off(root: Path) -> None:
+    class BrokenStore(MemoryStore):
+        broken = True
+
+        def write(self, *records):  # type: ignore[no-untyped-def]
+            if self.broken:
+                raise TransientError("store unavailable")
+            return super().write(*records)
+
+    (root / "EmailPromotion" / "notes.txt").write_text("not data")
+    store = BrokenStore()
+    ports = Ports(LocalFileSource(root), store, MemoryLedger())
+    options = IngestOptions(max_attempts=1, retry_base_seconds=3600, clock=Clock())
+    first = reconcile(ports, CONFIG, options)
+    assert (first.quarantined, first.failed) == (4, 1)  # the data files, and notes.txt for good
+    store.broken = False
+    assert reconcile(ports, CONFIG, options).processed == 0
+    again = reconcile(ports, CONFIG, options, retry_failed=True)
+    assert (again.processed, again.done, again.failed) == (5, 4, 1)
+    assert {e.status for e in ports.ledger.entries() if e.path.endswith(".csv")} == {DONE}
+    assert reconcile(ports, CONFIG, options, retry_failed=True).processed == 1  # notes.txt

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from azure.core.exceptions import AzureError
@@ -21,6 +21,7 @@ from shared.adapters.staged import StagedFile, StagedRaw
 from shared.core.errors import TransientError
 from shared.core.model import SourceFile
 
+RequestHook = Callable[[Any], None]  # called with the SDK's PipelineRequest
 # Each ranged GET briefly costs about 9x its size: the SDK joins `list(body)`, and `list`
 # reserves one pointer per byte of the body's advertised length. 1 MiB keeps that near 10 MB.
 CHUNK_BYTES = 1024 * 1024
@@ -44,9 +45,13 @@ class BlobFileSource:
         self._base = f"{self.prefix}/" if self.prefix else ""
 
     @classmethod
-    def from_connection_string(cls, conn: str, container: str, prefix: str = "") -> BlobFileSource:
+    def from_connection_string(
+        cls, conn: str, container: str, prefix: str = "", *, on_request: RequestHook | None = None
+    ) -> BlobFileSource:
+        """`on_request` sees every HTTP attempt, retries included (tests count them)."""
+        hook = {} if on_request is None else {"raw_request_hook": on_request}
         with translated(f"opening container {container!r}"):
-            client = ContainerClient.from_connection_string(conn, container, **CLIENT_OPTIONS)
+            client = ContainerClient.from_connection_string(conn, container, **CLIENT_OPTIONS, **hook)
         return cls(client, prefix)
 
     def ensure_container(self) -> None:

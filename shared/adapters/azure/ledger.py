@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
 
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import UpdateMode
 
 from shared.adapters.azure.errors import translated
 from shared.adapters.azure.table_access import TableAccess, if_unchanged
 from shared.adapters.azure.table_keys import Entity, digest, pack, plain_key
-from shared.adapters.azure.table_layout import LEDGER
+from shared.adapters.azure.table_layout import AWAITING, LEDGER
 from shared.core.errors import TransientError
 from shared.core.ingest.claims import next_claim, renewed
 from shared.core.model import COUNT_FIELDS, Counts, LedgerEntry
@@ -24,6 +29,8 @@ _FIELDS = {
     "entity": "Entity", "error": "Error", "permanent": "Permanent", "started_at": "StartedAt",
     "finished_at": "FinishedAt", "duration_ms": "DurationMs", "not_before": "NotBefore",
     "holder": "Holder",
+    "mapping": "Mapping",
+    "awaits_metadata": "AwaitsMetadata",
 }  # fmt: skip
 _COUNTS = {name: name.capitalize() for name in COUNT_FIELDS}
 
@@ -40,8 +47,15 @@ def _record(entry: LedgerEntry, seq: str) -> Entity:
     return record
 
 
+def _awaiting_record(entry: LedgerEntry) -> Entity:
+    partition, row = _where(entry.path, entry.etag)
+    return {"PartitionKey": "a", "RowKey": f"{partition}-{row}", "Path": entry.path,
+            "FileETag": entry.etag}  # fmt: skip
+
+
 def _entry(record: Entity) -> LedgerEntry:
     values = {attr: record.get(prop) for attr, prop in _FIELDS.items()}
+    values["awaits_metadata"] = bool(values["awaits_metadata"])
     counts = Counts(**{attr: record.get(prop) or 0 for attr, prop in _COUNTS.items()})
     return LedgerEntry(**values, counts=counts)
 
@@ -134,6 +148,8 @@ class TableLedger:
         old = self._read(entry.path, entry.etag)
         seq = old["Seq"] if old is not None else self._seq.next()
         with translated(f"writing the ledger entry of {entry.path}"):
+            if entry.awaits_metadata:  # the index first: it is checked against the entry
+                self.io.table(AWAITING).upsert_entity(pack(_awaiting_record(entry)))
             self.io.table(LEDGER).upsert_entity(pack(_record(entry, seq)), mode=UpdateMode.REPLACE)
 
     def entries(self, status: str | None = None) -> Iterator[LedgerEntry]:
@@ -142,3 +158,47 @@ class TableLedger:
         else:
             records = self.io.query(LEDGER, "Status eq @status", {"status": status})
         return iter(sorted((_entry(r) for r in records), key=lambda e: (e.path, e.etag)))
+
+    def latest_entries(
+        self, status: str | None, limit: int, after: str | None = None
+    ) -> list[LedgerEntry]:
+        """With a status, the entries having it (a filtered scan: the status is no key), each
+        checked against its path's partition to be the latest; without, a scan of the whole
+        ledger. Either way a later page has the service skip the paths before it."""
+        where, params = ("Path gt @after", {"after": after}) if after else ("", {})
+        if status is None:
+            records = self.io.query(LEDGER, where, params) if where else self.io.scan(LEDGER)
+            latest: dict[str, Entity] = {}
+            for r in records:
+                if r["Path"] not in latest or r["Seq"] > latest[r["Path"]]["Seq"]:
+                    latest[r["Path"]] = r
+            return [_entry(latest[p]) for p in sorted(latest)[:limit]]
+        where = " and ".join(filter(None, ["Status eq @status", where]))
+        having = self.io.query(LEDGER, where, {**params, "status": status}, select=["Path"])
+        candidates = sorted({r["Path"] for r in having})
+        found: list[LedgerEntry] = []
+        for path in candidates:
+            entry = self.latest(path)
+            if entry is not None and entry.status == status:
+                found.append(entry)
+                if len(found) == limit:
+                    break
+        return found
+    def awaiting_metadata(self, folder: str) -> Iterator[LedgerEntry]:
+        """The index rows under `folder`, each checked against its entry; rows whose entry no
+        longer awaits metadata (done since, or claimed) are removed as they are met."""
+        where, parameters = "PartitionKey eq 'a'", {}
+        if folder:  # paths under folder 'x/' sort from 'x/' to just before 'x0'
+            where += " and Path ge @low and Path lt @high"
+            parameters = {"low": folder, "high": folder[:-1] + chr(ord(folder[-1]) + 1)}
+        found = []
+        for row in self.io.query(AWAITING, where, parameters):
+            entry = self.get(row["Path"], row["FileETag"])
+            if entry is not None and entry.awaits_metadata:
+                found.append(entry)
+            else:
+                with translated("clearing the awaiting-metadata index"), contextlib.suppress(
+                    ResourceNotFoundError
+                ):
+                    self.io.table(AWAITING).delete_entity("a", row["RowKey"])
+        return iter(sorted(found, key=lambda e: (e.path, e.etag)))

@@ -24,6 +24,7 @@ from shared.core.errors import ConfigError
 
 T = TypeVar("T")
 R = TypeVar("R")
+RequestHook = Callable[[Any], None]  # called with the SDK's PipelineRequest
 Op = tuple  # ("create" | "upsert" | "update" | "delete", entity[, options]) as the SDK takes them
 
 WORKERS = 16
@@ -64,12 +65,16 @@ def _settle_environment(session: requests.Session, url: str) -> None:
 class TableAccess:
     """One service client, thread pool and set of created tables, shared by a store and ledger."""
 
-    def __init__(self, connection_string: str, table_prefix: str) -> None:
+    def __init__(
+        self, connection_string: str, table_prefix: str, on_request: RequestHook | None = None
+    ) -> None:
+        """`on_request` sees every HTTP attempt, retries included (tests count them)."""
         session = _session()
         transport = RequestsTransport(session=session, session_owner=True)
+        hook = {} if on_request is None else {"raw_request_hook": on_request}
         try:
             self.service = TableServiceClient.from_connection_string(
-                connection_string, transport=transport, **CLIENT_OPTIONS
+                connection_string, transport=transport, **CLIENT_OPTIONS, **hook
             )
         except ValueError:
             raise ConfigError("the storage connection string is malformed") from None

@@ -6,8 +6,12 @@ activitykeys  PK bucket(ck)   RK ck + desc(time) + desc(id) activity by customer
                                                             (customer entity, foreign key)
 customerrows  PK bucket(ek)   RK 'c' + ek                   customer row (truth), ek = (entity, key)
               PK bucket(ek)   RK 'f' + file + etag + 'c'..  lineage marker, same transaction
+activitykeys  PK bucket(vk)   RK vk + desc(time) + desc(id) activity by visitor vk = (customer
+                                                            entity, visitor), when its foreign
+                                                            key is another (a signed-in visit)
 customers     PK bucket(cid)  RK cid + ek                   the keys of one customer id
 rejects       PK file         RK row number                 rejected rows of one file
+awaitingmetadata PK 'a'       RK digest(path) + etag        a ledger entry awaiting metadata
 
 An activity's customer is found through its customer key when read, so it never needs
 "moving" when a customer row arrives, changes or goes. `activitykeys` and `customers` are
@@ -31,6 +35,9 @@ REJECTS = "rejects"
 LEDGER = "ledger"
 OVERLAPS = "overlaps"  # files whose copies of a record met: see shared/core/ingest/overlaps.py
 REREADS = "rereads"  # files to read again because a file changes, until they were
+# Ledger entries awaiting CDM metadata, in one partition: an index, checked against the ledger
+# when read (see TableLedger.awaiting_metadata).
+AWAITING = "awaitingmetadata"
 
 # What an index row must still hold for a writer to delete it.
 KEYED_IDENTITY = ("ActivityId", "SourceFile", "SourceRow", "SourceETag")
@@ -56,7 +63,7 @@ def activity_record(activity: Activity) -> Entity:
     partition, row = activity_where(activity.activity_id)
     record: Entity = {"PartitionKey": partition, "RowKey": row}
     for attr, name in ACTIVITY_FIELDS.items():
-        if attr != "customer_id":
+        if attr not in ("customer_id", "identity_path"):
             record[name] = getattr(activity, attr)
     record["CustomerEntity"] = activity.customer_entity
     return record
@@ -90,9 +97,36 @@ def keyed_record(record: Entity) -> Entity | None:
         "PartitionKey": bucket(ck),
         "RowKey": ck + timeline_key(record["ActivityTime"], record["ActivityId"]),
         "ActivityType": record["ActivityType"],
+        "ActivityTypeDisplay": record["ActivityTypeDisplay"],
         "ShowInTimeline": record["ShowInTimeline"],
         **{name: record[name] for name in KEYED_IDENTITY},
     }
+
+
+def visitor_digest(entity: str, visitor: str) -> str:
+    return digest(entity, visitor, "\x00visitor")
+
+
+def visitor_keyed_record(record: Entity) -> Entity | None:
+    """The `activitykeys` row of a signed-in activity under its visitor: an anonymous one's
+    foreign key is its visitor id, so its keyed_record already serves the visitor."""
+    entity, visitor = record.get("CustomerEntity"), record.get("VisitorId")
+    if entity is None or visitor is None or visitor == record.get("ActivityForeignKey"):
+        return None
+    vk = visitor_digest(entity, visitor)
+    return {
+        "PartitionKey": bucket(vk),
+        "RowKey": vk + timeline_key(record["ActivityTime"], record["ActivityId"]),
+        "ActivityType": record["ActivityType"],
+        "ShowInTimeline": record["ShowInTimeline"],
+        "ForeignKey": record["ActivityForeignKey"],
+        **{name: record[name] for name in KEYED_IDENTITY},
+    }
+
+
+def visitor_keyed_range(entity: str, visitor: str) -> tuple[str, str, str]:
+    vk = visitor_digest(entity, visitor)
+    return bucket(vk), vk, vk + "~~~"
 
 
 def keyed_range(entity: str, key: str) -> tuple[str, str, str]:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import heapq
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import orjson
 
 from shared.adapters.azure.ledger import TableLedger
-from shared.adapters.azure.table_access import TableAccess
+from shared.adapters.azure.table_access import RequestHook, TableAccess
+from shared.adapters.azure.table_identity import Resolver
 from shared.adapters.azure.table_keys import Entity, descending, digest
 from shared.adapters.azure.table_layout import (
     ACTIVITIES,
@@ -27,7 +28,6 @@ from shared.adapters.azure.table_layout import (
     activity_of,
     activity_record,
     activity_where,
-    customer_key_of,
     customer_record,
     customer_where,
     keyed_range,
@@ -39,6 +39,8 @@ from shared.adapters.azure.table_layout import (
     reject_record,
     reread_record,
     timeline_key,
+    visitor_keyed_range,
+    visitor_keyed_record,
 )
 from shared.adapters.azure.table_lineage import (
     Put,
@@ -48,6 +50,13 @@ from shared.adapters.azure.table_lineage import (
     put_greatest,
     stale_index_rows,
 )
+from shared.adapters.azure.table_links import (
+    every_link,
+    forget_links,
+    links_of,
+    write_links,
+)
+from shared.core.identity.links import Link
 from shared.core.ingest.claims import utc_now
 from shared.core.ingest.overlaps import reachable
 from shared.core.model import (
@@ -65,15 +74,20 @@ R = TypeVar("R", Activity, CustomerRow)
 T = TypeVar("T")
 CustomerKey = tuple[str, str]
 _SCAN_CHUNK = 1000
-# Azure allows 15 comparisons in a filter; more types are filtered here instead.
-_MAX_TYPE_FILTER = 8
+# Azure allows 15 comparisons in a filter, and a type filter takes two per type (the
+# activity's name or its configured type); more types are filtered here instead.
+_MAX_TYPE_FILTER = 5
 _MAX_KNOWN_KEYS = 200_000
 _MISSING_SECONDS = 60.0
+_REJECT_FIELDS = ("File", "FileETag", "Row", "Entity", "Reason", "Excerpt")
 
 
-def open_tables(connection_string: str, table_prefix: str) -> tuple[TableStore, TableLedger]:
-    """A store and ledger sharing one client; tables are created when first used."""
-    access = TableAccess(connection_string, table_prefix)
+def open_tables(
+    connection_string: str, table_prefix: str, on_request: RequestHook | None = None
+) -> tuple[TableStore, TableLedger]:
+    """A store and ledger sharing one client; tables are created when first used.
+    `on_request` sees every HTTP attempt, retries included (tests count them)."""
+    access = TableAccess(connection_string, table_prefix, on_request)
     return TableStore(access), TableLedger(access)
 
 
@@ -115,6 +129,8 @@ class TableStore:
         # events of unknown visitors recur in every batch. A customer row written here clears
         # its key; one written by another process meanwhile leaves the count off, as above.
         self._missing: dict[CustomerKey, float] = {}
+        self._missing_visitors: dict[tuple[str | None, str | None], float] = {}
+        self.rules: dict[str, str] = {}
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -123,7 +139,10 @@ class TableStore:
         activities: Sequence[Activity],
         customers: Sequence[CustomerRow],
         rejects: Sequence[Reject],
+        links: Sequence[Link] = (),
     ) -> int:
+        if links:
+            write_links(self.io, links)
         if customers:
             self._write_customers(customers)
         if activities:
@@ -140,10 +159,13 @@ class TableStore:
         # Index first: a reader skips an index row whose activity says otherwise, but could
         # never find an activity whose index row is missing.
         keyed = [row for row in map(keyed_record, records) if row is not None]
+        keyed += [row for row in map(visitor_keyed_record, records) if row is not None]
         self.io.write_all(KEYED, [("upsert", row) for row in keyed])
         outcomes = put_greatest(self.io, ACTIVITIES, [Put(r) for r in records])
         self._note_overlaps(met | losses(outcomes))
-        self.io.delete_if_unchanged(KEYED, stale_index_rows(outcomes, keyed_record), KEYED_IDENTITY)
+        stale = stale_index_rows(outcomes, keyed_record)
+        stale += stale_index_rows(outcomes, visitor_keyed_record)
+        self.io.delete_if_unchanged(KEYED, stale, KEYED_IDENTITY)
 
     def _write_customers(self, customers: Sequence[CustomerRow]) -> None:
         now = utc_now()
@@ -175,7 +197,28 @@ class TableStore:
         found = self._resolve(wanted)
         known.update(found)
         missing.update((k, now) for k in wanted if k not in found)
-        return sum(1 for k in keys if k is None or k not in known)
+        waiting = [a for a, k in zip(activities, keys, strict=True) if k is None or k not in known]
+        return self._unmatched_visitors(waiting, now)
+
+    def _unmatched_visitors(self, waiting: list[Activity], now: float) -> int:
+        """How many of `waiting` (no customer by key) find none through their visitor either;
+        visitors found without one are not read again for a while, as keys are not."""
+        missing = self._missing_visitors
+        if len(missing) > _MAX_KNOWN_KEYS:
+            missing.clear()
+        resolver = self._resolver()
+        resolver.customers.update((k, None) for k in map(_customer_key, waiting) if k is not None)
+        asked = [
+            a for a in waiting if a.visitor_id is not None and a.customer_entity is not None
+            and now - missing.get((a.customer_entity, a.visitor_id), -_MISSING_SECONDS)
+            >= _MISSING_SECONDS
+        ]  # fmt: skip
+        resolver.prefetch(asked)
+        found = {(a.customer_entity, a.visitor_id) for a in asked
+                 if resolver.resolve(a).customer_id is not None}  # fmt: skip
+        missing.update(((a.customer_entity, a.visitor_id), now) for a in asked
+                       if (a.customer_entity, a.visitor_id) not in found)  # fmt: skip
+        return sum(1 for a in waiting if (a.customer_entity, a.visitor_id) not in found)
 
     def _note_overlaps(self, met: set[tuple[str, str]]) -> None:
         # Losses and copies met inside one batch; replacements are noted by put_greatest. A
@@ -215,8 +258,10 @@ class TableStore:
         self.io.write_all(REREADS, [("delete", r) for r in self._rereads(path)])
 
     def forget_file(self, path: str, keep_etag: str) -> None:
+        forget_links(self.io, path, keep_etag)
         gone = forget_version(self.io, ACTIVITIES, path, keep_etag)
         keyed = [row for row in map(keyed_record, gone) if row is not None]
+        keyed += [row for row in map(visitor_keyed_record, gone) if row is not None]
         self.io.delete_if_unchanged(KEYED, keyed, KEYED_IDENTITY)
         gone_rows = forget_version(self.io, CUSTOMER_ROWS, path, keep_etag)
         self._customer_keys.difference_update((r["Entity"], r["Key"]) for r in gone_rows)
@@ -252,6 +297,11 @@ class TableStore:
         found = [r for r in rows if r is not None and r["CustomerId"] == customer_id]
         return sorted(found, key=lambda r: (r["Entity"], r["Key"]))
 
+    def _resolver(self, customers: Iterable[Entity] = ()) -> Resolver:
+        resolver = Resolver(self.io, self.rules, self._customer_row)
+        resolver.customers.update(((r["Entity"], r["Key"]), r["CustomerId"]) for r in customers)
+        return resolver
+
     def get_customer(self, customer_id: str) -> Customer | None:
         rows = self._rows_of(customer_id)
         if not rows:
@@ -262,65 +312,109 @@ class TableStore:
                 if attributes.get(name) in (None, ""):
                     attributes[name] = value
         keys = tuple(AlternateKey(r["Entity"], r["Key"]) for r in rows)
-        return Customer(customer_id, attributes, keys, max(r["UpdatedAt"] for r in rows))
+        linked = self._resolver(rows).visitors_of_keys((r["Entity"], r["Key"]) for r in rows)
+        visitors = tuple(link for _, link in linked)
+        updated = max(r["UpdatedAt"] for r in rows)
+        return Customer(customer_id, attributes, keys, updated, visitors)
+
+    def _reaching(self, customer_id: str) -> tuple[Resolver, list[_Stream]]:
+        """The index ranges that may hold a customer's activities: each of its keys', and each
+        of its visitors' (anonymous visits by key, signed-in ones by visitor)."""
+        rows = self._rows_of(customer_id)
+        resolver = self._resolver(rows)
+        streams = [_Stream(*keyed_range(r["Entity"], r["Key"]), r["Entity"], r["Key"])
+                   for r in rows]  # fmt: skip
+        for entity, link in resolver.visitors_of_keys((r["Entity"], r["Key"]) for r in rows):
+            visitor = link.visitor_id
+            streams.append(_Stream(*keyed_range(entity, visitor), entity, visitor))
+            streams.append(_Stream(*visitor_keyed_range(entity, visitor), entity, None))
+        return resolver, streams
 
     def customer_activities(self, customer_id: str) -> list[Activity]:
-        """Every activity that reaches the customer, ShowInTimeline or not: the index rows of
-        its keys, each checked against the activity itself."""
-        ids: dict[str, str] = {}
-        for row in self._rows_of(customer_id):
-            partition, low, high = keyed_range(row["Entity"], row["Key"])
-            for hit in self.io.query(
-                KEYED, "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
-                {"pk": partition, "low": low, "high": high}, select=["ActivityId", "RowKey"],
-            ):  # fmt: skip
-                ids.setdefault(hit["ActivityId"], hit["RowKey"])
-        records = self.io.map(lambda a: self.io.get(ACTIVITIES, *activity_where(a)), list(ids))
-        found = []
-        for record in records:
-            keyed = keyed_record(record) if record is not None else None
-            if keyed is not None and ids.get(record["ActivityId"]) == keyed["RowKey"]:  # type: ignore[index]
-                found.append(activity_of(record, customer_id))  # type: ignore[arg-type]
-        return found
+        """Every activity that reaches the customer, ShowInTimeline or not, by key or through a
+        visitor: the index rows of its keys and visitors, each checked against the activity."""
+        resolver, streams = self._reaching(customer_id)
+        found = self.io.map(lambda s: list(self._hits(s, ["RowKey"])), streams)
+        hits = list({hit["ActivityId"]: hit for part in found for hit in part}.values())
+        query = TimelineQuery()
+        records = self.io.map(lambda hit: self._checked(hit, query), hits)
+        activities = [activity_of(r, None) for r in records if r is not None]
+        resolver.prefetch(activities)
+        return [a for a in map(resolver.resolve, activities) if a.customer_id == customer_id]
 
     def activity_counts(self, customer_id: str) -> dict[str, int]:
-        # Counted from the index alone, unchecked: only a writer that died between index and
-        # truth leaves a stray row, and re-running its file puts the truth in place.
+        # Counted from the index, unchecked but for which customer a visitor's activity's own
+        # key names: only a writer that died between index and truth leaves a stray row, and
+        # re-running its file puts the truth in place.
+        resolver, streams = self._reaching(customer_id)
+        found = self.io.map(lambda s: list(self._hits(s, ["ActivityType", "ForeignKey"])), streams)
         counts: Counter[str] = Counter()
         seen: set[str] = set()
-        for row in self._rows_of(customer_id):
-            partition, low, high = keyed_range(row["Entity"], row["Key"])
-            for hit in self.io.query(
-                KEYED, "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
-                {"pk": partition, "low": low, "high": high}, select=["ActivityId", "ActivityType"],
-            ):  # fmt: skip
-                if hit["ActivityId"] not in seen:
+        for stream, hits in zip(streams, found, strict=True):
+            for hit in hits:
+                key = stream.key if stream.key is not None else hit.get("ForeignKey")
+                if hit["ActivityId"] in seen:
+                    continue
+                if key is None or resolver.customer_of(stream.entity, key) in (None, customer_id):
                     seen.add(hit["ActivityId"])
                     counts[hit["ActivityType"]] += 1
         return dict(sorted(counts.items()))
 
+    def _hits(self, stream: _Stream, select: list[str]) -> Iterator[Entity]:
+        where = "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high"
+        params = {"pk": stream.partition, "low": stream.low, "high": stream.high}
+        return self.io.query(KEYED, where, params, select=["ActivityId", *select])
+
     def timeline(self, customer_id: str, query: TimelineQuery) -> Page:
+        resolver, streams = self._reaching(customer_id)
+        return self._merged_page(streams, query, resolver,
+                                 lambda a: a.customer_id == customer_id and a.show_in_timeline,
+                                 timeline=True)  # fmt: skip
+
+    def visitor_activities(self, visitor_id: str, query: TimelineQuery) -> Page:
+        entities = sorted(self.rules) or sorted({link.customer_entity for link in
+                                                 self.visitor_links(visitor_id)})  # fmt: skip
+        streams = [stream for entity in entities for stream in (
+            _Stream(*keyed_range(entity, visitor_id), entity, visitor_id),
+            _Stream(*visitor_keyed_range(entity, visitor_id), entity, None),
+        )]  # fmt: skip
+        resolver = self._resolver()
+        return self._merged_page(streams, query, resolver, lambda a: a.visitor_id == visitor_id)
+
+    def _merged_page(
+        self,
+        streams: list[_Stream],
+        query: TimelineQuery,
+        resolver: Resolver,
+        chosen: Callable[[Activity], bool],
+        timeline: bool = False,
+    ) -> Page:
+        """One newest-first page over several index ranges, each read in timeline order and
+        merged, every hit checked against its activity; one token resumes them all."""
         after = decode_cursor(query.continuation) if query.continuation else None
-        streams = [self._keyed(row, query, after) for row in self._rows_of(customer_id)]
-        merged = heapq.merge(*streams, key=lambda hit: hit["RowKey"][32:])
+        ranges = [self._keyed(stream, query, after, timeline) for stream in streams]
+        merged = heapq.merge(*ranges, key=lambda hit: hit["RowKey"][32:])
         candidates = _unique(merged)
         items: list[Activity] = []
         while len(items) <= query.limit:
             chunk = list(islice(candidates, query.limit + 1 - len(items)))
             if not chunk:
                 break
-            checked = self.io.map(lambda hit: self._checked(hit, customer_id, query), chunk)
-            items += [a for a in checked if a is not None]
+            records = self.io.map(lambda hit: self._checked(hit, query), chunk)
+            found = [activity_of(r, None) for r in records if r is not None]
+            resolver.prefetch(found)
+            items += [a for a in map(resolver.resolve, found) if chosen(a)]
         page = items[: query.limit]
         more = len(items) > query.limit
         token = encode_cursor(page[-1].activity_time, page[-1].activity_id) if more else None
         return Page(page, token)
 
     def _keyed(
-        self, row: Entity, query: TimelineQuery, after: tuple[str, str] | None
+        self, stream: _Stream, query: TimelineQuery, after: tuple[str, str] | None,
+        timeline: bool = True,
     ) -> Iterator[Entity]:
-        """Index rows of one customer key in timeline order, narrowed by the query."""
-        partition, low, high = keyed_range(row["Entity"], row["Key"])
+        """Index rows of one range in timeline order, narrowed by the query."""
+        partition, low, high = stream.partition, stream.low, stream.high
         ck = low
         if after is not None:
             low = max(low, ck + timeline_key(*after))
@@ -329,51 +423,73 @@ class TableStore:
         if query.since is not None:
             high = ck + descending(query.since) + "~~"
         where = "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high"
-        where += " and ShowInTimeline eq true"
+        if timeline:
+            where += " and ShowInTimeline eq true"
         params: dict[str, object] = {"pk": partition, "low": low, "high": high}
         if query.types and len(query.types) <= _MAX_TYPE_FILTER:
             params.update({f"t{i}": t for i, t in enumerate(query.types)})
-            either = " or ".join(f"ActivityType eq @t{i}" for i in range(len(query.types)))
+            either = " or ".join(
+                f"ActivityType eq @t{i} or ActivityTypeDisplay eq @t{i}"
+                for i in range(len(query.types))
+            )
             where += f" and ( {either} )"
         page = min(query.limit + 1, 1000)
         return self.io.query_by_row_key(KEYED, where, params, ["ActivityId"], page)
 
-    def _checked(self, hit: Entity, customer_id: str, query: TimelineQuery) -> Activity | None:
-        """The activity an index row points at, if the activity still says the same."""
+    def _checked(self, hit: Entity, query: TimelineQuery) -> Entity | None:
+        """The activity record an index row points at, if the activity still says the same."""
         record = self.io.get(ACTIVITIES, *activity_where(hit["ActivityId"]))
-        keyed = keyed_record(record) if record is not None else None
-        if keyed is None or keyed["RowKey"] != hit["RowKey"] or not keyed["ShowInTimeline"]:
+        if record is None:
             return None
-        if query.types and keyed["ActivityType"] not in query.types:
+        rows = [row for row in (keyed_record(record), visitor_keyed_record(record)) if row]
+        if all(row["RowKey"] != hit["RowKey"] for row in rows):
             return None
-        return activity_of(record, customer_id)  # type: ignore[arg-type]
+        if query.types and not _of_type(record, query.types):  # type: ignore[arg-type]
+            return None
+        return record
 
-    def search_customers(self, text: str, limit: int) -> list[Customer]:
+    def search_customers(self, text: str, limit: int, after: str | None = None) -> list[Customer]:
         # A scan of every customer row: Tables have no substring index. Fine for the sizes a
-        # profile search serves; a search service is the next step beyond that.
+        # profile search serves; a search service is the next step beyond that. A later page
+        # has the service skip the ids before it.
         needle = text.casefold()
-        rows = self.io.query(
-            CUSTOMER_ROWS, "RowKey gt @low and RowKey lt @high", {"low": "c", "high": "d"}
-        )
+        where, params = "RowKey gt @low and RowKey lt @high", {"low": "c", "high": "d"}
+        if after is not None:
+            where += " and CustomerId gt @after"
+            params["after"] = after
+        rows = self.io.query(CUSTOMER_ROWS, where, params)
         ids = {row["CustomerId"] for row in rows if _matches(row, text, needle)}
         found = (self.get_customer(customer_id) for customer_id in sorted(ids)[:limit])
         return [c for c in found if c is not None]
 
     def _scan_activities(
-        self, activity_type: str | None, select: list[str] | None = None
+        self,
+        activity_type: str | None,
+        select: list[str] | None = None,
+        before: str | None = None,
     ) -> Iterator[Entity]:
         where, params = "RowKey gt @low and RowKey lt @high", {"low": "a", "high": "b"}
         if activity_type is not None:
-            where += " and ActivityType eq @type"
+            where += " and ( ActivityType eq @type or ActivityTypeDisplay eq @type )"
             params["type"] = activity_type
+        if before is not None:
+            where += " and ActivityTime le @before"
+            params["before"] = before
         return self.io.query(ACTIVITIES, where, params, select=select, page=_SCAN_CHUNK)
 
     def list_activities(
-        self, activity_type: str | None, unmatched: bool, limit: int | None
+        self,
+        activity_type: str | None,
+        unmatched: bool,
+        limit: int | None,
+        after: tuple[str, str] | None = None,
     ) -> list[Activity]:
-        # A scan of the table. Customers are looked up for the chosen page only, unless
-        # whether an activity is unmatched decides if it is chosen at all.
-        records = self._scan_activities(activity_type)
+        # A scan of the table (a later page has the service skip what is newer than it).
+        # Customers are looked up for the chosen page only, unless whether an activity is
+        # unmatched decides if it is chosen at all.
+        records = self._scan_activities(activity_type, before=after[0] if after else None)
+        if after is not None:
+            records = (r for r in records if (r["ActivityTime"], r["ActivityId"]) < after)
         if unmatched:
             items = list(self._linked(records, unmatched=True))
             return _newest(items, limit, lambda a: (a.activity_time, a.activity_id))
@@ -381,40 +497,60 @@ class TableStore:
         return list(self._linked(iter(chosen), unmatched=False))
 
     def _linked(self, records: Iterator[Entity], unmatched: bool) -> Iterator[Activity]:
-        resolved: dict[CustomerKey, str | None] = {}
+        resolver = self._resolver()
         while chunk := list(islice(records, _SCAN_CHUNK)):
-            keys = {k for k in map(customer_key_of, chunk) if k is not None and k not in resolved}
-            resolved.update(dict.fromkeys(keys))
-            resolved.update(self._resolve(keys))
-            for record in chunk:
-                key = customer_key_of(record)
-                customer_id = resolved[key] if key is not None else None
-                if not unmatched or customer_id is None:
-                    yield activity_of(record, customer_id)
+            activities = [activity_of(record, None) for record in chunk]
+            resolver.prefetch(activities)
+            for activity in map(resolver.resolve, activities):
+                if not unmatched or activity.customer_id is None:
+                    yield activity
 
-    def list_rejects(self, limit: int | None) -> list[Reject]:
-        rejects = sorted(map(reject_of, self.io.scan(REJECTS)), key=lambda r: (r.file, r.row))
-        return rejects if limit is None else rejects[:limit]
+    def list_rejects(
+        self, limit: int | None, file: str | None = None, after: tuple[str, int] | None = None
+    ) -> list[Reject]:
+        if file is not None:  # one partition, in row order: read only the page
+            row = after[1] if after is not None and after[0] == file else -1
+            if after is not None and after[0] > file:
+                return []
+            records = self.io.query_by_row_key(
+                REJECTS, "PartitionKey eq @pk and RowKey gt @row",
+                {"pk": digest(file), "row": f"{row:012d}"}, list(_REJECT_FIELDS),
+                min(limit or 1000, 1000),
+            )  # fmt: skip
+            found = (r for r in map(reject_of, records) if r.file == file)
+            return list(found if limit is None else islice(found, limit))
+        # Every file: a scan, since partitions are by a digest of the file, not in file order;
+        # a later page has the service skip the files before it.
+        if after is None:
+            records = self.io.scan(REJECTS)
+        else:
+            records = self.io.query(REJECTS, "File ge @file", {"file": after[0]})
+        found = (r for r in map(reject_of, records) if after is None or (r.file, r.row) > after)
+        if limit is None:
+            return sorted(found, key=lambda r: (r.file, r.row))
+        return heapq.nsmallest(limit, found, key=lambda r: (r.file, r.row))
 
     def count_unmatched(self) -> int:
-        # A scan of the activities' customer keys, each key looked up once.
-        counts: Counter[CustomerKey | None] = Counter()
-        for record in self._scan_activities(None, ["CustomerEntity", "ActivityForeignKey"]):
-            counts[customer_key_of(record)] += 1
-        found = self._resolve({k for k in counts if k is not None})
-        return sum(n for k, n in counts.items() if k is None or k not in found)
+        return sum(self._unmatched_counts().values())
+
+    def _unmatched_counts(self) -> Counter[str]:
+        # A scan of the activities' types, customer keys and visitors, each looked up once.
+        counts: Counter[tuple] = Counter()
+        select = ["ActivityType", "CustomerEntity", "ActivityForeignKey", "VisitorId"]
+        for record in self._scan_activities(None, select):
+            counts[tuple(record.get(name) for name in select)] += 1
+        activities = [Activity("", None, kind, "", None, "", None, None, "", "", fk, True, "", "",
+                               0, entity, visitor) for kind, entity, fk, visitor in counts]  # fmt: skip
+        resolver = self._resolver()
+        resolver.prefetch(activities)
+        by_type: Counter[str] = Counter()
+        for a, n in zip(activities, counts.values(), strict=True):
+            if resolver.resolve(a).customer_id is None:
+                by_type[a.activity_type] += n
+        return by_type
 
     def count_unmatched_by_type(self) -> dict[str, int]:
-        counts: Counter[tuple[str, CustomerKey | None]] = Counter()
-        select = ["ActivityType", "CustomerEntity", "ActivityForeignKey"]
-        for record in self._scan_activities(None, select):
-            counts[record["ActivityType"], customer_key_of(record)] += 1
-        found = self._resolve({k for _, k in counts if k is not None})
-        by_type: Counter[str] = Counter()
-        for (activity_type, key), n in counts.items():
-            if key is None or key not in found:
-                by_type[activity_type] += n
-        return dict(sorted(by_type.items()))
+        return dict(sorted(self._unmatched_counts().items()))
 
     def relink(self) -> int:
         """Nothing waits to be linked: an activity finds its customer through its key when read."""
@@ -435,8 +571,42 @@ class TableStore:
         # A scan of the table in its own order, customers looked up a chunk at a time.
         return self._linked(self._scan_activities(None), unmatched=False)
 
+    # -- links (LinkStore) -----------------------------------------------------------------
+
+    def use_conflict_rules(self, rules: Mapping[str, str]) -> None:
+        self.rules = dict(rules)
+
+    def visitor_links(self, visitor_id: str) -> list[Link]:
+        if not self.rules:  # entities unknown: a scan, for a store opened without a config
+            return sorted(every_link(self.io, visitor_id))
+        return sorted(link for entity in sorted(self.rules)
+                      for link in links_of(self.io, entity, visitor_id))  # fmt: skip
+
+    def conflicting_links(self, limit: int | None) -> list[list[Link]]:
+        # A scan of every link: a list for an operator, not a card's read.
+        groups: dict[tuple[str, str], list[Link]] = {}
+        for link in every_link(self.io):
+            groups.setdefault((link.customer_entity, link.visitor_id), []).append(link)
+        found = [sorted(links) for _, links in sorted(groups.items())
+                 if len({link.key for link in links}) > 1]  # fmt: skip
+        return found if limit is None else found[:limit]
+
     def close(self) -> None:
         self.io.close()
+
+
+class _Stream(NamedTuple):
+    """One index range of activities that may reach a customer or visitor: `key` is the
+    foreign key its rows hold (None: each row says, as ForeignKey)."""
+
+    partition: str
+    low: str
+    high: str
+    entity: str
+    key: str | None
+def _of_type(record: Entity, types: Sequence[str]) -> bool:
+    """A type filter names the activity (ActivityType) or its configured type (display)."""
+    return record.get("ActivityType") in types or record.get("ActivityTypeDisplay") in types
 
 
 def _newest(

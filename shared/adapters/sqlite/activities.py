@@ -4,8 +4,9 @@ An activity row holds only what differs from one event to the next; what every a
 file version and activity shares (file, ETag, entity, type, timeline flag) is stored once in
 `activity_sources`, so a row is half as wide and a load writes half the pages. An activity's
 customer is not stored: the `unified_activities` view finds it through the activity's customer
-key when read, so nothing needs re-linking when customer rows arrive, change or go, and loading
-maintains two indexes instead of four.
+key, else through its visitor's winning link (sqlite/links.py), when read, so nothing needs
+re-linking when customer rows or links arrive, change or go, and loading maintains two indexes
+instead of four. A visitor id equal to the foreign key (an anonymous visit) is stored as ''.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from operator import itemgetter
 
 from shared.core.model import Activity, CustomerRow
 
+# The visitor id of an activity row `a` as read: '' stands for "the same as the foreign key".
+VISITOR = "CASE a.visitor_id WHEN '' THEN a.activity_foreign_key ELSE a.visitor_id END"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS activity_sources (
     source_id INTEGER PRIMARY KEY, source_file TEXT NOT NULL, source_etag TEXT NOT NULL,
@@ -28,41 +31,55 @@ CREATE INDEX IF NOT EXISTS activity_sources_by_file
 CREATE TABLE IF NOT EXISTS activities (
     activity_id TEXT PRIMARY KEY, source_id INTEGER NOT NULL, source_row INTEGER NOT NULL,
     activity_name TEXT, activity_time TEXT NOT NULL, title TEXT, external_url TEXT,
-    source_activity_id TEXT NOT NULL, activity_foreign_key TEXT
+    source_activity_id TEXT NOT NULL, activity_foreign_key TEXT, visitor_id TEXT
 );
-CREATE INDEX IF NOT EXISTS activities_by_foreign_key
-    ON activities (activity_foreign_key, source_id);
+DROP INDEX IF EXISTS activities_by_foreign_key;
+CREATE INDEX IF NOT EXISTS activities_by_customer_key
+    ON activities (activity_foreign_key, source_id, visitor_id);
+-- A visitor's activities are found by key: an anonymous visit's key is its visitor id, and a
+-- signed-in one's is a key its visitor is linked to. Only where a relationship's foreign key
+-- leaves the visitor's own id out, and a visit has no key, is the visitor indexed apart.
+DROP INDEX IF EXISTS activities_by_visitor;
+CREATE INDEX IF NOT EXISTS activities_by_keyless_visitor ON activities (visitor_id)
+    WHERE activity_foreign_key IS NULL AND visitor_id IS NOT NULL;
 -- No index by source: every row loaded would pay for it, and only a re-written file needs it.
 DROP INDEX IF EXISTS activities_by_source;
 -- A trigger noting overlaps made every load 60% slower, even firing never: see _settle.
 DROP TRIGGER IF EXISTS activities_overlap;
-CREATE VIEW IF NOT EXISTS unified_activities AS
-SELECT a.activity_id, c.customer_id, s.activity_type, s.activity_type_display, a.activity_name,
-    a.activity_time, a.title, a.external_url, s.source_entity, a.source_activity_id,
-    a.activity_foreign_key, s.show_in_timeline, s.source_file, s.source_etag, a.source_row,
-    s.customer_entity
+DROP VIEW IF EXISTS unified_activities;
+CREATE VIEW unified_activities AS
+SELECT a.activity_id, coalesce(c.customer_id, cv.customer_id) AS customer_id, s.activity_type,
+    s.activity_type_display, a.activity_name, a.activity_time, a.title, a.external_url,
+    s.source_entity, a.source_activity_id, a.activity_foreign_key, s.show_in_timeline,
+    s.source_file, s.source_etag, a.source_row, s.customer_entity,
+    {VISITOR} AS visitor_id,
+    CASE WHEN c.customer_id IS NOT NULL THEN 'key' WHEN cv.customer_id IS NOT NULL THEN 'visitor'
+    END AS identity_path
 FROM activities a JOIN activity_sources s ON s.source_id = a.source_id
-LEFT JOIN customer_rows c ON c.entity = s.customer_entity AND c.key = a.activity_foreign_key;
-"""
+LEFT JOIN customer_rows c ON c.entity = s.customer_entity AND c.key = a.activity_foreign_key
+LEFT JOIN visitor_winners w ON c.customer_id IS NULL AND w.entity = s.customer_entity
+    AND w.visitor = {VISITOR}
+LEFT JOIN customer_rows cv ON cv.entity = w.entity AND cv.key = w.key;
+""".replace("{VISITOR}", VISITOR)
 _FILE_OF = "(SELECT source_file FROM activity_sources WHERE source_id = {}.source_id)"
 UPSERT = f"""
-INSERT INTO activities VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO activities VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (activity_id) DO UPDATE SET
     source_id = excluded.source_id, source_row = excluded.source_row,
     activity_name = excluded.activity_name, activity_time = excluded.activity_time,
     title = excluded.title, external_url = excluded.external_url,
     source_activity_id = excluded.source_activity_id,
-    activity_foreign_key = excluded.activity_foreign_key
+    activity_foreign_key = excluded.activity_foreign_key, visitor_id = excluded.visitor_id
 WHERE ({_FILE_OF.format("excluded")}, excluded.source_row)
     >= ({_FILE_OF.format("activities")}, activities.source_row)
 """
-INSERT_NEW = "INSERT OR IGNORE INTO activities VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_NEW = "INSERT OR IGNORE INTO activities VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _SOURCE_COLUMNS = (
     "source_file, source_etag, source_entity, activity_type, activity_type_display, "
     "show_in_timeline, customer_entity"
 )
 _SOURCE_OF = itemgetter(12, 13, 8, 2, 3, 11, 15)  # an Activity's values of _SOURCE_COLUMNS
-_CUSTOMER_KEY_OF = itemgetter(15, 10)  # (customer entity, foreign key)
+_CUSTOMER_KEY_OF = itemgetter(15, 10, 16)  # (customer entity, foreign key, visitor)
 CHUNK = 500
 
 
@@ -74,7 +91,13 @@ class ActivityWriter:
     def __init__(self) -> None:
         self._sources: dict[tuple, int] = {}
         self._known: dict[tuple[str | None, str | None], bool] = {}
+        # Visitors found to reach a customer, or not; links change that, so a write of links
+        # forgets them (see links_changed).
+        self._visitors: dict[tuple[str | None, str], bool] = {}
         self._transaction = -1
+
+    def links_changed(self) -> None:
+        self._visitors.clear()
 
     def write(
         self,
@@ -87,6 +110,7 @@ class ActivityWriter:
         if transaction != self._transaction:
             self._sources.clear()
             self._known.clear()
+            self._visitors.clear()
             self._transaction = transaction
         self._known.update(((c.entity, c.key), True) for c in customers)
         source_of = _SOURCE_OF
@@ -96,18 +120,35 @@ class ActivityWriter:
             ids[source] = _source_id(conn, source)
         if len(sources) == 1:  # the usual batch: one file, one activity
             [one] = [ids[source] for source in sources]
-            rows = [(a[0], one, a[14], a[4], a[5], a[6], a[7], a[9], a[10]) for a in activities]
+            rows = [
+                (a[0], one, a[14], a[4], a[5], a[6], a[7], a[9], a[10],
+                 "" if a[16] == a[10] and a[16] is not None else a[16])
+                for a in activities
+            ]  # fmt: skip
         else:
             rows = [
-                (a[0], ids[source_of(a)], a[14], a[4], a[5], a[6], a[7], a[9], a[10])
+                (a[0], ids[source_of(a)], a[14], a[4], a[5], a[6], a[7], a[9], a[10],
+                 "" if a[16] == a[10] and a[16] is not None else a[16])
                 for a in activities
-            ]
+            ]  # fmt: skip
         if conn.executemany(INSERT_NEW, rows).rowcount < len(rows):
             _settle(conn, activities, rows)
+        return self._unmatched(conn, activities)
+
+    def _unmatched(self, conn: sqlite3.Connection, activities: Sequence[Activity]) -> int:
+        """How many of `activities` find no customer, by key or through their visitor."""
         keys = Counter(map(_CUSTOMER_KEY_OF, activities))
         known = self._known
-        known.update(_look_up(conn, [key for key in keys if key not in known]))
-        return sum(n for key, n in keys.items() if not known[key])
+        known.update(_look_up(conn, [key[:2] for key in keys if key[:2] not in known]))
+        # Visitors are looked up only for activities their key leaves without a customer.
+        seen = self._visitors
+        wanted = {(e, v) for e, k, v in keys if not known[(e, k)] and v is not None} - seen.keys()
+        if wanted:
+            found = visitors_with_customers(conn, wanted)
+            seen.update((pair, pair in found) for pair in wanted)
+        return sum(
+            n for (e, k, v), n in keys.items() if not known[(e, k)] and not seen.get((e, v), False)
+        )
 
 
 def _settle(conn: sqlite3.Connection, activities: Sequence[Activity], rows: list[tuple]) -> None:
@@ -172,6 +213,27 @@ def _source_id(conn: sqlite3.Connection, source: tuple) -> int:
     return cursor.lastrowid  # type: ignore[return-value]
 
 
+def visitors_with_customers(
+    conn: sqlite3.Connection, visitors: set[tuple[str | None, str]]
+) -> set[tuple[str | None, str]]:
+    """Which (customer entity, visitor) resolve to a customer through their winning link."""
+    found: set[tuple[str | None, str]] = set()
+    by_entity: dict[str, list[str]] = {}
+    for entity, visitor in visitors:
+        if entity is not None:
+            by_entity.setdefault(entity, []).append(visitor)
+    for entity, names in by_entity.items():
+        for i in range(0, len(names), CHUNK):
+            chunk = names[i : i + CHUNK]
+            found.update(conn.execute(
+                "SELECT w.entity, w.visitor FROM visitor_winners w JOIN customer_rows c "
+                "ON c.entity = w.entity AND c.key = w.key "
+                f"WHERE w.entity = ? AND w.visitor IN ({', '.join('?' * len(chunk))})",
+                [entity, *chunk],
+            ))  # fmt: skip
+    return found
+
+
 def _look_up(
     conn: sqlite3.Connection, keys: list[tuple[str | None, str | None]]
 ) -> dict[tuple[str | None, str | None], bool]:
@@ -207,26 +269,24 @@ def forget(conn: sqlite3.Connection, path: str, keep_etag: str) -> None:
         conn.execute(f"DELETE FROM activity_sources WHERE source_id IN ({marks})", chunk)
 
 
-# Every activity without a customer: counted per customer key, using the foreign-key index,
-# so the customer rows are looked up once per key rather than once per activity.
-COUNT_UNMATCHED = """
-SELECT coalesce(sum(n), 0) FROM (
-    SELECT s.customer_entity AS entity, a.activity_foreign_key AS key, count(*) AS n
-    FROM activities a JOIN activity_sources s ON s.source_id = a.source_id
-    GROUP BY a.activity_foreign_key, a.source_id
-) g WHERE g.entity IS NULL OR g.key IS NULL
-    OR NOT EXISTS (SELECT 1 FROM customer_rows c WHERE c.entity = g.entity AND c.key = g.key)
-"""
-COUNT_UNMATCHED_BY_TYPE = """
-SELECT type, sum(n) FROM (
+# Every activity without a customer: counted per customer key and visitor, using the
+# customer-key index, so customer rows and winners are looked up once per key, not per activity.
+_UNMATCHED_GROUPS = f"""
+FROM (
     SELECT s.customer_entity AS entity, s.activity_type AS type, a.activity_foreign_key AS key,
-        count(*) AS n
+        {VISITOR} AS visitor, count(*) AS n
     FROM activities a JOIN activity_sources s ON s.source_id = a.source_id
-    GROUP BY a.activity_foreign_key, a.source_id
-) g WHERE g.entity IS NULL OR g.key IS NULL
-    OR NOT EXISTS (SELECT 1 FROM customer_rows c WHERE c.entity = g.entity AND c.key = g.key)
-GROUP BY type ORDER BY type
+    GROUP BY a.activity_foreign_key, a.source_id, a.visitor_id
+) g WHERE g.entity IS NULL OR (
+    (g.key IS NULL
+     OR NOT EXISTS (SELECT 1 FROM customer_rows c WHERE c.entity = g.entity AND c.key = g.key))
+    AND (g.visitor IS NULL OR NOT EXISTS (
+        SELECT 1 FROM visitor_winners w JOIN customer_rows c
+        ON c.entity = w.entity AND c.key = w.key
+        WHERE w.entity = g.entity AND w.visitor = g.visitor)))
 """
+COUNT_UNMATCHED = f"SELECT coalesce(sum(n), 0) {_UNMATCHED_GROUPS}"
+COUNT_UNMATCHED_BY_TYPE = f"SELECT type, sum(n) {_UNMATCHED_GROUPS} GROUP BY type ORDER BY type"
 # The first layout: one wide row per activity with its customer copied in, linked by UPDATEs.
 _MIGRATION = f"""
 ALTER TABLE activities RENAME TO activities_v1;
@@ -237,7 +297,7 @@ DROP INDEX IF EXISTS activities_by_file;
 INSERT INTO activity_sources ({_SOURCE_COLUMNS})
     SELECT DISTINCT {_SOURCE_COLUMNS} FROM activities_v1;
 INSERT INTO activities SELECT o.activity_id, s.source_id, o.source_row, o.activity_name,
-    o.activity_time, o.title, o.external_url, o.source_activity_id, o.activity_foreign_key
+    o.activity_time, o.title, o.external_url, o.source_activity_id, o.activity_foreign_key, NULL
 FROM activities_v1 o JOIN activity_sources s
     ON ({", ".join(f"s.{c}" for c in _SOURCE_COLUMNS.split(", "))})
     IS ({", ".join(f"o.{c}" for c in _SOURCE_COLUMNS.split(", "))});
@@ -250,6 +310,9 @@ def create(conn: sqlite3.Connection) -> None:
     first layout is brought over."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(activities)")}
     script = _MIGRATION if "customer_id" in columns else SCHEMA
+    if columns and "customer_id" not in columns and "visitor_id" not in columns:
+        # A store from before visitors: none of its activities has one.
+        conn.execute("ALTER TABLE activities ADD COLUMN visitor_id TEXT")
     statement = ""
     for part in script.split(";"):  # a trigger's body holds several: join until complete
         statement += part + ";"

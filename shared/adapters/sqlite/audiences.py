@@ -8,14 +8,13 @@ from typing import Any
 
 import orjson
 
-from shared.adapters.sqlite.store import ACTIVITY_COLUMNS, SqliteDatabase
+from shared.adapters.sqlite.store import ACTIVITY_COLUMNS, REACHING, SqliteDatabase, _activity
 from shared.core.audiences.records import (
     AudienceResult,
     MembershipChange,
     StoredAudience,
     membership_diff,
 )
-from shared.core.model import ACTIVITY_FIELDS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audience_state (
@@ -56,15 +55,13 @@ class SqliteAudiences:
 
     def activities_by_customer(self, customer_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         found: dict[str, list[dict[str, Any]]] = {c: [] for c in customer_ids}
-        names = list(ACTIVITY_FIELDS.values())
-        # One query a customer: the view finds its activities through the customer's keys only
-        # when the customer id is compared with `=` (an IN list makes SQLite scan them all).
-        query = f"SELECT {ACTIVITY_COLUMNS} FROM unified_activities WHERE customer_id = ?"
+        # One query a customer, through its keys and visitors, then checked against the view: a
+        # filter on the view's resolved customer alone would read every activity.
+        query = (f"{REACHING} SELECT {ACTIVITY_COLUMNS} FROM unified_activities "
+                 "WHERE activity_id IN reaching AND customer_id = ?")  # fmt: skip
         for customer_id in found:
-            for row in self.db.query(query, (customer_id,)):
-                record = dict(zip(names, row, strict=False))  # the view's last column is not a field
-                record["ShowInTimeline"] = bool(record["ShowInTimeline"])
-                found[customer_id].append(record)
+            for row in self.db.query(query, (customer_id, customer_id)):
+                found[customer_id].append(_activity(row).to_record())
         return found
 
     def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]:

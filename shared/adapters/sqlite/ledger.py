@@ -12,16 +12,18 @@ from shared.core.model import Counts, LedgerEntry
 
 _LEDGER_COLUMNS = (
     "path, etag, status, attempts, rows, activities, unmatched, filtered, rejected, customers, "
-    "entity, error, permanent, started_at, finished_at, duration_ms, not_before, holder"
+    "entity, error, permanent, started_at, finished_at, duration_ms, not_before, holder, mapping, "
+    "awaits_metadata"
 )
+_WIDTH = _LEDGER_COLUMNS.count(",") + 1
 
 
 def _entry(row: tuple) -> LedgerEntry:
     path, etag, status, attempts, *counts = row[:10]
-    entity, error, permanent, started, finished, duration, not_before, holder = row[10:18]
+    entity, error, permanent, started, finished, duration, not_before, holder, mapping, awaits = row[10:20]
     return LedgerEntry(
         path, etag, status, attempts, Counts(*(c or 0 for c in counts)), entity, error,
-        bool(permanent), started, finished, duration, not_before, holder,
+        bool(permanent), started, finished, duration, not_before, holder, mapping, bool(awaits),
     )  # fmt: skip
 
 
@@ -30,7 +32,7 @@ def _entry_values(e: LedgerEntry) -> tuple:
     return (
         e.path, e.etag, e.status, e.attempts, c.rows, c.activities, c.unmatched, c.filtered,
         c.rejected, c.customers, e.entity, e.error, int(e.permanent), e.started_at,
-        e.finished_at, e.duration_ms, e.not_before, e.holder,
+        e.finished_at, e.duration_ms, e.not_before, e.holder, e.mapping, int(e.awaits_metadata),
     )  # fmt: skip
 
 
@@ -87,7 +89,7 @@ class SqliteLedger:
     def _put(self, conn: sqlite3.Connection, entry: LedgerEntry) -> None:
         conn.execute(
             f"INSERT OR REPLACE INTO ledger ({_LEDGER_COLUMNS}, seq) VALUES "
-            f"({', '.join('?' * 18)}, (SELECT coalesce(max(seq), 0) + 1 FROM ledger))",
+            f"({', '.join('?' * _WIDTH)}, (SELECT coalesce(max(seq), 0) + 1 FROM ledger))",
             _entry_values(entry),
         )
 
@@ -101,4 +103,23 @@ class SqliteLedger:
             sql + (" WHERE status = ?" if status else "") + " ORDER BY path, etag",
             (status,) if status else (),
         )
+        return iter([_entry(r) for r in rows])
+
+    def latest_entries(
+        self, status: str | None, limit: int, after: str | None = None
+    ) -> list[LedgerEntry]:
+        # One probe of the primary key per path for its greatest seq, as `latest` orders.
+        rows = self.db.query(
+            f"SELECT {_LEDGER_COLUMNS} FROM ledger AS l WHERE path > ? "
+            "AND seq = (SELECT max(seq) FROM ledger WHERE path = l.path) "
+            "AND (? IS NULL OR status = ?) ORDER BY path LIMIT ?",
+            (after or "", status, status, limit),
+        )
+        return [_entry(r) for r in rows]
+    def awaiting_metadata(self, folder: str) -> Iterator[LedgerEntry]:
+        sql = f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE awaits_metadata = 1"
+        if folder:  # paths under folder 'x/' sort from 'x/' to just before 'x0'
+            sql += " AND path >= ? AND path < ?"
+        high = folder[:-1] + chr(ord(folder[-1]) + 1) if folder else ""
+        rows = self.db.query(sql + " ORDER BY path, etag", (folder, high) if folder else ())
         return iter([_entry(r) for r in rows])

@@ -8,13 +8,16 @@ import dataclasses
 import sqlite3
 import threading
 import time
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import orjson
 
 from shared.adapters.sqlite import activities as activity_tables
+from shared.adapters.sqlite import links as link_tables
 from shared.core.errors import StorageFull, TransientError
+from shared.core.identity.links import Link
+from shared.core.identity.winners import VisitorLink
 from shared.core.ingest.claims import utc_now
 from shared.core.ingest.overlaps import reachable
 from shared.core.model import (
@@ -56,12 +59,21 @@ CREATE TABLE IF NOT EXISTS ledger (
     rows INTEGER, activities INTEGER, unmatched INTEGER, filtered INTEGER, rejected INTEGER,
     customers INTEGER, entity TEXT, error TEXT, permanent INTEGER NOT NULL, started_at TEXT,
     finished_at TEXT, duration_ms INTEGER, not_before TEXT, seq INTEGER NOT NULL,
-    holder TEXT, PRIMARY KEY (path, etag)
+    holder TEXT, mapping TEXT, PRIMARY KEY (path, etag)
 );
 CREATE INDEX IF NOT EXISTS ledger_by_seq ON ledger (seq);
 CREATE INDEX IF NOT EXISTS ledger_by_status ON ledger (status);
 """
+# Columns added to a table after its first release, for files made before them.
+# Columns added since a database file was made (CREATE TABLE IF NOT EXISTS keeps old ones).
+# Entries of older ledgers, without a mapping fingerprint, count as read under the current mapping.
+_ADDED_COLUMNS = {"ledger": ["holder TEXT", "mapping TEXT", "awaits_metadata INTEGER NOT NULL DEFAULT 0"]}
+_ADDED_INDEXES = """
+CREATE INDEX IF NOT EXISTS ledger_awaiting_metadata ON ledger (path) WHERE awaits_metadata = 1;
+"""
 
+# A type filter names the activity (ActivityType) or its configured type (the display).
+_OF_TYPE = "(activity_type IN ({0}) OR activity_type_display IN ({0}))"
 ACTIVITY_COLUMNS = ", ".join(Activity._fields)  # as the unified_activities view names them
 _INSERT_CUSTOMER = "INSERT OR IGNORE INTO customer_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT_CUSTOMER = """
@@ -86,6 +98,19 @@ BULK_SECONDS = 3.0
 CACHE_KIB = 48 * 1024
 
 
+def _add_columns(conn: sqlite3.Connection) -> None:
+    for table, columns in _ADDED_COLUMNS.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for column in columns:
+            if column.split()[0] not in have:
+                try:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+                except sqlite3.OperationalError as exc:  # another process added it first
+                    if "duplicate column" not in str(exc):
+                        raise
+    conn.executescript(_ADDED_INDEXES)
+
+
 class SqliteDatabase:
     """One connection to one database file, shared by the store and the ledger of a process."""
 
@@ -105,8 +130,8 @@ class SqliteDatabase:
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-            self.conn.executescript(SCHEMA)
-            _add_missing_columns(self.conn)
+            self.conn.executescript(SCHEMA + link_tables.SCHEMA)
+            _add_columns(self.conn)
         with self.transaction() as conn:
             activity_tables.create(conn)
 
@@ -183,13 +208,6 @@ class SqliteDatabase:
                 self.conn.close()
 
 
-def _add_missing_columns(conn: sqlite3.Connection) -> None:
-    """Columns added since a database file was made (CREATE TABLE IF NOT EXISTS keeps old ones)."""
-    ledger = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
-    if "holder" not in ledger:
-        conn.execute("ALTER TABLE ledger ADD COLUMN holder TEXT")
-
-
 @dataclasses.dataclass
 class _Bulk:
     """A write transaction left open between one thread's bulk writes."""
@@ -245,8 +263,9 @@ class SqliteStore:
         activities: Sequence[Activity],
         customers: Sequence[CustomerRow],
         rejects: Sequence[Reject],
+        links: Sequence[Link] = (),
     ) -> int:
-        rows = len(activities) + len(customers) + len(rejects)
+        rows = len(activities) + len(customers) + len(rejects) + len(links)
         with self.db.transaction(bulk_rows=rows) as conn:
             if customers:
                 now = utc_now()
@@ -262,6 +281,9 @@ class SqliteStore:
                     "INSERT OR REPLACE INTO rejects VALUES (?, ?, ?, ?, ?, ?)",
                     [(r.file, r.row, r.etag, r.entity, r.reason, r.excerpt) for r in rejects],
                 )
+            if links:
+                link_tables.write(conn, links)
+                self._activities.links_changed()
             return self._activities.write(conn, self.db.transactions, activities, customers)
 
     def overlapping_files(self, path: str, keep_etag: str) -> list[str]:
@@ -297,6 +319,8 @@ class SqliteStore:
                 (path, keep_etag),
             )
             activity_tables.forget(conn, path, keep_etag)
+            link_tables.forget(conn, path, keep_etag)
+            self._activities.links_changed()
             conn.execute("DELETE FROM rejects WHERE file = ? AND etag != ?", (path, keep_etag))
 
     def get_customer(self, customer_id: str) -> Customer | None:
@@ -305,22 +329,39 @@ class SqliteStore:
             "ORDER BY entity, key",
             (customer_id,),
         )
-        return _customer(customer_id, rows) if rows else None
+        if not rows:
+            return None
+        visitors = self.db.query(
+            "SELECT w.visitor, w.key, w.linked_at, w.source_file, w.source_row "
+            "FROM customer_rows c JOIN visitor_winners w ON w.entity = c.entity AND w.key = c.key "
+            "WHERE c.customer_id = ? ORDER BY w.entity, w.visitor",
+            (customer_id,),
+        )
+        return _customer(customer_id, rows, tuple(VisitorLink(*v) for v in visitors))
 
     def activity_counts(self, customer_id: str) -> dict[str, int]:
         rows = self.db.query(
-            "SELECT activity_type, count(*) FROM unified_activities WHERE customer_id = ? "
+            f"{REACHING} SELECT activity_type, count(*) FROM unified_activities "
+            f"WHERE activity_id IN reaching AND customer_id = ? "
             "GROUP BY activity_type ORDER BY activity_type",
-            (customer_id,),
+            (customer_id, customer_id),
         )
         return dict(rows)
 
     def timeline(self, customer_id: str, query: TimelineQuery) -> Page:
-        where = ["customer_id = ?", "show_in_timeline = 1"]
-        params: list[object] = [customer_id]
+        where = ["activity_id IN reaching", "customer_id = ?", "show_in_timeline = 1"]
+        return self._page(REACHING, [customer_id, customer_id], where, query)
+
+    def visitor_activities(self, visitor_id: str, query: TimelineQuery) -> Page:
+        where = ["activity_id IN reaching", "visitor_id = ?"]
+        return self._page(_OF_VISITOR, [visitor_id] * 5, where, query)
+
+    def _page(
+        self, prefix: str, params: list[object], where: list[str], query: TimelineQuery
+    ) -> Page:
         if query.types:
-            where.append(f"activity_type IN ({', '.join('?' * len(query.types))})")
-            params.extend(query.types)
+            where.append(_OF_TYPE.format(", ".join("?" * len(query.types))))
+            params.extend([*query.types, *query.types])
         if query.since is not None:
             where.append("activity_time >= ?")
             params.append(query.since)
@@ -331,8 +372,8 @@ class SqliteStore:
             where.append("(activity_time, activity_id) < (?, ?)")
             params.extend(decode_cursor(query.continuation))
         rows = self.db.query(
-            f"SELECT {ACTIVITY_COLUMNS} FROM unified_activities WHERE {' AND '.join(where)} "
-            "ORDER BY activity_time DESC, activity_id DESC LIMIT ?",
+            f"{prefix} SELECT {ACTIVITY_COLUMNS} FROM unified_activities "
+            f"WHERE {' AND '.join(where)} ORDER BY activity_time DESC, activity_id DESC LIMIT ?",
             [*params, query.limit + 1],
         )
         items = [_activity(r) for r in rows[: query.limit]]
@@ -340,29 +381,36 @@ class SqliteStore:
         token = encode_cursor(items[-1].activity_time, items[-1].activity_id) if more else None
         return Page(items, token)
 
-    def search_customers(self, text: str, limit: int) -> list[Customer]:
+    def search_customers(self, text: str, limit: int, after: str | None = None) -> list[Customer]:
         pattern = (
             "%"
             + text.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             + "%"
         )
         ids = self.db.query(
-            "SELECT DISTINCT customer_id FROM customer_rows WHERE customer_id = ? "
-            "OR search_text LIKE ? ESCAPE '\\' ORDER BY customer_id LIMIT ?",
-            (text, pattern, limit),
+            "SELECT DISTINCT customer_id FROM customer_rows WHERE customer_id > ? AND "
+            "(customer_id = ? OR search_text LIKE ? ESCAPE '\\') ORDER BY customer_id LIMIT ?",
+            (after or "", text, pattern, limit),
         )
         found = (self.get_customer(customer_id) for (customer_id,) in ids)
         return [c for c in found if c is not None]
 
     def list_activities(
-        self, activity_type: str | None, unmatched: bool, limit: int | None
+        self,
+        activity_type: str | None,
+        unmatched: bool,
+        limit: int | None,
+        after: tuple[str, str] | None = None,
     ) -> list[Activity]:
         where, params = ["1"], []
         if activity_type is not None:
-            where.append("activity_type = ?")
-            params.append(activity_type)
+            where.append(_OF_TYPE.format("?"))
+            params.extend([activity_type, activity_type])
         if unmatched:
             where.append("customer_id IS NULL")
+        if after is not None:
+            where.append("(activity_time, activity_id) < (?, ?)")
+            params.extend(after)
         rows = self.db.query(
             f"SELECT {ACTIVITY_COLUMNS} FROM unified_activities WHERE {' AND '.join(where)} "
             "ORDER BY activity_time DESC, activity_id DESC LIMIT ?",
@@ -370,10 +418,17 @@ class SqliteStore:
         )
         return [_activity(r) for r in rows]
 
-    def list_rejects(self, limit: int | None) -> list[Reject]:
+    def list_rejects(
+        self, limit: int | None, file: str | None = None, after: tuple[str, int] | None = None
+    ) -> list[Reject]:
+        where, params = ["(file, row) > (?, ?)"], list(after or ("", -1))
+        if file is not None:
+            where.append("file = ?")
+            params.append(file)
         rows = self.db.query(
-            "SELECT file, etag, row, entity, reason, excerpt FROM rejects ORDER BY file, row LIMIT ?",
-            (-1 if limit is None else limit,),
+            f"SELECT file, etag, row, entity, reason, excerpt FROM rejects WHERE {' AND '.join(where)} "
+            "ORDER BY file, row LIMIT ?",
+            [*params, -1 if limit is None else limit],
         )
         return [Reject(*r) for r in rows]
 
@@ -406,8 +461,60 @@ class SqliteStore:
             last = rows[-1][0]
             rows = self.db.query(f"{select} WHERE {key} > ? ORDER BY {key} LIMIT ?", (last, chunk))
 
+    # -- links (LinkStore) -----------------------------------------------------------------
+
+    def use_conflict_rules(self, rules: Mapping[str, str]) -> None:
+        with self.db.transaction() as conn:
+            link_tables.use_rules(conn, rules)
+
+    def visitor_links(self, visitor_id: str) -> list[Link]:
+        rows = self.db.query(
+            f"SELECT {link_tables.COLUMNS} FROM links WHERE visitor = ? "
+            "ORDER BY entity, key, source_file, source_etag",
+            (visitor_id,),
+        )
+        return [Link(*row) for row in rows]
+
+    def conflicting_links(self, limit: int | None) -> list[list[Link]]:
+        visitors = self.db.query(
+            "SELECT entity, visitor FROM links GROUP BY entity, visitor "
+            "HAVING count(DISTINCT key) > 1 ORDER BY entity, visitor LIMIT ?",
+            (-1 if limit is None else limit,),
+        )
+        with self.db.lock, self.db.translate():
+            return [link_tables.links_of(self.db.conn, e, v) for e, v in visitors]
+
     def close(self) -> None:
         self.db.close()
+
+
+# The activities that may reach a customer (its keys' and its visitors'), for a query to check
+# against the view: bounded by the customer's own data, through the indexes.
+REACHING = """
+WITH keys AS (SELECT entity, key FROM customer_rows WHERE customer_id = ?),
+visitors AS (SELECT w.entity, w.visitor FROM visitor_winners w JOIN keys k
+             ON w.entity = k.entity AND w.key = k.key),
+linked AS (SELECT DISTINCT l.key, l.visitor FROM visitors v CROSS JOIN links l
+           ON l.entity = v.entity AND l.visitor = v.visitor),
+reaching AS (
+    SELECT activity_id FROM activities
+    WHERE activity_foreign_key IN (SELECT key FROM keys UNION SELECT visitor FROM visitors)
+    UNION SELECT a.activity_id FROM linked l JOIN activities a
+    ON a.activity_foreign_key = l.key AND a.visitor_id = l.visitor
+    UNION SELECT activity_id FROM activities INDEXED BY activities_by_keyless_visitor
+    WHERE activity_foreign_key IS NULL AND visitor_id IS NOT NULL
+        AND visitor_id IN (SELECT visitor FROM visitors)
+)"""
+# A visitor's activities: anonymous ones by its id as key, signed-in ones by the keys it was
+# linked to (every such visit made a link), keyless ones by the visitor index.
+_OF_VISITOR = """
+WITH reaching AS (
+    SELECT activity_id FROM activities WHERE activity_foreign_key = ? AND visitor_id = ''
+    UNION SELECT a.activity_id FROM (SELECT DISTINCT key FROM links WHERE visitor = ?) l
+    JOIN activities a ON a.activity_foreign_key = l.key WHERE a.visitor_id = ?
+    UNION SELECT activity_id FROM activities INDEXED BY activities_by_keyless_visitor
+    WHERE activity_foreign_key IS NULL AND visitor_id IS NOT NULL AND visitor_id = ?
+)"""
 
 
 def _activity(row: tuple) -> Activity:
@@ -416,11 +523,13 @@ def _activity(row: tuple) -> Activity:
     return Activity(*values)
 
 
-def _customer(customer_id: str, rows: list[tuple]) -> Customer:
+def _customer(
+    customer_id: str, rows: list[tuple], visitors: tuple[VisitorLink, ...] = ()
+) -> Customer:
     attributes: dict[str, object] = {}
     for _, _, raw, _ in rows:
         for name, value in orjson.loads(raw).items():
             if attributes.get(name) in (None, ""):
                 attributes[name] = value
     keys = tuple(AlternateKey(entity, key) for entity, key, _, _ in rows)
-    return Customer(customer_id, attributes, keys, max(r[3] for r in rows))
+    return Customer(customer_id, attributes, keys, max(r[3] for r in rows), visitors)

@@ -6,7 +6,9 @@ import re
 from collections.abc import Iterator
 
 from shared.core.cdm import patterns
+from shared.core.cdm.json_files import Reader
 from shared.core.cdm.manifests import ManifestLoader
+from shared.core.cdm.metadata_cache import MetadataCache
 from shared.core.cdm.model import (
     Attribute,
     Entity,
@@ -28,6 +30,7 @@ __all__ = [
     "Entity",
     "FileSchema",
     "Manifest",
+    "MetadataCache",
     "Partition",
     "PartitionPattern",
     "inspect",
@@ -55,12 +58,12 @@ def is_metadata(path: str) -> bool:
     return base.endswith(".cdm.json") or base == "model.json"
 
 
-def load_manifest(source: FileSource, path: str) -> Manifest:
+def load_manifest(source: FileSource, path: str, reader: Reader | None = None) -> Manifest:
     """The manifest or model.json at `path`; NotFound when it is missing."""
     path = path.strip("/")
     if path.rsplit("/", 1)[-1] == "model.json":
-        return load_model_json(source, path)
-    return ManifestLoader(source).load(path)
+        return load_model_json(source, path, reader)
+    return ManifestLoader(source, reader).load(path)
 
 
 def is_partition_folder(name: str) -> bool:
@@ -68,12 +71,14 @@ def is_partition_folder(name: str) -> bool:
     return bool(_PARTITION_FOLDER.match(name))
 
 
-def inspect(source: FileSource, root: str = "") -> dict:
-    """The `footprint cdm inspect --json` document of the CDM folders under `root`."""
+def inspect(source: FileSource, root: str = "", label: str | None = None) -> dict:
+    """The `footprint cdm inspect --json` document of the CDM folders under `root`; `label`
+    names the source's root in messages (the folder a person gave)."""
     root = root.strip("/")
     tops = _top_manifests(source, root)
     if not tops:
-        raise PermanentError(f"no CDM manifest or model.json in {root or '.'}")
+        where = "/".join(p for p in (label, root) if p) or "."
+        raise PermanentError(f"no CDM manifest or model.json in {where}")
     loader = ManifestLoader(source)
     records = []
     for path in tops:
@@ -90,13 +95,23 @@ def inspect(source: FileSource, root: str = "") -> dict:
 class Catalog:
     """Which entity, columns and CSV settings a data file has, from the nearest manifest."""
 
-    def __init__(self, source: FileSource, root: str = "", cache: bool = True) -> None:
+    def __init__(
+        self,
+        source: FileSource,
+        root: str = "",
+        cache: bool = True,
+        metadata: MetadataCache | None = None,
+    ) -> None:
         self._source = source
         self._root = root.strip("/")
-        # A CLI run reads each manifest once; an event handler re-reads (manifests change).
+        # A CLI run reads each manifest once; an event handler re-reads (manifests change),
+        # but only the metadata files whose ETag changed since `metadata` last read them
+        # (one cache per file source: it is keyed by path).
         self._cache = cache
         self._listings: dict[str, list[str]] = {}
         self._manifests: dict[str, Manifest] = {}
+        self._metadata = metadata or MetadataCache()
+        self._etags: dict[str, str] = {}  # of metadata files seen in this catalog's listings
 
     def describe(self, path: str) -> FileSchema:
         path = path.strip("/")
@@ -119,8 +134,9 @@ class Catalog:
     def _manifest_paths(self, folder: str) -> list[str]:
         if self._cache and folder in self._listings:
             return self._listings[folder]
-        names = [f.path for f in self._source.list(folder, recursive=False)]
-        found = sorted((p for p in names if is_manifest_name(p)), key=_manifest_rank)
+        files = list(self._source.list(folder, recursive=False))
+        self._etags.update((f.path, f.etag) for f in files if is_metadata(f.path))
+        found = sorted((f.path for f in files if is_manifest_name(f.path)), key=_manifest_rank)
         if self._cache:
             self._listings[folder] = found
         return found
@@ -128,7 +144,9 @@ class Catalog:
     def _manifest(self, path: str) -> Manifest:
         if self._cache and path in self._manifests:
             return self._manifests[path]
-        manifest = load_manifest(self._source, path)
+        manifest = self._metadata.manifest(
+            self._source, path, self._etags, lambda read: load_manifest(self._source, path, read)
+        )
         if self._cache:
             self._manifests[path] = manifest
         return manifest
@@ -145,6 +163,7 @@ def _top_manifests(source: FileSource, root: str) -> list[str]:
 def _entity_record(entity: Entity, partitions: list[Partition], root: str) -> dict:
     return {
         "name": entity.name,
+        "missingDocument": entity.missing_document,
         "attributes": [{"name": a.name, "dataType": a.data_type} for a in entity.attributes],
         "partitions": [
             {"location": patterns.relative_location(p.location, root), "incremental": p.incremental}

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.core.cdm import patterns
-from shared.core.cdm.json_files import objects_lenient, read_json
+from shared.core.cdm.json_files import Reader, objects_lenient, read_json
 from shared.core.cdm.model import Attribute, folder_of
 from shared.core.errors import NotFound, PermanentError
 from shared.core.ports import FileSource
@@ -19,8 +19,9 @@ _LIBRARY_NAMESPACES = frozenset({"cdm"})
 class EntityDocuments:
     """The entity documents of an export, read against the manifest tree being loaded."""
 
-    def __init__(self, source: FileSource) -> None:
+    def __init__(self, source: FileSource, reader: Reader | None = None) -> None:
         self.source = source
+        self.read = reader or (lambda path: read_json(source, path))
         self.docs: dict[str, dict | None] = {}
         self.scopes: dict[str, list[str]] = {}
         # The manifest loader sets these for each tree; the documents read stay cached across.
@@ -36,6 +37,16 @@ class EntityDocuments:
         if doc_path is None:
             return ()
         return tuple(_first_by_name(self.entity_attributes(name, doc_path, 0)))
+
+    def missing_document(self, schema: Any, folder: str, where: str) -> str | None:
+        """The document of 'doc.cdm.json/Entity' when it belongs in the export and is not
+        there; None when it is, or lives in a library (cdm:/...) an export never carries."""
+        if not isinstance(schema, str) or "/" not in schema.strip("/"):
+            return None
+        doc = schema.rpartition("/")[0]
+        if patterns.split_namespace(doc.strip())[0] not in (None, "local"):
+            return None
+        return doc if self.document(doc, folder, where, strict=True) is None else None
 
     def document(self, raw: str, folder: str, where: str, strict: bool) -> str | None:
         """The source path of an entity document or import; None when the export lacks it."""
@@ -55,7 +66,7 @@ class EntityDocuments:
     def read_document(self, path: str) -> dict | None:
         if path not in self.docs:
             try:
-                self.docs[path] = read_json(self.source, path)
+                self.docs[path] = self.read(path)
             except NotFound:
                 self.docs[path] = None
             except PermanentError as e:

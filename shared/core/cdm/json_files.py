@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 import orjson
 
 from shared.core.errors import PermanentError
 from shared.core.ports import FileSource
+
+# What reads a metadata file for a loader: its path -> the document.
+Reader = Callable[[str], dict]
 
 # Manifests and entity documents are small; anything bigger is not metadata we can trust.
 MAX_METADATA_BYTES = 32 * 1024 * 1024
@@ -15,6 +19,10 @@ MAX_METADATA_BYTES = 32 * 1024 * 1024
 
 def read_json(source: FileSource, path: str) -> dict:
     _, stream = source.open(path)
+    return parse_json(path, stream)
+
+
+def parse_json(path: str, stream: BinaryIO) -> dict:
     with stream:
         data = stream.read(MAX_METADATA_BYTES + 1)
     if len(data) > MAX_METADATA_BYTES:

@@ -9,7 +9,7 @@ from typing import Any
 from shared.core.cdm import patterns
 from shared.core.cdm.csv_format import trait_csv
 from shared.core.cdm.documents import MAX_DEPTH, EntityDocuments
-from shared.core.cdm.json_files import objects, read_json, text_or_none
+from shared.core.cdm.json_files import Reader, objects, read_json, text_or_none
 from shared.core.cdm.model import Entity, Manifest, Partition, PartitionPattern, folder_of
 from shared.core.errors import NotFound, PermanentError
 from shared.core.ports import FileSource
@@ -22,9 +22,10 @@ INCREMENTAL_TRAIT = "is.partition.incremental"
 class ManifestLoader:
     """Reads manifest trees: each document once, subManifests followed, attributes resolved."""
 
-    def __init__(self, source: FileSource) -> None:
+    def __init__(self, source: FileSource, reader: Reader | None = None) -> None:
         self.source = source
-        self.documents = EntityDocuments(source)
+        self.read = reader or (lambda path: read_json(source, path))
+        self.documents = EntityDocuments(source, self.read)
         self.loaded: set[str] = set()
         self.top = ""
         self.corpus_root = ""
@@ -54,7 +55,7 @@ class ManifestLoader:
 
     def manifest_document(self, path: str, is_sub: bool) -> dict:
         try:
-            return read_json(self.source, path)
+            return self.read(path)
         except NotFound:
             if not is_sub:
                 raise
@@ -79,7 +80,9 @@ class ManifestLoader:
         schema = decl.get("entityPath") or decl.get("entitySchema")
         attributes = self.documents.declared_attributes(schema, folder, where) if schema else ()
         partitions = tuple(self.partitions(decl, where, folder))
-        return Entity(name, attributes, partitions, tuple(self.patterns(decl, where, folder)))
+        missing = self.documents.missing_document(schema, folder, where) if schema else None
+        patterns = tuple(self.patterns(decl, where, folder))
+        return Entity(name, attributes, partitions, patterns, missing)
 
     def partitions(self, decl: dict, where: str, folder: str) -> Iterator[Partition]:
         for key, incremental in (("dataPartitions", False), ("incrementalPartitions", True)):

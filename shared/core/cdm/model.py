@@ -37,6 +37,8 @@ class Entity:
     attributes: tuple[Attribute, ...]
     partitions: tuple[Partition, ...]
     patterns: tuple[PartitionPattern, ...]
+    # The entity document its entityPath names when the export lacks it (no attributes then).
+    missing_document: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

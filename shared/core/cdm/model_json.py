@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from shared.core.cdm import patterns
 from shared.core.cdm.csv_format import model_csv
-from shared.core.cdm.json_files import objects, read_json
+from shared.core.cdm.json_files import Reader, objects, read_json
 from shared.core.cdm.model import Attribute, Entity, Manifest, Partition, folder_of
 from shared.core.errors import PermanentError
 from shared.core.ports import FileSource
 
 
-def load_model_json(source: FileSource, path: str) -> Manifest:
-    data = read_json(source, path)
+def load_model_json(source: FileSource, path: str, reader: Reader | None = None) -> Manifest:
+    data = reader(path) if reader else read_json(source, path)
     folder = folder_of(path)
     entities = tuple(_model_entity(item, path, folder) for item in objects(data, "entities", path))
     return Manifest(path, folder, "model.json", entities)

@@ -113,10 +113,12 @@ def _detach(receive, parent: int) -> None:  # type: ignore[no-untyped-def]
 def _encode(batch: MappedBatch) -> bytes:
     # Activities as plain tuples through marshal: a third of pickle's cost for named tuples.
     activities = marshal.dumps([tuple(a) for a in batch.activities], 4)
-    return pickle.dumps((activities, batch.customers, batch.rejects, batch.rows, batch.filtered), 5)
+    return pickle.dumps(
+        (activities, batch.customers, batch.rejects, batch.links, batch.rows, batch.filtered), 5
+    )
 
 
 def _decode(body: bytes) -> MappedBatch:
-    activities, customers, rejects, rows, filtered = pickle.loads(body)
+    activities, customers, rejects, links, rows, filtered = pickle.loads(body)
     made = list(map(Activity._make, marshal.loads(activities)))
-    return MappedBatch(made, customers, rejects, rows, filtered)
+    return MappedBatch(made, customers, rejects, links, rows, filtered)

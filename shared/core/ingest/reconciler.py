@@ -11,7 +11,7 @@ from shared.core.cdm.catalog import Catalog, is_metadata
 from shared.core.config import Config
 from shared.core.errors import StorageFull, TransientError
 from shared.core.ingest.service import IngestOptions, Ports, ingest_file, is_due, iso
-from shared.core.model import DONE, FAILED, QUARANTINED, SKIPPED, IngestReport
+from shared.core.model import DONE, FAILED, QUARANTINED, SKIPPED, IngestReport, SourceFile
 
 log = logging.getLogger(__name__)
 # Consecutive files that could not even be opened before a pass gives up: storage is down.
@@ -45,25 +45,30 @@ def reconcile(
     prefix: str = "",
     budget_seconds: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    retry_failed: bool = False,
 ) -> ReconcileReport:
-    """Process what the ledger has not done at each file's current ETag; re-link unmatched."""
+    """Process what the ledger has not done at each file's current ETag; re-link unmatched.
+
+    With `retry_failed`, files that failed (whatever the reason) or were quarantined at their
+    current ETag are processed now too, back-off and quarantine notwithstanding: after a fix.
+    """
     options = options or IngestOptions()
     deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
     files = sorted(ports.source.list(prefix), key=lambda f: (not is_metadata(f.path), f.path))
     report = ReconcileReport(listed=len(files))
-    catalog = Catalog(ports.source, options.root, cache=True)
-    now = iso(options.clock())
-    due = [f for f in files if is_due(ports.ledger.get(f.path, f.etag), now)]
+    catalog = Catalog(ports.source, options.root, cache=True, metadata=options.metadata)
+    due, retried = _due(ports, files, iso(options.clock()), retry_failed, config)
     unreadable, halted = 0, False
     for index, file in enumerate(due):
-        if deadline is not None and time.monotonic() > deadline:
+        if deadline is not None and time.monotonic() >= deadline:  # a budget of 0 starts nothing
             report.remaining = len(due) - index
             log.warning("reconcile stopped at its time budget with %d files left", report.remaining)
             break
         # Metadata first: a new manifest changes how the data files after it are read.
         use = None if is_metadata(file.path) else catalog
         try:
-            outcome = ingest_file(ports, config, file.path, options, catalog=use)
+            force = file.path in retried
+            outcome = ingest_file(ports, config, file.path, options, catalog=use, force=force)
             unreadable = 0
         except StorageFull as exc:  # not even a claim fits: stop, as the outcome's halt does
             outcome = IngestReport(file.path, None, FAILED, error=str(exc), retryable=True,
@@ -84,6 +89,20 @@ def reconcile(
     report.relinked = 0 if halted else ports.store.relink()
     log.info("reconcile %s", report.to_record())
     return report
+
+
+def _due(
+    ports: Ports, files: list[SourceFile], now: str, retry_failed: bool, config: Config
+) -> tuple[list[SourceFile], set[str]]:
+    """The files to process, and those of them to retry after a failure despite the ledger."""
+    due, retried = [], set()
+    for file in files:
+        entry = ports.ledger.get(file.path, file.etag)
+        if retry_failed and entry is not None and entry.status in (FAILED, QUARANTINED):
+            retried.add(file.path)
+        if file.path in retried or is_due(entry, now, config):
+            due.append(file)
+    return due, retried
 
 
 def _tally(report: ReconcileReport, outcome: IngestReport) -> None:

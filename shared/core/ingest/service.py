@@ -8,12 +8,13 @@ import errno
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
-from shared.core.cdm.catalog import Catalog, is_manifest_name, is_metadata
-from shared.core.config import Config
+from shared.core.cdm.catalog import Catalog, MetadataCache, is_manifest_name, is_metadata
+from shared.core.config import Config, mapping_fingerprint
 from shared.core.errors import NotFound, PermanentError, StorageFull
+from shared.core.identity.links import Spans, links_of_spans, merge_spans
 from shared.core.ingest import forked
 from shared.core.ingest.claims import ClaimLost, Lease, held_message, iso, let_go, this_process
 from shared.core.mapping import EntityMapping, MappedBatch
@@ -56,11 +57,15 @@ class IngestOptions:
     holder: str = dataclasses.field(default_factory=this_process)
     retry_base_seconds: float = 30.0
     batch_size: int = 5000
-    max_file_bytes: int = 2 * 1024**3
+    # Rejects stored per file; past it the file fails (a wrong mapping, or not an export).
+    max_rejects_per_file: int = 10_000
     # Files of at least this many bytes are read and mapped in a forked child while this
     # process writes them (local loads into SQLite only: see shared/core/ingest/forked.py).
     read_in_child_from: int | None = None
     limits: Limits = dataclasses.field(default_factory=Limits)
+    # Parsed manifests and entity documents by ETag, for a run or a worker's life (None: each
+    # file's catalog reads its own).
+    metadata: MetadataCache | None = None
     clock: Callable[[], datetime] = _utc_now
 
 
@@ -75,24 +80,27 @@ def ingest_file(
 ) -> IngestReport:
     """Load one file into the store, exactly once per ETag; the outcome lands in the ledger."""
     options = options or IngestOptions()
-    catalog = catalog or Catalog(ports.source, options.root, cache=False)
+    catalog = catalog or Catalog(
+        ports.source, options.root, cache=False, metadata=options.metadata
+    )
     try:
         file, stream = ports.source.open(path)
     except NotFound as exc:
-        return IngestReport(path, None, SKIPPED, error=str(exc))
+        return IngestReport(path, None, SKIPPED, reason=str(exc))
     except PermanentError as exc:  # e.g. a link out of the source: this file, not the run, fails
         return IngestReport(path, None, FAILED, error=str(exc))
     with contextlib.closing(stream):
         if is_metadata(path):
             return _note_metadata(ports, config, file, options)
         prior = ports.ledger.get(path, file.etag)
-        if prior is not None and not force and _settled(prior):
+        remapped = prior is not None and _remapped(prior, config)
+        if prior is not None and not force and not remapped and _settled(prior):
             return _report_of(prior, already=True)
         now = options.clock()
         lease = iso(now + timedelta(seconds=options.lease_seconds))
-        entry = ports.ledger.claim(path, file.etag, iso(now), lease, force, options.holder)
+        entry = ports.ledger.claim(path, file.etag, iso(now), lease, force or remapped, options.holder)
         if entry is None:
-            return IngestReport(path, None, SKIPPED, error=held_message(ports.ledger.get(path, file.etag)))
+            return IngestReport(path, None, SKIPPED, reason=held_message(ports.ledger.get(path, file.etag)))
         return _attempt(ports, config, file, stream, entry, catalog, options)
 
 
@@ -118,16 +126,24 @@ def _work(ports, config, file, stream, entry, catalog, options, lease) -> Ingest
     try:
         if file_kind(file.path) is None:
             raise PermanentError(f"not a CSV or JSON lines file: {file.path}")
-        if file.size > options.max_file_bytes:
-            raise PermanentError(f"file larger than {options.max_file_bytes} bytes: {file.size}")
+        if file.size > options.limits.max_file_bytes:
+            limit = options.limits.max_file_bytes
+            raise PermanentError(f"file larger than {limit} bytes: {file.size}")
+        # From here on a permanent failure may be the metadata's (no entity matches, no column
+        # names, a wrong delimiter ...): new or changed metadata above the file retries it.
+        entry.awaits_metadata = True
         schema = catalog.describe(file.path)
         entry.entity = schema.entity
+        entry.mapping = mapping_fingerprint(config, schema.entity)
         mapping = EntityMapping(config, schema.entity)
         if mapping.is_empty:
             entry.status, entry.error = (
                 SKIPPED,
                 (f"entity {schema.entity!r} feeds no configured activity or customer source"),
             )
+            # Unmapped by a manifest's say is final until the mapping changes; an entity
+            # guessed from folder names may be another once a manifest describes the file.
+            entry.awaits_metadata = schema.manifest is None
         else:
             # Noted before anything is forgotten: should this worker die before reading them
             # again, the next attempt at this file (the reconciler's) finds them noted.
@@ -149,6 +165,9 @@ def _work(ports, config, file, stream, entry, catalog, options, lease) -> Ingest
             raise
         except Exception as exc:  # the notes stay: the next attempt reads them again
             halt = _note_transient(entry, exc, options)
+    entry.awaits_metadata = entry.awaits_metadata and (
+        entry.status == SKIPPED or (entry.status == FAILED and entry.permanent)
+    )
     entry.counts = counts
     entry.finished_at = iso(options.clock())
     entry.duration_ms = int((time.monotonic() - started) * 1000)
@@ -207,7 +226,7 @@ def _replay(
     except (NotFound, PermanentError):
         return  # gone or out of reach: nothing of it to bring back
     with contextlib.closing(stream):
-        if file_kind(path) is None or file.size > options.max_file_bytes:
+        if file_kind(path) is None or file.size > options.limits.max_file_bytes:
             return
         try:
             schema = catalog.describe(path)
@@ -226,18 +245,53 @@ def _load_file(store, mapping, schema, file, stream, counts, options, beat) -> N
         rows = _UntilBroken(
             iter_rows(stream, file.path, schema.csv, schema.columns, options.limits)
         )
-        yield from _batches(mapping, _checked(iter(rows), mapping, file.path), file,
-                            options.batch_size)  # fmt: skip
+        checked = _checked(iter(rows), mapping, file.path, schema.columns)
+        yield from _batches(mapping, checked, file, options.batch_size)
         if rows.error is not None:
             raise rows.error
 
     threshold = options.read_in_child_from
     in_child = threshold is not None and file.size >= threshold and forked.available()
+    links = LinkBuffer(store, file)
+    cap = options.max_rejects_per_file
     # Closed at once on the way out, so an interrupted or failed load ends its reader child.
     with contextlib.closing(forked.batches_from_child(batches) if in_child else batches()) as made:
-        for batch in made:
-            _write(store, batch, counts)
-            beat()
+        try:
+            for batch in made:
+                _write(store, batch, counts, links, cap)
+                if counts.rejected > cap:
+                    # A row per reject would take hours and gigabytes for one garbage file.
+                    raise PermanentError(
+                        f"too many rejected rows (wrong mapping or not an export?): more than {cap}"
+                    )
+                beat()
+        except PermanentError:
+            links.flush()  # the rows before the break landed: so do their links
+            raise
+    links.flush()
+
+
+class LinkBuffer:
+    """A file's links, merged across its batches and written a few times per file rather than
+    with every batch: a visitor signs in on page after page, and each write of a link costs
+    about what an activity does. Bounded, so memory stays flat whatever the file's size."""
+
+    MAX_LINKS = 20_000
+
+    def __init__(self, store: ProfileStore, file: SourceFile) -> None:
+        self.store, self.file = store, file
+        self.spans: Spans = {}
+
+    def add(self, spans: Spans) -> None:
+        merge_spans(self.spans, spans)
+        if len(self.spans) >= self.MAX_LINKS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.spans:
+            links = links_of_spans(self.spans, self.file.path, self.file.etag)
+            self.store.write([], [], [], links)
+            self.spans = {}
 
 
 class _UntilBroken:
@@ -255,15 +309,23 @@ class _UntilBroken:
             self.error = exc
 
 
-def _checked(rows: Iterator[ParsedRow], mapping: EntityMapping, path: str) -> Iterator[ParsedRow]:
-    """The rows, unless a CSV header holds none of the columns every record needs one of: then
-    no row could become anything (a wrong delimiter reads the header as one column)."""
-    first = next(rows, None)
-    if first is None:
-        return iter(())
-    if first.values is not None and file_kind(path) == "csv":
-        mapping.check_columns(first.values.keys())
-    return itertools.chain((first,), rows)
+def _checked(
+    rows: Iterator[ParsedRow], mapping: EntityMapping, path: str, schema: Sequence[str] | None
+) -> Iterator[ParsedRow]:
+    """The rows, unless the file lacks a column the mapping needs (mapping.check_columns): a
+    CSV file's columns are its header's (or the schema's), a JSON lines file's the schema's;
+    JSON lines without a schema bring their fields row by row, so each row is checked alone."""
+    if file_kind(path) != "csv":
+        if schema:
+            mapping.check_columns(schema)
+        return rows
+    before: list[ParsedRow] = []  # rows too broken to have columns, ahead of the first good one
+    for row in rows:
+        before.append(row)
+        if row.values is not None:
+            mapping.check_columns(row.values.keys())
+            break
+    return itertools.chain(before, rows)
 
 
 def _note_transient(entry: LedgerEntry, exc: Exception, options: IngestOptions) -> str | None:
@@ -292,8 +354,10 @@ def load(
     batch_size: int,
 ) -> None:
     """Map parsed rows and write them in batches; row problems become rejects, not errors."""
+    links = LinkBuffer(store, file)
     for batch in _batches(mapping, rows, file, batch_size):
-        _write(store, batch, counts)
+        _write(store, batch, counts, links)
+    links.flush()
 
 
 def _batches(
@@ -307,12 +371,20 @@ def _batches(
         yield batch
 
 
-def _write(store: ProfileStore, batch: MappedBatch, counts: Counts) -> None:
+def _write(
+    store: ProfileStore, batch: MappedBatch, counts: Counts, links: LinkBuffer,
+    max_rejects: int | None = None,
+) -> None:
+    """Write a batch, storing rejects only up to `max_rejects` for the file; all are counted."""
+    rejects = batch.rejects
+    if max_rejects is not None and counts.rejected + len(rejects) > max_rejects:
+        rejects = rejects[: max(max_rejects - counts.rejected, 0)]
     counts.rows += batch.rows
     counts.filtered += batch.filtered
     counts.rejected += len(batch.rejects)
-    if batch.activities or batch.customers or batch.rejects:
-        counts.unmatched += store.write(batch.activities, batch.customers, batch.rejects)
+    links.add(batch.links)
+    if batch.activities or batch.customers or rejects:
+        counts.unmatched += store.write(batch.activities, batch.customers, rejects)
         counts.activities += len(batch.activities)
         counts.customers += len(batch.customers)
 
@@ -324,13 +396,27 @@ def _settled(entry: LedgerEntry) -> bool:
     )
 
 
+def _remapped(entry: LedgerEntry, config: Config) -> bool:
+    """Whether a settled file was read under another mapping of its entity than `config`'s:
+    its outcome (done, failed, skipped as unmapped) may differ now. An entry with no
+    fingerprint (entity never known, or written before fingerprints) is taken as current."""
+    if entry.entity is None or entry.mapping is None or not _settled(entry):
+        return False
+    return entry.mapping != mapping_fingerprint(config, entry.entity)
+
+
 def _report_of(entry: LedgerEntry, already: bool = False) -> IngestReport:
-    status, error = entry.status, entry.error
+    """The report of this call: `already` when it read nothing, the entry being an earlier
+    call's, so its counts are not this call's (summing reports must not count a row twice)."""
+    status, error, reason = entry.status, entry.error, None
+    if status == SKIPPED:  # a skip is no error: the ledger's note is the reason
+        error, reason = None, entry.error
     if already and status == DONE:
-        status, error = SKIPPED, f"already done at ETag {entry.etag}"
+        status, reason = SKIPPED, f"already done at ETag {entry.etag}"
+    counts = Counts() if already else entry.counts
     retryable = entry.status == FAILED and not entry.permanent
     return IngestReport(
-        entry.path, entry.entity, status, entry.counts, error, entry.etag, retryable
+        entry.path, entry.entity, status, counts, error, entry.etag, retryable, reason=reason
     )
 
 
@@ -340,7 +426,7 @@ def _note_metadata(
     """A manifest or entity document arrived or changed: retry files it may now describe."""
     if ports.ledger.get(file.path, file.etag) is not None:
         return IngestReport(
-            file.path, None, SKIPPED, error="CDM metadata, seen before", etag=file.etag
+            file.path, None, SKIPPED, reason="CDM metadata, seen before", etag=file.etag
         )
     now = iso(options.clock())
     kind = "manifest" if is_manifest_name(file.path.rsplit("/", 1)[-1]) else "document"
@@ -349,26 +435,38 @@ def _note_metadata(
         LedgerEntry(file.path, file.etag, SKIPPED, 1, error=note, started_at=now, finished_at=now)
     )
     folder = file.path.rsplit("/", 1)[0] + "/" if "/" in file.path else ""
-    # Files that failed or were skipped for want of a schema may now be described.
-    waiting = [
-        e.path
-        for status in (FAILED, SKIPPED)
-        for e in ports.ledger.entries(status)
-        if e.path.startswith(folder)
-        and not is_metadata(e.path)
-        and (e.permanent or status == SKIPPED)
-    ]
-    catalog = Catalog(ports.source, options.root, cache=False)
-    for path in waiting:
+    # Only the files under its folder that failed or were skipped for want of a schema, found
+    # by the ledger's index: the work is that of the files metadata may change, and one
+    # catalog describes them all against the metadata as it now is.
+    catalog = Catalog(ports.source, options.root, cache=True, metadata=options.metadata)
+    for path in _waiting(ports, folder):
         report = ingest_file(ports, config, path, options, force=True, catalog=catalog)
         log.info("retried %s after %s changed: %s", path, file.path, report.status)
-    return IngestReport(file.path, None, SKIPPED, error=note, etag=file.etag)
+    return IngestReport(file.path, None, SKIPPED, reason=note, etag=file.etag)
 
 
-def is_due(entry: LedgerEntry | None, now: str) -> bool:
-    """Whether the reconciler should (re)process a file whose ledger entry is `entry`."""
+def _waiting(ports: Ports, folder: str) -> list[str]:
+    """Files under `folder` whose current version awaits metadata; an older version's mark is
+    cleared instead (its newer version has an entry of its own)."""
+    waiting = []
+    for entry in ports.ledger.awaiting_metadata(folder):
+        try:
+            current = ports.source.stat(entry.path).etag
+        except (NotFound, PermanentError):
+            current = None
+        if current == entry.etag:
+            waiting.append(entry.path)
+        else:
+            entry.awaits_metadata = False
+            ports.ledger.record(entry)
+    return waiting
+
+
+def is_due(entry: LedgerEntry | None, now: str, config: Config | None = None) -> bool:
+    """Whether the reconciler should (re)process a file whose ledger entry is `entry`; given
+    the config, a file settled under another mapping of its entity is due too."""
     if entry is None:
         return True
     if entry.status in (FAILED, RUNNING) and not entry.permanent:
         return (entry.not_before or "") <= now
-    return False
+    return config is not None and _remapped(entry, config)

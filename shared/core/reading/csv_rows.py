@@ -6,6 +6,7 @@ import codecs
 import csv
 import io
 import itertools
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
 
@@ -22,6 +23,12 @@ from shared.core.reading.records import (
 
 # csv.field_size_limit takes a C long, which is 32 bits on Windows.
 _C_LONG_MAX = 2**31 - 1
+# In a file whose lines end in LF or CRLF a lone CR is data, but csv.reader ends a record at
+# any CR: such CRs reach it as this lone surrogate, which decoding never produces, and are
+# put back in the values of the records flagged with _LONE_CR.
+_CR_STAND_IN = "\ud800"
+_LONE_CR = re.compile("\r(?!\n)")
+_LONE_CR_FLAG = ("", None)
 
 
 def iter_csv_rows(
@@ -69,6 +76,8 @@ def _csv_rows(
     while True:
         try:
             for record in reader:
+                if flags and _LONE_CR_FLAG in flags:
+                    record = lines.restored(record)
                 if len(record) == width and not flags:
                     row += 1
                     # Length checked above; zip(strict=...) would add a quarter to this line's cost.
@@ -95,7 +104,9 @@ def _header(reader: Iterator[list[str]], lines: _CsvLines, limits: Limits) -> li
     if lines.flags and lines.flags[0][0].startswith("row larger"):
         raise PermanentError(f"header row larger than {limits.max_row_bytes} bytes")
     lines.flags.clear()
-    names = [UNDECODABLE.sub("\ufffd", name).strip() for name in record]
+    names = [
+        UNDECODABLE.sub("\ufffd", name.replace(_CR_STAND_IN, "\r")).strip() for name in record
+    ]
     if not any(names):
         raise PermanentError("empty header row")
     if len(names) > limits.max_columns:
@@ -139,7 +150,7 @@ def _excerpt(record: list[str], dialect: dict[str, Any]) -> str:
 
 
 def _readable(text: str) -> str:
-    return UNDECODABLE.sub("\ufffd", text[:EXCERPT_CHARS])
+    return UNDECODABLE.sub("\ufffd", text[:EXCERPT_CHARS].replace(_CR_STAND_IN, "\r"))
 
 
 class _CsvLines:
@@ -160,6 +171,9 @@ class _CsvLines:
         self._invalid = f"invalid {fmt.encoding} bytes"
         self._skip = fmt.skip_lines
         self._started = False
+        # Whether lines end in LF or CRLF (a lone CR is data) or in CR; None until seen.
+        self._lf: bool | None = None
+        self._tail = ""  # the last character read while that is not known
         self._pending = ""  # text to use before reading more
         self._carry: list[str] = []  # the unfinished last line of the previous run
         self._run = ""
@@ -179,13 +193,18 @@ class _CsvLines:
             run = lines.read() or self._next_run()
         if not run:
             raise StopIteration
+        lone_cr = self._lf and "\r" in run and run.count("\r") != run.count("\r\n")
+        if lone_cr:
+            run = _LONE_CR.sub(_CR_STAND_IN, run)
         self._run, self._lines = run, io.StringIO(run, newline="")
-        if "\0" in run or not (run.isascii() or _encodable(run)):
+        if lone_cr or "\0" in run or not (run.isascii() or _encodable(run)):
             return self._checked(self._lines)
         return self._lines
 
     def _checked(self, lines: io.StringIO) -> Iterator[str]:
         for line in lines:
+            if _CR_STAND_IN in line:
+                self.flags.append(_LONE_CR_FLAG)
             if "\0" in line:
                 self.flags.append(("NUL byte in row", None))
             elif UNDECODABLE.search(line):
@@ -205,6 +224,9 @@ class _CsvLines:
                 raise PermanentError(f"{self._invalid}: {exc}") from None
             if text and not self._started:
                 self._started, text = True, text.removeprefix("\ufeff")
+            if text and self._lf is None:
+                self._lf = _line_feeds(self._tail + text)
+                self._tail = text[-1]
             if text or not data:
                 return text
 
@@ -214,11 +236,13 @@ class _CsvLines:
         size = sum(map(len, parts))
         while text := self._read():
             if size + len(text) > self._limit:
-                first = _first_end(text)
+                first = self._first_end(text)
                 if first < 0 or size + first + 1 > self._limit:
                     return self._stand_in(parts, text, first)
             # A final "\r" may be half of "\r\n": leave it with the unfinished line.
-            last = max(text.rfind("\n"), text.rfind("\r", 0, len(text) - 1))
+            last = text.rfind("\n")
+            if not self._lf:
+                last = max(last, text.rfind("\r", 0, len(text) - 1))
             if last >= 0:
                 parts.append(text[: last + 1])
                 self._carry = [text[last + 1 :]]
@@ -236,12 +260,20 @@ class _CsvLines:
             head += text[: max(EXCERPT_CHARS - len(head), 0)]
             quotes += self._quotes(text)
             text = self._read()
-            end = _first_end(text)
+            end = self._first_end(text)
         quotes += self._quotes(text[: end + 1])
         excerpt = _readable((head + text[: end + 1][:EXCERPT_CHARS]).rstrip("\r\n"))
         self._pending = text[end + 1 :]
         self.flags.append((f"row larger than {self._limit} bytes", excerpt))
         return self._quote * (quotes % 2) + "\n"
+
+    def _first_end(self, text: str) -> int:
+        return text.find("\n") if self._lf else _first_end(text)
+
+    def restored(self, record: list[str]) -> list[str]:
+        """The record with its lone CRs back; their flags cleared."""
+        self.flags[:] = [flag for flag in self.flags if flag != _LONE_CR_FLAG]
+        return [value.replace(_CR_STAND_IN, "\r") for value in record]
 
     def _quotes(self, text: str) -> int:
         if not self._quote:
@@ -283,6 +315,15 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _line_feeds(text: str) -> bool | None:
+    """Whether the first line end of text is LF or CRLF (True) or a lone CR (False); None
+    when text holds none yet, or ends in a CR that may be half of a CRLF."""
+    cr, lf = text.find("\r"), text.find("\n")
+    if cr < 0 or 0 <= lf < cr:
+        return True if lf >= 0 else None
+    return text[cr + 1] == "\n" if cr + 1 < len(text) else None
 
 
 def _first_end(text: str) -> int:

@@ -35,6 +35,8 @@ class Limits:
 
     max_row_bytes: int = 16 * 1024 * 1024
     max_columns: int = 4096
+    # Checked against the stored size, and against the bytes a compressed file expands to.
+    max_file_bytes: int = 2 * 1024**3
 
 
 class ParsedRow(NamedTuple):

@@ -44,7 +44,8 @@ def iter_rows(
         raise PermanentError(f"unsupported file type: {path.rsplit('/', 1)[-1]}")
     binary: BinaryIO = io.BufferedReader(_Borrowed(stream), CHUNK)  # type: ignore[assignment]
     if is_gzip(path):
-        binary = gzip.GzipFile(fileobj=binary, mode="rb")  # type: ignore[assignment]
+        expanded = gzip.GzipFile(fileobj=binary, mode="rb")
+        binary = io.BufferedReader(_Bounded(expanded, limits.max_file_bytes), CHUNK)  # type: ignore[assignment]
     if kind == "jsonl":
         rows = iter_json_rows(binary, limits)
     else:
@@ -67,6 +68,28 @@ class _Borrowed(io.RawIOBase):
         data = self._stream.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+
+class _Bounded(io.RawIOBase):
+    """Decompressed bytes, up to the file size limit: a small gzip can expand to terabytes."""
+
+    def __init__(self, stream: gzip.GzipFile, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+        self._left = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        # read1: what one step decompresses, so a break loses no more than that step.
+        data = self._stream.read1(len(buffer))
+        size = len(data)
+        buffer[:size] = data
+        self._left -= size
+        if self._left < 0:
+            raise PermanentError(f"file larger than {self._limit} bytes after decompression")
+        return size
 
 
 def _gzip_guard(rows: Iterator[ParsedRow]) -> Iterator[ParsedRow]:
