@@ -174,7 +174,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         args.type or (), args.since, args.until, args.limit, args.continuation,
         names=("--since", "--until"),
     )
-    card = queries.customer_card(store, args.customer_id, query)
+    card = queries.customer_card(store, args.customer_id, query, bootstrap.open_audiences(store))
     emit(args.json, card, lambda c: format_card(c, timeline_command(args.customer_id, args)))
     return 0
 

@@ -27,7 +27,7 @@ from shared.core.paging import (
     scope_of,
     unbind_token,
 )
-from shared.core.ports import Ledger, ProfileStore
+from shared.core.ports import AudienceStore, Ledger, ProfileStore
 
 _ID = re.compile(r"^[^\x00-\x1f\x7f]{1,1024}$")
 MAX_SEARCH_RESULTS = 100
@@ -72,23 +72,32 @@ def timeline_query(
     return query
 
 
-def customer_profile(store: ProfileStore, customer_id: str) -> dict[str, Any]:
-    """The one customer record every view shows: the customer and their activity counts."""
+def customer_profile(
+    store: ProfileStore, customer_id: str, audiences: AudienceStore | None = None
+) -> dict[str, Any]:
+    """The one customer record every view shows: the customer, their activity counts and,
+    given the store's audiences, their current Measures and Segments (SPEC §9)."""
     customer = store.get_customer(check_id(customer_id))
     if customer is None:
         raise NotFound(f"no customer {customer_id!r}")
     record = customer.to_record()
     record["ActivityCounts"] = store.activity_counts(customer_id)
+    if audiences is not None:
+        stored = audiences.stored_audiences([customer_id]).get(customer_id)
+        record["Measures"] = stored.measures if stored else {}
+        record["Segments"] = list(stored.segments) if stored else []
     return record
 
 
-def customer_card(store: ProfileStore, customer_id: str, query: TimelineQuery) -> dict[str, Any]:
+def customer_card(
+    store: ProfileStore, customer_id: str, query: TimelineQuery, audiences: AudienceStore | None = None
+) -> dict[str, Any]:
     """The customer, and one page of their timeline, newest first."""
     scope = query_scope("timeline", customer_id, sorted(set(query.types)), query.since,
                         query.until)  # fmt: skip
     if query.continuation:
         query = dataclasses.replace(query, continuation=unbind_token(query.continuation, scope))
-    customer = customer_profile(store, customer_id)
+    customer = customer_profile(store, customer_id, audiences)
     page = store.timeline(customer_id, query)
     return {
         "customer": customer,

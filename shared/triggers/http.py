@@ -90,7 +90,8 @@ def _flag(req: func.HttpRequest, name: str) -> bool:
 @bp.route(route="customers/{id}", methods=["GET"])
 @json_errors
 def get_customer(req: func.HttpRequest) -> Any:
-    return queries.customer_profile(bootstrap.runtime().ports.store, req.route_params.get("id", ""))
+    store = bootstrap.runtime().ports.store
+    return queries.customer_profile(store, req.route_params.get("id", ""), bootstrap.open_audiences(store))
 
 
 @bp.function_name("get_timeline")
@@ -102,9 +103,8 @@ def get_timeline(req: func.HttpRequest) -> Any:
     query = queries.timeline_query(
         types, p.get("from"), p.get("to"), _limit(req, MAX_PAGE), p.get("continuation")
     )
-    return queries.customer_card(
-        bootstrap.runtime().ports.store, req.route_params.get("id", ""), query
-    )
+    store = bootstrap.runtime().ports.store
+    return queries.customer_card(store, req.route_params.get("id", ""), query, bootstrap.open_audiences(store))
 
 
 @bp.function_name("search_customers")

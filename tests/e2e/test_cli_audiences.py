@@ -74,6 +74,13 @@ def test_a_customers_measures_now_and_as_of_a_past_time(setup) -> None:  # type:
     assert [s["Members"] for s in earliest] == [0, 0]
 
 
+def test_the_customer_record_carries_its_current_measures_and_segments(setup) -> None:  # type: ignore[no-untyped-def]
+    card = run(setup, "timeline", R1)
+    assert card["customer"]["Segments"] == ["Clickers", "InSeattle"]
+    assert card["customer"]["Measures"]["Clicks"] == 3
+    assert run(setup, "timeline", R2)["customer"]["Segments"] == ["Clickers"]
+
+
 def test_the_change_feed_continues_from_its_cursor(setup) -> None:  # type: ignore[no-untyped-def]
     feed = run(setup, "segments", "changes", "Clickers")
     assert sorted((c["Segment"], c["CustomerId"], c["Change"]) for c in feed["changes"]) == sorted(

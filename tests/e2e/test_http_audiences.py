@@ -52,6 +52,9 @@ def test_the_timer_keeps_segments_current_and_the_routes_show_them(landed) -> No
     assert [(c["CustomerId"], c["Change"]) for c in feed["changes"]] == [(R1, "entered")]
     _, again = get("segment_changes", "segments/InSeattle/changes", "InSeattle", since=feed["cursor"])
     assert again["changes"] == []
+    req = func.HttpRequest("GET", f"http://localhost/api/customers/{R1}", route_params={"id": R1}, body=b"")
+    profile = orjson.loads(call("get_customer", req).get_body())
+    assert profile["Segments"] == ["Clickers", "InSeattle"] and profile["Measures"]["Clicks"] == 3
     _, past = get("list_segments", "segments", asOf="2021-09-01T00:00:00Z")
     assert [s["Members"] for s in past] == [0, 0]
 
