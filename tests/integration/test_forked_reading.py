@@ -6,12 +6,14 @@ from __future__ import annotations
 import gzip
 import multiprocessing
 import os
+import signal
+import time
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
 
-from shared import bootstrap
+from shared import bootstrap, cli
 from shared.adapters.local_files import LocalFileSource
 from shared.adapters.sqlite.ledger import SqliteLedger
 from shared.adapters.sqlite.store import SqliteDatabase, SqliteStore
@@ -124,7 +126,9 @@ def test_a_child_that_dies_fails_the_file_for_a_retry_and_leaves_no_process(tmp_
         assert multiprocessing.active_children() == []
         # Read again in the process, the file lands whole.
         ports = Ports(LocalFileSource(tmp_path / "export"), store, ledger)
-        assert ingest_file(ports, CONFIG, "EmailPromotion/a.csv", IN_PROCESS).counts.activities == 500
+        assert (
+            ingest_file(ports, CONFIG, "EmailPromotion/a.csv", IN_PROCESS).counts.activities == 500
+        )
     finally:
         store.close()
 
@@ -154,6 +158,55 @@ def test_a_store_that_fails_mid_file_stops_the_child(tmp_path: Path) -> None:
         assert multiprocessing.active_children() == []
     finally:
         store.close()
+
+
+def _writing_to_a_full_pipe(pid: int) -> bool:
+    with open(f"/proc/{pid}/wchan") as wchan:  # where the kernel has it wait (Linux)
+        return "pipe_write" in wchan.read()
+
+
+class _FailsOnceThePipeIsFull(SqliteStore):
+    """The store fails at its second batch, once the child waits on a full pipe (bounded)."""
+
+    writes = 0
+
+    def write(self, *args: object) -> int:  # type: ignore[override]
+        self.writes += 1
+        if self.writes == 2:
+            (child,) = multiprocessing.active_children()
+            for _ in range(600):
+                if _writing_to_a_full_pipe(child.pid):  # type: ignore[arg-type]
+                    break
+                time.sleep(0.1)
+            raise OSError("no space left on device")
+        return super().write(*args)  # type: ignore[arg-type]
+
+
+def test_a_store_that_fails_mid_file_stops_the_child_under_the_commands_sigterm_handler(
+    tmp_path: Path,
+) -> None:
+    """As `footprint ingest` runs it: SIGTERM raises in the parent (cli._terminate), and the
+    child, forked with that handler, must still end when told to, though its pipe is full."""
+    (tmp_path / "export/EmailPromotion").mkdir(parents=True)
+    (tmp_path / "export/EmailPromotion/a.csv").write_text(_events(100_000))
+    db = SqliteDatabase(tmp_path / "s.db")
+    store, ledger = _FailsOnceThePipeIsFull(db), SqliteLedger(db)
+
+    def hung(signum: int, frame: object) -> None:
+        raise AssertionError("the child did not end when the parent stopped reading")
+
+    before = signal.signal(signal.SIGTERM, cli._terminate)
+    signal.signal(signal.SIGALRM, hung)
+    signal.alarm(120)  # a bound for a slow machine; it ends in well under a second
+    try:
+        ports = Ports(LocalFileSource(tmp_path / "export"), store, ledger)
+        report = ingest_file(ports, CONFIG, "EmailPromotion/a.csv", CHILD)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGTERM, before)
+        store.close()
+    assert (report.status, report.retryable) == (FAILED, True)
+    assert multiprocessing.active_children() == []
 
 
 def test_the_setting_turns_the_child_on_only_for_local_files_into_sqlite(tmp_path: Path) -> None:

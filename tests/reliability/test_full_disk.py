@@ -32,7 +32,9 @@ def _export(root: Path, rows: int) -> Path:
     """The large file (more than the disk holds), then a small one the run must not try."""
     write_big_export(root, rows)
     lines = (root / BIG_FILE).read_text(encoding="utf-8").splitlines(keepends=True)
-    (root / SMALL_FILE).write_text("".join(lines[:1] + [line.replace("B-", "S-") for line in lines[1:11]]))
+    (root / SMALL_FILE).write_text(
+        "".join(lines[:1] + [line.replace("B-", "S-") for line in lines[1:11]])
+    )
     return root
 
 
@@ -68,10 +70,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     try:
         yield disk
     finally:
-        subprocess.run(["umount", str(disk)], check=False)
+        subprocess.run(["umount", "--lazy", str(disk)], check=False)
 
 
-@pytest.mark.skip(reason="on a real 2 MiB tmpfs the rerun can hang after the merges: to fix (see closing note)")
 def test_a_full_disk_fails_the_file_for_a_retry_and_stops_with_one_line(
     small_disk: Path, tmp_path: Path
 ) -> None:
@@ -81,7 +82,9 @@ def test_a_full_disk_fails_the_file_for_a_retry_and_stops_with_one_line(
     store = Store("sqlite", {"FOOTPRINT_STORE": f"sqlite:///{small_disk / 'footprint.db'}"})
     worker = workers.start(store, root, [BIG_FILE, SMALL_FILE], FOOTPRINT_LEASE_SECONDS="3")
     _, err = worker.communicate(timeout=DEADLINE_SECONDS)
-    said = [line for line in err.decode(errors="replace").splitlines() if line.startswith("footprint:")]
+    said = [
+        line for line in err.decode(errors="replace").splitlines() if line.startswith("footprint:")
+    ]
     subprocess.run(["mount", "-o", "remount,size=256m", str(small_disk)], check=True)
     profile, ledger = store.open()
     try:

@@ -183,3 +183,35 @@ def test_retry_failed_runs_failed_and_quarantined_files_now_despite_back_off(roo
     assert (again.processed, again.done, again.failed) == (5, 4, 1)
     assert {e.status for e in ports.ledger.entries() if e.path.endswith(".csv")} == {DONE}
     assert reconcile(ports, CONFIG, options, retry_failed=True).processed == 1  # notes.txt
+
+
+class _InterruptedAfterClaim(MemoryLedger):
+    """A ledger whose claim lands and then, before the worker hears of it, Ctrl-C or SIGTERM
+    arrives: the reply of a claim in flight when the signal comes."""
+
+    def claim(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().claim(*args, **kwargs)
+        raise KeyboardInterrupt
+
+
+def test_an_interrupt_inside_the_claim_still_lets_the_file_go_at_once(root: Path) -> None:
+    ledger = _InterruptedAfterClaim()
+    with pytest.raises(KeyboardInterrupt):
+        ingest_file(Ports(LocalFileSource(root), MemoryStore(), ledger), CONFIG, export.FIRST_FILE)
+    (entry,) = ledger.entries()
+    assert (entry.status, entry.error, entry.not_before) == (FAILED, "interrupted", None)
+
+
+def test_an_interrupt_inside_the_claim_leaves_another_workers_claim_alone(root: Path) -> None:
+    ledger = _InterruptedAfterClaim()
+    source = LocalFileSource(root)
+    etag = source.stat(export.FIRST_FILE).etag
+    now = datetime.now(UTC)
+    until = (now + timedelta(minutes=5)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    MemoryLedger.claim(
+        ledger, export.FIRST_FILE, etag, "2000-01-01T00:00:00.000Z", until, False, "other:1"
+    )
+    with pytest.raises(KeyboardInterrupt):
+        ingest_file(Ports(source, MemoryStore(), ledger), CONFIG, export.FIRST_FILE)
+    (entry,) = ledger.entries()
+    assert (entry.status, entry.holder) == ("running", "other:1")

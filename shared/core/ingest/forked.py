@@ -36,6 +36,8 @@ _PIPE_BYTES = 1024 * 1024
 _F_SETPIPE_SZ = 1031
 _BATCH, _END, _BROKEN, _FAILED = b"b", b"e", b"p", b"x"
 _PR_SET_PDEATHSIG = 1
+# A child asked to end (SIGTERM) that has not after this is killed.
+_END_SECONDS = 10.0
 
 
 def available() -> bool:
@@ -52,9 +54,7 @@ def batches_from_child(make: Callable[[], Iterator[MappedBatch]]) -> Iterator[Ma
         import fcntl
 
         fcntl.fcntl(send.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
-    child = context.Process(
-        target=_produce, args=(make, send, receive, os.getpid()), daemon=True
-    )
+    child = context.Process(target=_produce, args=(make, send, receive, os.getpid()), daemon=True)
     child.start()
     send.close()
     try:
@@ -75,7 +75,10 @@ def batches_from_child(make: Callable[[], Iterator[MappedBatch]]) -> Iterator[Ma
     finally:
         if child.is_alive():
             child.terminate()
-        child.join()
+        child.join(_END_SECONDS)
+        if child.is_alive():  # it cannot refuse this one
+            child.kill()
+            child.join()
         receive.close()
 
 
@@ -104,6 +107,9 @@ def _detach(receive, parent: int) -> None:  # type: ignore[no-untyped-def]
         os._exit(1)
     # Ctrl-C reaches the whole process group: the parent decides, and ends the child.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent ends it with SIGTERM: at once, not through the parent's handler, which would
+    # raise here and have the child try to report into a pipe nobody reads any more.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     quiet = os.open(os.devnull, os.O_WRONLY)
     os.dup2(quiet, 1)
     os.dup2(quiet, 2)

@@ -80,9 +80,7 @@ def ingest_file(
 ) -> IngestReport:
     """Load one file into the store, exactly once per ETag; the outcome lands in the ledger."""
     options = options or IngestOptions()
-    catalog = catalog or Catalog(
-        ports.source, options.root, cache=False, metadata=options.metadata
-    )
+    catalog = catalog or Catalog(ports.source, options.root, cache=False, metadata=options.metadata)
     try:
         file, stream = ports.source.open(path)
     except NotFound as exc:
@@ -98,21 +96,41 @@ def ingest_file(
             return _report_of(prior, already=True)
         now = options.clock()
         lease = iso(now + timedelta(seconds=options.lease_seconds))
-        entry = ports.ledger.claim(path, file.etag, iso(now), lease, force or remapped, options.holder)
-        if entry is None:
-            return IngestReport(path, None, SKIPPED, reason=held_message(ports.ledger.get(path, file.etag)))
-        return _attempt(ports, config, file, stream, entry, catalog, options)
+        entry = None
+        try:
+            entry = ports.ledger.claim(
+                path, file.etag, iso(now), lease, force or remapped, options.holder
+            )
+            if entry is None:
+                held = ports.ledger.get(path, file.etag)
+                return IngestReport(path, None, SKIPPED, reason=held_message(held))
+            return _attempt(ports, config, file, stream, entry, catalog, options)
+        except KeyboardInterrupt:
+            # Ctrl-C or SIGTERM lets the file go at once, due again. Interrupted inside the
+            # claim, the claim may have landed without our hearing of it: ours if it says so.
+            entry = entry or _claimed_by_us(ports.ledger, path, file.etag, iso(now), options)
+            if entry is not None:
+                let_go(ports.ledger, entry, iso(options.clock()), "interrupted")
+            raise
+
+
+def _claimed_by_us(
+    ledger: Ledger, path: str, etag: str, started_at: str, options: IngestOptions
+) -> LedgerEntry | None:
+    with contextlib.suppress(Exception):
+        found = ledger.get(path, etag)
+        ours = (found.holder, found.started_at) == (options.holder, started_at) if found else False
+        if found is not None and found.status == RUNNING and ours:
+            return found
+    return None
 
 
 def _attempt(ports, config, file, stream, entry, catalog, options) -> IngestReport:  # type: ignore[no-untyped-def]
-    """Work on a claimed file. An interrupt (Ctrl-C, SIGTERM) lets the file go at once, due
-    again, and goes on up; a worker that lost its claim leaves the entry to the new holder."""
+    """Work on a claimed file; a worker that lost its claim leaves the entry to the new
+    holder. An interrupt goes on up, to ingest_file, which lets the file go."""
     lease = Lease(ports.ledger, entry, options.lease_seconds, options.clock)
     try:
         return _work(ports, config, file, stream, entry, catalog, options, lease)
-    except KeyboardInterrupt:
-        let_go(ports.ledger, entry, iso(options.clock()), "interrupted")
-        raise
     except ClaimLost as exc:
         log.warning("%s", exc)
         return IngestReport(file.path, entry.entity, SKIPPED, error=str(exc), etag=entry.etag)
@@ -372,7 +390,10 @@ def _batches(
 
 
 def _write(
-    store: ProfileStore, batch: MappedBatch, counts: Counts, links: LinkBuffer,
+    store: ProfileStore,
+    batch: MappedBatch,
+    counts: Counts,
+    links: LinkBuffer,
     max_rejects: int | None = None,
 ) -> None:
     """Write a batch, storing rejects only up to `max_rejects` for the file; all are counted."""
