@@ -92,3 +92,18 @@ def test_the_segments_page_lists_sizes_members_and_changes(page: Page, sqlite_se
     expect(page.get_by_role("region", name="Recent changes")).to_contain_text("entered")
     members.get_by_role("link", name=data.derived_id("R-1")).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Ada Moreno")
+
+
+def test_the_card_shows_measure_tiles_and_segment_chips(page: Page, sqlite_server: Server) -> None:
+    carts = sum(1 for name, _ in data.busy_times() if name == "CartAdds")
+    open_card(page, sqlite_server, "ada@example", "Ada Moreno")
+    tiles = page.get_by_role("region", name="Measures").locator("ul.tiles > li")
+    expect(tiles).to_have_count(1)
+    expect(tiles.first.locator(".value")).to_have_text(str(carts))
+    expect(tiles.first).to_contain_text("Carts")
+    expect(page.get_by_role("list", name="Segments").get_by_role("listitem")).to_have_text(["Shoppers"])
+    page.get_by_role("link", name="Customers").click()
+    page.get_by_label("Key, customer id or attribute").fill("bram@example")
+    page.get_by_label("Key, customer id or attribute").press("Enter")
+    page.get_by_role("link", name="Bram de Vries").click()  # no cart: in no segment
+    expect(page.get_by_role("region", name="Segments")).to_contain_text("In no segment.")
