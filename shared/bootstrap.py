@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import importlib.resources
 import logging
 import weakref
 from pathlib import Path
+from typing import Any
 
 from shared.core.audiences.evaluator import Audiences
 from shared.core.cdm.catalog import MetadataCache
@@ -89,58 +91,52 @@ def _open_store(url: str, settings: Settings, create: bool) -> tuple[ProfileStor
     raise ConfigError(f"unknown store URL {shown}; use one of: {STORE_URLS}")
 
 
-_audience_stores: weakref.WeakKeyDictionary[object, AudienceStore] = weakref.WeakKeyDictionary()
+# What is kept beside a profile store, in the same place: per kind, the class for each store.
+_COMPANIONS = {
+    "audiences": {
+        "sqlite": "shared.adapters.sqlite.audiences:SqliteAudiences",
+        "memory": "shared.adapters.memory_audiences:MemoryAudiences",
+        "azure": "shared.adapters.azure.audiences:TableAudiences",
+    },
+    "erasures": {
+        "sqlite": "shared.adapters.sqlite.erasure:SqliteErasures",
+        "memory": "shared.adapters.memory_erasure:MemoryErasures",
+        "azure": "shared.adapters.azure.erasure:TableErasures",
+    },
+}
+_companions: dict[str, weakref.WeakKeyDictionary[object, Any]] = {
+    kind: weakref.WeakKeyDictionary() for kind in _COMPANIONS
+}
+
+
+def _companion(store: ProfileStore, kind: str) -> Any:
+    """The `kind` store beside `store`, one per profile store, imported only when used."""
+    found = _companions[kind].get(store)
+    if found is not None:
+        return found
+    from shared.adapters.memory import MemoryStore
+    from shared.adapters.sqlite.store import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        where, over = "sqlite", store.db
+    elif isinstance(store, MemoryStore):
+        where, over = "memory", store
+    else:
+        where, over = "azure", store
+    module, _, name = _COMPANIONS[kind][where].partition(":")
+    found = getattr(importlib.import_module(module), name)(over)
+    _companions[kind][store] = found
+    return found
 
 
 def open_audiences(store: ProfileStore) -> AudienceStore:
     """The measures and segments kept beside a profile store, in the same place."""
-    found = _audience_stores.get(store)
-    if found is not None:
-        return found
-    from shared.adapters.memory import MemoryStore
-    from shared.adapters.sqlite.store import SqliteStore
-
-    if isinstance(store, SqliteStore):
-        from shared.adapters.sqlite.audiences import SqliteAudiences
-
-        found = SqliteAudiences(store.db)
-    elif isinstance(store, MemoryStore):
-        from shared.adapters.memory_audiences import MemoryAudiences
-
-        found = MemoryAudiences(store)
-    else:
-        from shared.adapters.azure.audiences import TableAudiences
-
-        found = TableAudiences(store)  # type: ignore[arg-type]
-    _audience_stores[store] = found
-    return found
-
-
-_erasure_stores: weakref.WeakKeyDictionary[object, ErasureStore] = weakref.WeakKeyDictionary()
+    return _companion(store, "audiences")  # type: ignore[no-any-return]
 
 
 def open_erasures(store: ProfileStore) -> ErasureStore:
     """Suppressions and the erasure log, kept beside a profile store, in the same place."""
-    found = _erasure_stores.get(store)
-    if found is not None:
-        return found
-    from shared.adapters.memory import MemoryStore
-    from shared.adapters.sqlite.store import SqliteStore
-
-    if isinstance(store, SqliteStore):
-        from shared.adapters.sqlite.erasure import SqliteErasures
-
-        found = SqliteErasures(store.db)
-    elif isinstance(store, MemoryStore):
-        from shared.adapters.memory_erasure import MemoryErasures
-
-        found = MemoryErasures(store)
-    else:
-        from shared.adapters.azure.erasure import TableErasures
-
-        found = TableErasures(store)  # type: ignore[arg-type]
-    _erasure_stores[store] = found
-    return found
+    return _companion(store, "erasures")  # type: ignore[no-any-return]
 
 
 def open_change_queue(settings: Settings) -> ChangeQueue | None:
