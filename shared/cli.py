@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from shared import bootstrap, cli_audiences, cli_erasure, cli_listing
+from shared import bootstrap, cli_audiences, cli_erasure, cli_listing, cli_servers
 from shared.bootstrap import STORE_URLS
 from shared.cli_hints import reconcile_notes, timeline_command
 from shared.cli_output import (
@@ -242,66 +242,6 @@ def cmd_cdm_inspect(args: argparse.Namespace) -> int:
     return 1 if any(e["missingDocument"] for e in result["entities"]) else 0
 
 
-def cmd_dev(args: argparse.Namespace) -> int:
-    import dataclasses
-    import threading
-
-    from shared import devserver
-    from shared.triggers import build_app
-
-    settings = Settings.from_env()
-    settings = dataclasses.replace(
-        settings,
-        store=args.store or settings.store,
-        config_path=args.config or settings.config_path,
-        storage_connection=args.connection
-        or settings.storage_connection
-        or "UseDevelopmentStorage=true",
-        container=args.container or settings.container,
-    )
-    bootstrap.use_settings(settings)
-    rt = bootstrap.runtime()
-    rt.ports.source.ensure_container()  # type: ignore[attr-defined]
-    period = args.reconcile_every or devserver.schedule_seconds(settings.reconcile_schedule)
-    stop = threading.Event()
-    try:
-        devserver.run(build_app(), rt.ports.source, settings.container, settings.prefix, port=args.port,
-                      poll_seconds=args.poll, reconcile_seconds=period, stop=stop,
-                      key=settings.http_key or None)  # fmt: skip
-    except KeyboardInterrupt:
-        stop.set()
-    return 0
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    import dataclasses
-    import threading
-
-    from shared import devserver
-    from shared.triggers import build_app
-
-    settings = Settings.from_env()
-    settings = dataclasses.replace(settings, store=args.store or settings.store,
-                                   config_path=args.config or settings.config_path)  # fmt: skip
-    if args.source and not Path(args.source).is_dir():
-        raise FootprintError(f"--source {args.source} is not a folder")
-    bootstrap.use_settings(settings, source=args.source or "")
-    bootstrap.runtime()  # a bad store or config: one line now, not on the first request
-    try:
-        server = devserver.serve_http(devserver.functions_by_name(build_app()), args.port,
-                                      settings.http_key or None)  # fmt: skip
-    except OSError as exc:
-        raise FootprintError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
-    port = server.server_address[1]
-    print(f"footprint serve: the UI on http://127.0.0.1:{port}/api/ui/ and the API on "
-          f"http://127.0.0.1:{port}/api/ (Ctrl+C stops)", file=sys.stderr, flush=True)  # fmt: skip
-    try:
-        threading.Event().wait()
-    finally:
-        server.shutdown()
-    return 0
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from shared.demo import run_demo
 
@@ -443,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071)")
     p.add_argument("--poll", type=float, default=0.5, help="seconds between container listings")
     p.add_argument("--reconcile-every", type=float, help="seconds between reconciler runs")
-    p.set_defaults(run=cmd_dev)
+    p.set_defaults(run=cli_servers.cmd_dev)
 
     p = sub.add_parser("export", parents=[common], help="write profiles and activities as a CDM folder")
     p.add_argument("dest", help="a local folder, or blob:CONTAINER[/PREFIX]")
@@ -459,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071; 0: any free)")
     p.add_argument("--source", help="local export folder that POST /api/reprocess reads")
-    p.set_defaults(run=cmd_serve)
+    p.set_defaults(run=cli_servers.cmd_serve)
 
     cdm = sub.add_parser("cdm", help="Common Data Model folders")
     cdm_sub = cdm.add_subparsers(dest="cdm_command", required=True, parser_class=_Parser)
