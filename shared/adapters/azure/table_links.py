@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared.adapters.azure.errors import translated
-from shared.adapters.azure.table_access import TableAccess, if_unchanged
+from shared.adapters.azure.table_access import TableAccess, batched, if_unchanged, is_conflict
 from shared.adapters.azure.table_keys import Entity, bucket, digest, pack
 from shared.core.errors import TransientError
 from shared.core.identity.links import Link, merge_links
@@ -75,7 +75,26 @@ def write_links(io: TableAccess, links: Sequence[Link]) -> None:
         return
     io.write_all(LINK_FILES, [("upsert", _file_row(link)) for link in merged])
     io.write_all(LINK_KEYS, [("upsert", _key_row(link)) for link in merged])
-    io.map(lambda link: _merge(io, link), merged)
+    # A link's row is per file version, so a new version's links are new: created a partition
+    # per transaction. A transaction that meets an existing row (a redelivery, a writer at once)
+    # creates nothing, and its links are merged one by one.
+    records = {link: link_record(link) for link in merged}
+    batches = batched(merged, lambda link: records[link]["PartitionKey"], lambda link: [records[link]])
+    left = [link for found in io.map(lambda batch: _create_all(io, batch), batches) for link in found]
+    io.map(lambda link: _merge(io, link), left)
+
+
+def _create_all(io: TableAccess, links: list[Link]) -> list[Link]:
+    """Create the links' rows in one transaction: none left to merge, or, should any exist
+    already, all of them."""
+    with translated("writing visitor links"):
+        try:
+            io.submit(LINKS, [("create", link_record(link)) for link in links])
+        except TableTransactionError as exc:
+            if not is_conflict(exc):
+                raise
+            return links
+    return []
 
 
 def _merge(io: TableAccess, link: Link) -> None:
