@@ -118,6 +118,7 @@ def visitor_keyed_record(record: Entity) -> Entity | None:
         "PartitionKey": bucket(vk),
         "RowKey": vk + timeline_key(record["ActivityTime"], record["ActivityId"]),
         "ActivityType": record["ActivityType"],
+        "ActivityTypeDisplay": record["ActivityTypeDisplay"],  # a type filter may name it
         "ShowInTimeline": record["ShowInTimeline"],
         "ForeignKey": record["ActivityForeignKey"],
         **{name: record[name] for name in KEYED_IDENTITY},
