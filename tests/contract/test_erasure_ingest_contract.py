@@ -14,6 +14,7 @@ from shared import bootstrap
 from shared.adapters.local_files import LocalFileSource
 from shared.core.audiences.evaluator import Audiences
 from shared.core.erasure.service import erase_customer
+from shared.core.erasure.suppressions import holds_value
 from shared.core.ingest.reconciler import reconcile
 from shared.core.ingest.service import Ports, ingest_file
 from tests.e2e import visitors as export
@@ -58,6 +59,7 @@ def _nothing_of_ada(store, extra_visitors: tuple[str, ...] = ()) -> None:  # typ
         assert a.visitor_id not in gone, a
     assert all(store.visitor_links(v) == [] for v in gone)
     assert all(link.key != "R-1" for link in store.visitor_links("tv-home"))
+    assert not [r for r in store.list_rejects(None) if holds_value(r.excerpt, ["R-1", *gone])]
 
 
 def test_reprocessing_and_rewriting_bring_nothing_of_an_erased_customer_back(backend, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -74,11 +76,12 @@ def test_reprocessing_and_rewriting_bring_nothing_of_an_erased_customer_back(bac
             (export.FIRST_FILE, export.SECOND_FILE, export.CUSTOMERS_FILE, export.LATE_FILE)} == {
         export.FIRST_FILE: 4, export.SECOND_FILE: 2, export.CUSTOMERS_FILE: 1, export.LATE_FILE: 0}  # fmt: skip
     # A new version of the first file, with more of Ada: by her phone, and signed in on a new one.
-    more = [event("a4", "2021-09-28T14:58:00Z", "ph-ada"), event("a5", "2021-09-28T14:59:00Z", "ph-new", "R-1")]
+    more = [event("a4", "2021-09-28T14:58:00Z", "ph-ada"), event("a5", "2021-09-28T14:59:00Z", "ph-new", "R-1"),
+            ("x9", "ph-ada", "R-1")]  # a broken row of hers: a reject holding her ids
     _write_csv(tmp_path / "export" / export.FIRST_FILE, export.FIRST + more)
     report = ingest_file(ports, CONFIG, export.FIRST_FILE)
-    assert report.status == "done" and report.counts.suppressed == 6
-    assert report.to_record()["suppressed"] == 6
+    assert report.status == "done" and report.counts.suppressed == 7 and report.counts.rejected == 0
+    assert report.to_record()["suppressed"] == 7
     _nothing_of_ada(store, ("ph-new",))
     assert {c: _digest_of(store, c) for c in OTHERS} == before
 

@@ -33,6 +33,10 @@ def holds_value(excerpt: str, values: list[str]) -> bool:
     )
 
 
+# What separates the values in a reject's excerpt: CSV text, or a row as JSON.
+_VALUES_APART = re.compile(r"""[\s,;|"'{}\[\]:\\]+""")
+
+
 class Suppression:
     """The suppression set with its salt, loaded once per file: which rows of a batch are an
     erased customer's (their key or visitor hashes into the set), to be skipped."""
@@ -55,8 +59,8 @@ class Suppression:
         return found
 
     def sift(self, batch: MappedBatch) -> int:
-        """Drop the batch's suppressed activities, customer rows and links, in place; how many
-        rows they came from."""
+        """Drop the batch's suppressed activities, customer rows, rejects (whose excerpt holds a
+        suppressed value) and links, in place; how many rows they came from."""
         holds, rows = self.holds, set()
         kept = []
         for a in batch.activities:
@@ -72,6 +76,13 @@ class Suppression:
             else:
                 customers.append(c)
         batch.customers = customers
+        rejects = []
+        for r in batch.rejects:  # few: a row per reject hashes each of its excerpt's values
+            if any(holds(value) for value in _VALUES_APART.split(r.excerpt)):
+                rows.add(r.row)
+            else:
+                rejects.append(r)
+        batch.rejects = rejects
         batch.links = {k: v for k, v in batch.links.items() if not (holds(k[1]) or holds(k[2]))}
         return len(rows)
 
