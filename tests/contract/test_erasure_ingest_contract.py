@@ -14,7 +14,7 @@ from shared import bootstrap
 from shared.adapters.local_files import LocalFileSource
 from shared.core.audiences.evaluator import Audiences
 from shared.core.erasure.service import erase_customer
-from shared.core.erasure.suppressions import holds_value
+from shared.core.erasure.suppressions import holds_value, load_suppression
 from shared.core.ingest.reconciler import reconcile
 from shared.core.ingest.service import Ports, ingest_file
 from tests.e2e import visitors as export
@@ -139,3 +139,14 @@ def test_an_erasure_cut_short_at_any_step_is_finished_by_a_retry(backend_factory
     assert bootstrap.open_erasures(store).erasures() == [receipt]
     assert bootstrap.open_erasures(store).suppressions() != frozenset()
     assert receipt["Removed"]["customerRows"] == clean_receipt["Removed"]["customerRows"]
+
+
+def test_a_store_nothing_was_erased_from_hashes_nothing(backend, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store, ledger = backend
+    _loaded(store, ledger, tmp_path / "export")
+    erasures = bootstrap.open_erasures(store)
+    assert load_suppression(erasures) is None  # no set to look rows up in: rows go by unhashed
+    assert erasures.erasure_salt("ab" * 32) == "ab" * 32  # loading made no salt either
+    assert all(e.counts.suppressed == 0 for e in ledger.entries())
+    erasures.suppress(["h1"])
+    assert load_suppression(erasures).salt == "ab" * 32
