@@ -17,7 +17,14 @@ def new_salt() -> str:
 
 def suppression_hash(salt: str, value: str) -> str:
     """The keyed hash of one key or visitor id (trimmed, as the mapping compares them)."""
-    key = bytes.fromhex(salt)[:64] if _is_hex(salt) else salt.encode()[:64]
+    return _hash(_key_of(salt), value)
+
+
+def _key_of(salt: str) -> bytes:
+    return bytes.fromhex(salt)[:64] if _is_hex(salt) else salt.encode()[:64]
+
+
+def _hash(key: bytes, value: str) -> str:
     return hashlib.blake2b(value.strip().encode(), key=key, digest_size=16).hexdigest()
 
 
@@ -45,6 +52,7 @@ class Suppression:
 
     def __init__(self, salt: str, hashes: frozenset[str]) -> None:
         self.salt, self.hashes = salt, hashes
+        self._key = _key_of(salt)
         # A visitor or key comes back on row after row: each value is hashed once per file.
         self._memo: dict[str, bool] = {}
 
@@ -55,7 +63,7 @@ class Suppression:
         if found is None:
             if len(self._memo) >= self._MAX_MEMO:
                 self._memo.clear()
-            found = self._memo[value] = suppression_hash(self.salt, value) in self.hashes
+            found = self._memo[value] = _hash(self._key, value) in self.hashes
         return found
 
     def sift(self, batch: MappedBatch) -> int:
