@@ -229,7 +229,8 @@ def runtime() -> Runtime:
     source = open_source(location, settings) if location else None
     log.info("footprint runtime: store=%s container=%s prefix=%r", settings.store.split(":")[0],
              settings.container, settings.prefix)  # fmt: skip
-    return Runtime(settings, config, Ports(source, store, ledger), ingest_options(settings))  # type: ignore[arg-type]
+    ports = Ports(source, store, ledger, open_erasures(store))  # type: ignore[arg-type]
+    return Runtime(settings, config, ports, ingest_options(settings))
 
 
 def ingest_options(settings: Settings, root: str = "", ports: Ports | None = None) -> IngestOptions:

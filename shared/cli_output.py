@@ -47,7 +47,7 @@ def format_report(r: IngestReport) -> str:
     return (
         f"{r.status:<11} {printable(r.file)}  entity={r.entity or '-'} rows={c.rows} activities={c.activities} "
         f"unmatched={c.unmatched} filtered={c.filtered} rejected={c.rejected} "
-        f"customers={c.customers}{tail}"
+        f"customers={c.customers} suppressed={c.suppressed}{tail}"
     )
 
 

@@ -31,21 +31,44 @@ class MemoryErasures:
         with self._lock:
             return frozenset(self.hashes)
 
-    def erase_records(
-        self, customer_id: str, keys: Sequence[tuple[str, str]], values: Sequence[str]
-    ) -> dict[str, int]:
-        store, wanted = self.store, set(keys)
+    def erase_activities(self, keys: Sequence[tuple[str, str]], visitors: Sequence[str]) -> int:
+        store, wanted, seen = self.store, set(keys), set(visitors)
         with store._lock:
-            doomed = [i for i, a in store.activities.items() if (a.customer_entity, a.activity_foreign_key) in wanted]
+            doomed = [
+                i for i, a in store.activities.items()
+                if (a.customer_entity, a.activity_foreign_key) in wanted or a.visitor_id in seen
+            ]  # fmt: skip
             for activity_id in doomed:
                 del store.activities[activity_id]
-            rejects = [k for k, r in store.rejects.items() if holds_value(r.excerpt, list(values))]
-            for key in rejects:
+        return len(doomed)
+
+    def erase_rejects(self, values: Sequence[str]) -> int:
+        store = self.store
+        with store._lock:
+            doomed = [k for k, r in store.rejects.items() if holds_value(r.excerpt, list(values))]
+            for key in doomed:
                 del store.rejects[key]
+        return len(doomed)
+
+    def erase_links(self, keys: Sequence[tuple[str, str]], visitors: Sequence[str]) -> int:
+        store, wanted, seen, removed = self.store, set(keys), set(visitors), 0
+        with store._lock:
+            for (entity, visitor), held in list(store.links.items()):
+                for identity, link in list(held.items()):
+                    if visitor in seen or (entity, link.key) in wanted:
+                        del held[identity]
+                        removed += 1
+                if not held:
+                    del store.links[(entity, visitor)]
+        return removed
+
+    def erase_customer_rows(self, customer_id: str) -> int:
+        store = self.store
+        with store._lock:
             rows = [k for k, (row, _) in store.customer_rows.items() if row.customer_id == customer_id]
             for key in rows:
                 del store.customer_rows[key]
-        return {"activities": len(doomed), "rejects": len(rejects), "customerRows": len(rows)}
+        return len(rows)
 
     def record_erasure(self, receipt: dict[str, Any]) -> None:
         with self._lock:

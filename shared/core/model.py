@@ -13,7 +13,7 @@ QUARANTINED = "quarantined"
 RUNNING = "running"
 STATUSES = (DONE, SKIPPED, FAILED, QUARANTINED, RUNNING)
 
-COUNT_FIELDS = ("rows", "activities", "unmatched", "filtered", "rejected", "customers")
+COUNT_FIELDS = ("rows", "activities", "unmatched", "filtered", "rejected", "customers", "suppressed")
 
 
 class SourceFile(NamedTuple):
@@ -146,6 +146,8 @@ class Counts:
     filtered: int = 0
     rejected: int = 0
     customers: int = 0
+    # Rows skipped because their key or visitor was erased (SPEC §11).
+    suppressed: int = 0
 
     def to_record(self) -> dict[str, int]:
         return dataclasses.asdict(self)

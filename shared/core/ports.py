@@ -267,10 +267,21 @@ class ErasureStore(Protocol):
 
     def suppressions(self) -> frozenset[str]: ...
 
-    def erase_records(self, customer_id: str, keys: Sequence[tuple[str, str]], values: Sequence[str]) -> dict[str, int]:
-        """Remove the activities reaching the customer's keys, the rejects whose excerpt holds
-        one of `values`, then the customer rows; counts per kind. Safe to run again."""
+    # Each removal is safe to run again, and says how many it removed.
+    def erase_activities(self, keys: Sequence[tuple[str, str]], visitors: Sequence[str]) -> int:
+        """Activities whose foreign key is one of `keys` (customer entity, key), and every
+        activity of one of `visitors`: anonymous, signed in under any key, keyless."""
         ...
+
+    def erase_rejects(self, values: Sequence[str]) -> int:
+        """Rejects whose excerpt holds one of `values` as a whole token."""
+        ...
+
+    def erase_links(self, keys: Sequence[tuple[str, str]], visitors: Sequence[str]) -> int:
+        """Every link of one of `visitors`, and every link to one of `keys`."""
+        ...
+
+    def erase_customer_rows(self, customer_id: str) -> int: ...
 
     def record_erasure(self, receipt: dict[str, Any]) -> None: ...
 

@@ -33,7 +33,7 @@ def test_a_done_file_is_not_claimed_again_unless_forced(ledger):  # type: ignore
 
 def test_recorded_entries_read_back_whole(ledger):  # type: ignore[no-untyped-def]
     entry = LedgerEntry(
-        "a.csv", "e1", FAILED, 3, Counts(1, 2, 3, 4, 5, 6), "Events", "boom", True,
+        "a.csv", "e1", FAILED, 3, Counts(1, 2, 3, 4, 5, 6, 7), "Events", "boom", True,
         NOW, LATER, 1234, None, "0123abcd" * 4,
     )  # fmt: skip
     ledger.record(entry)

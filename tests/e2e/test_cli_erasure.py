@@ -12,6 +12,7 @@ from tests.e2e import export
 from tests.e2e.test_cli_ingest import R1, R2, activities, footprint, ingest
 from tests.e2e.test_function_app import call, cdm_files, event, get, upload
 from tests.e2e.test_function_app import container as container  # the Functions app fixture
+from tests.e2e.visitors import ADA, SECOND_FILE, write_visitor_export
 
 
 def test_erase_removes_the_customer_and_gives_a_receipt_without_personal_data(tmp_path: Path) -> None:
@@ -45,3 +46,20 @@ def test_delete_over_http_erases_on_azure_tables(container, tmp_path: Path) -> N
     assert preview and all(a["ActivityForeignKey"] != "R-1" for a in preview)
     gone = func.HttpRequest("DELETE", "http://localhost/api/customers/c-nobody", route_params={"id": "c-nobody"}, body=b"")
     assert call("erase_customer", gone).status_code == 404
+
+
+def test_later_ingests_skip_an_erased_customer_and_count_the_rows_suppressed(tmp_path: Path) -> None:
+    store, root = tmp_path / "store.db", tmp_path / "export"
+    write_visitor_export(root)
+    ingest(store, root)
+    receipt = orjson.loads(footprint("erase", ADA, "--json", store=store).stdout)
+    assert receipt["Removed"]["visitors"] == 2
+    again = footprint("ingest", "--json", "--force", str(root), store=store).stdout
+    assert sum(r["suppressed"] for r in map(orjson.loads, again.splitlines())) == 7
+    left = activities(store).values()
+    assert left and all(a["CustomerId"] != ADA and a["VisitorId"] not in ("ph-ada", "lp-ada") for a in left)
+    status = orjson.loads(footprint("status", "--json", store=store).stdout)
+    assert status["counts_when_loaded"]["suppressed"] == 7
+    assert "suppressed=7" in footprint("status", store=store).stdout
+    text = footprint("ingest", "--force", str(root / SECOND_FILE), store=store).stdout
+    assert "suppressed=2" in text

@@ -63,7 +63,7 @@ def test_a_cdm_export_lands_with_rejects_filters_and_unmatched_counted(
     store = tmp_path / "fp.db"
     reports = ingest(store, cdm_export)
     expected_keys = {"file", "entity", "status", "rows", "activities", "unmatched", "filtered",
-                     "rejected", "customers", "error", "reason"}  # fmt: skip
+                     "rejected", "customers", "suppressed", "error", "reason"}  # fmt: skip
     assert all(set(r) == expected_keys for r in reports.values())
     first = reports[export.FIRST_FILE]
     assert (first["entity"], first["status"]) == ("EmailPromotion", "done")

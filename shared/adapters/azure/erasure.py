@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from shared.adapters.azure.errors import translated
+from shared.adapters.azure.table_keys import Entity
 from shared.adapters.azure.table_layout import (
     ACTIVITIES,
     CUSTOMER_ROWS,
@@ -25,8 +26,12 @@ from shared.adapters.azure.table_layout import (
     activity_where,
     customer_where,
     keyed_range,
+    keyed_record,
     member_record,
+    visitor_keyed_range,
+    visitor_keyed_record,
 )
+from shared.adapters.azure.table_links import delete_links, links_of, visitors_of
 from shared.adapters.azure.tables import TableStore
 from shared.core.erasure.suppressions import holds_value
 
@@ -52,29 +57,56 @@ class TableErasures:
         rows = self.io.query(ERASURE, "PartitionKey eq 'suppress'", select=["RowKey"])
         return frozenset(r["RowKey"] for r in rows)
 
-    def erase_records(
-        self, customer_id: str, keys: Sequence[tuple[str, str]], values: Sequence[str]
-    ) -> dict[str, int]:
-        activities = 0
-        for entity, key in keys:
-            partition, low, high = keyed_range(entity, key)
-            index = list(self.io.query(
-                KEYED, "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
-                {"pk": partition, "low": low, "high": high}, select=["PartitionKey", "RowKey", "ActivityId"],
-            ))  # fmt: skip
-            ids = {row["ActivityId"] for row in index}
-            activities += len(ids)
-            self._delete(ACTIVITIES, [activity_where(a) for a in ids])
-            self._delete(KEYED, [(r["PartitionKey"], r["RowKey"]) for r in index])
+    def erase_activities(self, keys: Sequence[tuple[str, str]], visitors: Sequence[str]) -> int:
+        entities = sorted({entity for entity, _ in keys})
+        ranges = [keyed_range(entity, key) for entity, key in keys]
+        ranges += [found for entity in entities for visitor in visitors
+                   for found in (keyed_range(entity, visitor), visitor_keyed_range(entity, visitor))]  # fmt: skip
+        index = [row for rows in self.io.map(lambda r: list(self._index(*r)), ranges) for row in rows]
+        ids = sorted({row["ActivityId"] for row in index})
+        records = self.io.map(lambda i: self.io.get(ACTIVITIES, *activity_where(i)), ids)
+        wanted, seen = set(keys), set(visitors)
+        # The index may be stale: the activity itself says whether it is the customer's.
+        doomed = [r for r in records if r is not None and (
+            (r.get("CustomerEntity"), r.get("ActivityForeignKey")) in wanted or r.get("VisitorId") in seen
+        )]  # fmt: skip
+        # The truth first, its index rows after: a retry still finds what a crash left.
+        self._delete(ACTIVITIES, [(r["PartitionKey"], r["RowKey"]) for r in doomed])
+        rows = {(r["PartitionKey"], r["RowKey"]) for r in index}
+        rows |= {(k["PartitionKey"], k["RowKey"]) for r in doomed
+                 for k in (keyed_record(r), visitor_keyed_record(r)) if k is not None}  # fmt: skip
+        self._delete(KEYED, sorted(rows))
+        return len(doomed)
+
+    def _index(self, partition: str, low: str, high: str) -> Iterable[Entity]:
+        return self.io.query(
+            KEYED, "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
+            {"pk": partition, "low": low, "high": high}, select=["PartitionKey", "RowKey", "ActivityId"],
+        )  # fmt: skip
+
+    def erase_rejects(self, values: Sequence[str]) -> int:
         # A scan of the rejects: they are kept by file, and any file may hold the customer.
         doomed = [r for r in self.io.scan(REJECTS) if holds_value(r.get("Excerpt") or "", list(values))]
         self._delete(REJECTS, [(r["PartitionKey"], r["RowKey"]) for r in doomed])
-        # Last: a retry after a crash still finds the customer, and through it the keys.
+        return len(doomed)
+
+    def erase_links(self, keys: Sequence[tuple[str, str]], visitors: Sequence[str]) -> int:
+        entities = sorted({entity for entity, _ in keys})
+        pairs = {(entity, visitor) for entity in entities for visitor in visitors}
+        pairs |= {(entity, v) for entity, key in keys for v in visitors_of(self.io, entity, key)}
+        wanted, seen = set(keys), set(visitors)
+        found = self.io.map(lambda pair: links_of(self.io, *pair), sorted(pairs))
+        doomed = [link for links in found for link in links
+                  if link.visitor_id in seen or (link.customer_entity, link.key) in wanted]  # fmt: skip
+        delete_links(self.io, doomed)
+        return len(doomed)
+
+    def erase_customer_rows(self, customer_id: str) -> int:
         rows = self.store._rows_of(customer_id)
         self._delete(MEMBERS, [(m["PartitionKey"], m["RowKey"]) for m in map(member_record, rows)])
         self._delete(CUSTOMER_ROWS, [customer_where(r["Entity"], r["Key"]) for r in rows])
         self.store._customer_keys.difference_update((r["Entity"], r["Key"]) for r in rows)
-        return {"activities": activities, "rejects": len(doomed), "customerRows": len(rows)}
+        return len(rows)
 
     def _delete(self, name: str, where: Sequence[tuple[str, str]]) -> None:
         table = self.io.table(name)

@@ -155,3 +155,10 @@ def every_link(io: TableAccess, visitor: str | None = None) -> Iterable[Link]:
     if visitor is None:
         return map(link_of, io.scan(LINKS))
     return map(link_of, io.query(LINKS, "VisitorId eq @v", {"v": visitor}))
+
+
+def delete_links(io: TableAccess, links: Sequence[Link]) -> None:
+    """Delete links (an erasure's): the link, then its index rows, as forget_links does."""
+    io.delete_if_unchanged(LINKS, [link_record(link) for link in links], ())
+    io.delete_if_unchanged(LINK_KEYS, [_key_row(link) for link in links], ())
+    io.delete_if_unchanged(LINK_FILES, [_file_row(link) for link in links], ())

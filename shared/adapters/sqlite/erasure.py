@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from shared.adapters.sqlite import links as link_tables
 from shared.adapters.sqlite.store import SqliteDatabase
 from shared.core.erasure.suppressions import holds_value
 
@@ -16,6 +17,16 @@ CREATE TABLE IF NOT EXISTS erasure_salt (id INTEGER PRIMARY KEY CHECK (id = 1), 
 CREATE TABLE IF NOT EXISTS suppressions (hash TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS erasures (seq INTEGER PRIMARY KEY AUTOINCREMENT, receipt TEXT NOT NULL);
 """
+# Every activity of one visitor: anonymous ones by its id as key (visitor_id '' = the key),
+# signed-in ones by the keys its links name, keyless ones by the visitor index.
+_OF_VISITOR = """
+DELETE FROM activities WHERE activity_id IN (
+    SELECT activity_id FROM activities WHERE activity_foreign_key = ? AND visitor_id = ''
+    UNION SELECT a.activity_id FROM (SELECT DISTINCT key FROM links WHERE visitor = ?) l
+    JOIN activities a ON a.activity_foreign_key = l.key WHERE a.visitor_id = ?
+    UNION SELECT activity_id FROM activities INDEXED BY activities_by_keyless_visitor
+    WHERE activity_foreign_key IS NULL AND visitor_id IS NOT NULL AND visitor_id = ?
+)"""
 
 
 class SqliteErasures:
@@ -40,29 +51,47 @@ class SqliteErasures:
     def suppressions(self) -> frozenset[str]:
         return frozenset(h for (h,) in self.db.query("SELECT hash FROM suppressions"))
 
-    def erase_records(
-        self, customer_id: str, keys: Sequence[tuple[str, str]], values: Sequence[str]
-    ) -> dict[str, int]:
-        removed = {"activities": 0, "rejects": 0, "customerRows": 0}
+    def erase_activities(self, keys: Sequence[tuple[str, str]], visitors: Sequence[str]) -> int:
+        removed = 0
         with self.db.transaction() as conn:
             for entity, key in keys:
-                removed["activities"] += conn.execute(
+                removed += conn.execute(
                     "DELETE FROM activities WHERE activity_foreign_key = ? AND source_id IN "
                     "(SELECT source_id FROM activity_sources WHERE customer_entity = ?)", (key, entity),
                 ).rowcount  # fmt: skip
+            for visitor in visitors:
+                removed += conn.execute(_OF_VISITOR, (visitor,) * 4).rowcount
+        return removed
+
+    def erase_rejects(self, values: Sequence[str]) -> int:
+        if not values:
+            return 0
+        with self.db.transaction() as conn:
             doomed = [
                 (file, row) for file, row, excerpt in conn.execute(
                     "SELECT file, row, excerpt FROM rejects WHERE "
                     + " OR ".join("instr(excerpt, ?) > 0" for _ in values), list(values),
                 ) if holds_value(excerpt, list(values))
-            ] if values else []  # fmt: skip
+            ]  # fmt: skip
             conn.executemany("DELETE FROM rejects WHERE file = ? AND row = ?", doomed)
-            removed["rejects"] = len(doomed)
-            # Last: a retry after a crash still finds the customer, and through it the keys.
-            removed["customerRows"] = conn.execute(
-                "DELETE FROM customer_rows WHERE customer_id = ?", (customer_id,)
-            ).rowcount
+        return len(doomed)
+
+    def erase_links(self, keys: Sequence[tuple[str, str]], visitors: Sequence[str]) -> int:
+        removed, touched = 0, set()
+        with self.db.transaction() as conn:
+            for visitor in visitors:
+                touched |= set(conn.execute("SELECT entity, visitor FROM links WHERE visitor = ?", (visitor,)))
+                removed += conn.execute("DELETE FROM links WHERE visitor = ?", (visitor,)).rowcount
+            for entity, key in keys:
+                where = "FROM links WHERE entity = ? AND key = ?"
+                touched |= set(conn.execute(f"SELECT entity, visitor {where}", (entity, key)))
+                removed += conn.execute(f"DELETE {where}", (entity, key)).rowcount
+            link_tables.settle(conn, touched)  # the visitors' winners, worked out again
         return removed
+
+    def erase_customer_rows(self, customer_id: str) -> int:
+        with self.db.transaction() as conn:
+            return conn.execute("DELETE FROM customer_rows WHERE customer_id = ?", (customer_id,)).rowcount
 
     def record_erasure(self, receipt: dict[str, Any]) -> None:
         with self.db.transaction() as conn:

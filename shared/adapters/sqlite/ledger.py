@@ -13,7 +13,7 @@ from shared.core.model import Counts, LedgerEntry
 _LEDGER_COLUMNS = (
     "path, etag, status, attempts, rows, activities, unmatched, filtered, rejected, customers, "
     "entity, error, permanent, started_at, finished_at, duration_ms, not_before, holder, mapping, "
-    "awaits_metadata"
+    "awaits_metadata, suppressed"
 )
 _WIDTH = _LEDGER_COLUMNS.count(",") + 1
 
@@ -22,7 +22,7 @@ def _entry(row: tuple) -> LedgerEntry:
     path, etag, status, attempts, *counts = row[:10]
     entity, error, permanent, started, finished, duration, not_before, holder, mapping, awaits = row[10:20]
     return LedgerEntry(
-        path, etag, status, attempts, Counts(*(c or 0 for c in counts)), entity, error,
+        path, etag, status, attempts, Counts(*(c or 0 for c in counts), row[20] or 0), entity, error,
         bool(permanent), started, finished, duration, not_before, holder, mapping, bool(awaits),
     )  # fmt: skip
 
@@ -33,6 +33,7 @@ def _entry_values(e: LedgerEntry) -> tuple:
         e.path, e.etag, e.status, e.attempts, c.rows, c.activities, c.unmatched, c.filtered,
         c.rejected, c.customers, e.entity, e.error, int(e.permanent), e.started_at,
         e.finished_at, e.duration_ms, e.not_before, e.holder, e.mapping, int(e.awaits_metadata),
+        c.suppressed,
     )  # fmt: skip
 
 

@@ -67,7 +67,8 @@ CREATE INDEX IF NOT EXISTS ledger_by_status ON ledger (status);
 # Columns added to a table after its first release, for files made before them.
 # Columns added since a database file was made (CREATE TABLE IF NOT EXISTS keeps old ones).
 # Entries of older ledgers, without a mapping fingerprint, count as read under the current mapping.
-_ADDED_COLUMNS = {"ledger": ["holder TEXT", "mapping TEXT", "awaits_metadata INTEGER NOT NULL DEFAULT 0"]}
+_ADDED_COLUMNS = {"ledger": ["holder TEXT", "mapping TEXT", "awaits_metadata INTEGER NOT NULL DEFAULT 0",
+                             "suppressed INTEGER"]}
 _ADDED_INDEXES = """
 CREATE INDEX IF NOT EXISTS ledger_awaiting_metadata ON ledger (path) WHERE awaits_metadata = 1;
 """

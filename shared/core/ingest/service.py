@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from shared.core.cdm.catalog import Catalog, MetadataCache, is_manifest_name, is_metadata
 from shared.core.config import Config, mapping_fingerprint
+from shared.core.erasure.suppressions import Suppression, load_suppression
 from shared.core.errors import NotFound, PermanentError, StorageFull
 from shared.core.identity.links import Spans, links_of_spans, merge_spans
 from shared.core.ingest import forked
@@ -29,7 +30,7 @@ from shared.core.model import (
     LedgerEntry,
     SourceFile,
 )
-from shared.core.ports import FileSource, Ledger, ProfileStore
+from shared.core.ports import ErasureStore, FileSource, Ledger, ProfileStore
 from shared.core.reading.records import Limits, ParsedRow
 from shared.core.reading.rows import file_kind, iter_rows
 
@@ -45,6 +46,8 @@ class Ports:
     source: FileSource
     store: ProfileStore
     ledger: Ledger
+    # Whose suppressions every load honours (SPEC §11); None: a store nothing is erased from.
+    erasures: ErasureStore | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +171,8 @@ def _work(ports, config, file, stream, entry, catalog, options, lease) -> Ingest
             store = ports.store
             again = store.note_rereads(file.path, store.overlapping_files(file.path, file.etag))
             store.forget_file(file.path, file.etag)
-            _load_file(store, mapping, schema, file, stream, counts, options, lease.beat)
+            suppression = load_suppression(ports.erasures)
+            _load_file(store, mapping, schema, file, stream, counts, options, lease.beat, suppression)
             entry.status, entry.error = DONE, None
     except PermanentError as exc:
         entry.status, entry.error, entry.permanent = FAILED, str(exc), True
@@ -194,9 +198,9 @@ def _work(ports, config, file, stream, entry, catalog, options, lease) -> Ingest
     halt = _finish(ports.ledger, entry) or halt
     log.info(
         "%s %s entity=%s rows=%d activities=%d unmatched=%d filtered=%d rejected=%d "
-        "customers=%d ms=%d%s", entry.status, file.path, entry.entity, counts.rows,
+        "customers=%d suppressed=%d ms=%d%s", entry.status, file.path, entry.entity, counts.rows,
         counts.activities, counts.unmatched, counts.filtered, counts.rejected, counts.customers,
-        entry.duration_ms, f" error={entry.error}" if entry.error else "",
+        counts.suppressed, entry.duration_ms, f" error={entry.error}" if entry.error else "",
     )  # fmt: skip
     return dataclasses.replace(_report_of(entry), halt=halt)
 
@@ -249,15 +253,17 @@ def _replay(
         try:
             schema = catalog.describe(path)
             mapping = EntityMapping(config, schema.entity)
-            _load_file(ports.store, mapping, schema, file, stream, Counts(), options, lease.beat)
+            suppression = load_suppression(ports.erasures)
+            _load_file(ports.store, mapping, schema, file, stream, Counts(), options, lease.beat, suppression)
         except PermanentError:
             pass  # a broken file: what precedes the break is written, as when it was read
 
 
-def _load_file(store, mapping, schema, file, stream, counts, options, beat) -> None:  # type: ignore[no-untyped-def]
+def _load_file(store, mapping, schema, file, stream, counts, options, beat, suppression=None) -> None:  # type: ignore[no-untyped-def]
     """Write a file's rows in batches, renewing the claim (`beat`) between them; a break in
     the file (truncated gzip, undecodable text) is raised once the rows before it are written.
-    Large local files may be read in a child process (IngestOptions.read_in_child_from)."""
+    Large local files may be read in a child process (IngestOptions.read_in_child_from).
+    Rows of an erased customer (`suppression`) are skipped."""
 
     def batches() -> Iterator[MappedBatch]:
         rows = _UntilBroken(
@@ -276,7 +282,7 @@ def _load_file(store, mapping, schema, file, stream, counts, options, beat) -> N
     with contextlib.closing(forked.batches_from_child(batches) if in_child else batches()) as made:
         try:
             for batch in made:
-                _write(store, batch, counts, links, cap)
+                _write(store, batch, counts, links, cap, suppression)
                 if counts.rejected > cap:
                     # A row per reject would take hours and gigabytes for one garbage file.
                     raise PermanentError(
@@ -370,11 +376,12 @@ def load(
     file: SourceFile,
     counts: Counts,
     batch_size: int,
+    suppression: Suppression | None = None,
 ) -> None:
     """Map parsed rows and write them in batches; row problems become rejects, not errors."""
     links = LinkBuffer(store, file)
     for batch in _batches(mapping, rows, file, batch_size):
-        _write(store, batch, counts, links)
+        _write(store, batch, counts, links, None, suppression)
     links.flush()
 
 
@@ -395,8 +402,12 @@ def _write(
     counts: Counts,
     links: LinkBuffer,
     max_rejects: int | None = None,
+    suppression: Suppression | None = None,
 ) -> None:
-    """Write a batch, storing rejects only up to `max_rejects` for the file; all are counted."""
+    """Write a batch, storing rejects only up to `max_rejects` for the file; all are counted.
+    An erased customer's rows are dropped first, counted as suppressed."""
+    if suppression is not None:
+        counts.suppressed += suppression.sift(batch)
     rejects = batch.rejects
     if max_rejects is not None and counts.rejected + len(rejects) > max_rejects:
         rejects = rejects[: max(max_rejects - counts.rejected, 0)]
