@@ -1,10 +1,22 @@
 """The ExportSource contract: every store streams all of its customers and activities, each
-as its reads elsewhere show it, once."""
+as its reads elsewhere show it, once; and an export holds the store's current measures and
+memberships."""
 
 from __future__ import annotations
 
+import csv
+
+import orjson
+
+from shared import bootstrap
+from shared.adapters.local_files import LocalExportTarget
+from shared.core.audiences.records import AudienceResult
+from shared.core.export.folder import MANIFEST
+from shared.core.export.profiles import AudienceExport, export_profiles
 from shared.core.model import activity_cells
 from tests.builders import activity, customer, link
+
+T0, T1 = "2026-06-01T00:00:00.000Z", "2026-06-02T00:00:00.000Z"
 
 
 def test_every_customer_streams_once_in_id_order_as_the_card_shows_it(store):  # type: ignore[no-untyped-def]
@@ -45,3 +57,30 @@ def test_every_activity_streams_once_as_its_export_row(store):  # type: ignore[n
 def test_an_empty_store_streams_nothing(store):  # type: ignore[no-untyped-def]
     assert list(store.iter_customers()) == [] and list(store.iter_activities()) == []
     assert list(store.iter_activity_cells()) == []
+
+
+def test_an_export_holds_the_current_measures_and_memberships_of_the_store(store, tmp_path):  # type: ignore[no-untyped-def]
+    audiences = bootstrap.open_audiences(store)
+    first = AudienceResult("c-1", {"Clicks": 3, "Last": T0, "Top": "https://x/p/1"}, ("A", "B"), None)
+    audiences.save_audiences([first, AudienceResult("c-2", {"Clicks": 0, "Last": None, "Top": None}, (), None)], "fp", T0)
+    audiences.save_audiences([AudienceResult("c-2", {"Clicks": 1, "Last": T1, "Top": "https://x/p/2"}, ("A",), None)], "fp", T1)
+    kinds = {"Clicks": "number", "Last": "time", "Top": "text"}
+    receipts = export_profiles(store, AudienceExport(audiences, kinds), LocalExportTarget(tmp_path), max_rows=2)
+    manifest = orjson.loads((tmp_path / MANIFEST).read_bytes())
+    partitions = {e["entityName"]: [p["location"] for p in e["dataPartitions"]] for e in manifest["entities"]}
+
+    def rows(entity: str) -> list[tuple[str, ...]]:
+        found = []
+        for location in partitions[entity]:
+            with (tmp_path / location).open(encoding="utf-8", newline="") as f:
+                found += [tuple(r) for r in list(csv.reader(f))[1:]]
+        return found
+
+    assert sorted(rows("CustomerMeasure")) == [
+        ("c-1", "Clicks", "number", "3", "", ""), ("c-1", "Last", "time", "", T0, ""),
+        ("c-1", "Top", "text", "", "", "https://x/p/1"), ("c-2", "Clicks", "number", "1", "", ""),
+        ("c-2", "Last", "time", "", T1, ""), ("c-2", "Top", "text", "", "", "https://x/p/2"),
+    ]  # fmt: skip
+    assert sorted(rows("SegmentMembership")) == [("c-1", "A", T0), ("c-1", "B", T0), ("c-2", "A", T1)]
+    assert len(partitions["CustomerMeasure"]) == 3 and len(partitions["SegmentMembership"]) == 2
+    assert {r.name: r.rows for r in receipts} == {"Customer": 0, "UnifiedActivity": 0, "CustomerMeasure": 6, "SegmentMembership": 3}
