@@ -4,6 +4,7 @@ python -m bench            # 1M events + 10k customers (a few minutes)
 python -m bench --quick    # a smoke run on small files
 BENCH_EVENTS=200000 python -m bench --skip-azure
 python -m bench.metadata   # only the CDM metadata rows (--skip-metadata leaves them out)
+python -m bench --only export   # only the export rows (the store they export ingested first)
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def main() -> None:
     parser.add_argument("--skip-azure", action="store_true", help="no Azurite measurements")
     parser.add_argument("--skip-metadata", action="store_true",
                         help="no CDM metadata measurements (bench/metadata.py)")  # fmt: skip
+    parser.add_argument("--only", choices=["export"],
+                        help="only these rows: export (and what it needs: the store, DuckDB's table)")  # fmt: skip
     args = parser.parse_args()
     base = QUICK if args.quick else FULL
     sizes = dataclasses.replace(
@@ -55,6 +58,9 @@ def main() -> None:
         azure_events=args.azure_events or base.azure_events,
     )
     with tempfile.TemporaryDirectory(prefix="footprint-bench-") as tmp:
+        if args.only == "export":
+            print_table(run_export(Path(tmp), sizes), sizes.events, sizes.customers)
+            return
         rows = run(Path(tmp), sizes, azure=not args.skip_azure)
         if not args.skip_metadata:
             from bench.metadata import metadata_rows
@@ -80,6 +86,19 @@ def run(tmp: Path, sizes: Sizes, azure: bool) -> list[Row]:
         rows += azure_rows(tmp, sizes)
     rows += rss_rows(tmp, sizes)
     return rows
+
+
+def run_export(tmp: Path, sizes: Sizes) -> list[Row]:
+    """The export rows alone: the store ingested and DuckDB's table built as `run` does, unmeasured."""
+    root = tmp / "export"
+    customers = export.write_customers(root, sizes.customers)
+    events = export.write_events(root, sizes.events, sizes.customers)
+    store = tmp / "footprint.db"
+    footprint_ingest(root, store, customers)
+    footprint_ingest(root, store, events)
+    (tmp / "duckdb").mkdir()
+    child("bench.references", "duckdb", str(root), customers, events, str(tmp / "duckdb"))
+    return export_rows(tmp, store)
 
 
 def sqlite_rows(tmp: Path, root: Path, customers: str, events: str, sizes: Sizes) -> list[Row]:

@@ -16,6 +16,7 @@ from shared.core.cdm.catalog import MetadataCache
 from shared.core.config import Config, parse_config
 from shared.core.errors import ConfigError
 from shared.core.export.folder import ExportTarget
+from shared.core.export.profiles import AudienceExport
 from shared.core.ingest.service import IngestOptions, Ports
 from shared.core.ports import (
     AudienceStore,
@@ -151,6 +152,11 @@ def open_change_queue(settings: Settings) -> ChangeQueue | None:
 
 def audiences_of(config: Config) -> Audiences:
     return Audiences(config.measures, config.segments)
+
+
+def audience_export(store: ProfileStore, config: Config) -> AudienceExport:
+    """What an export reads of the store's measures and segments."""
+    return AudienceExport(open_audiences(store), {m.name: m.kind for m in config.measures})
 
 
 def _storage_connection(settings: Settings, what: str) -> str:

@@ -221,10 +221,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from shared.core.export.profiles import export_profiles, receipt_records
 
-    settings, _, store, _ = _context(args)
+    settings, config, store, _ = _context(args)
     target = bootstrap.open_export_target(args.dest, settings)
     try:
-        receipts = list(receipt_records(export_profiles(store, target, args.partition_rows)))
+        audiences = bootstrap.audience_export(store, config)
+        receipts = list(receipt_records(export_profiles(store, audiences, target, args.partition_rows)))
     finally:
         store.close()
     emit(args.json, receipts, format_export)
@@ -385,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reconcile-every", type=float, help="seconds between reconciler runs")
     p.set_defaults(run=cli_servers.cmd_dev)
 
-    p = sub.add_parser("export", parents=[common], help="write profiles and activities as a CDM folder")
+    p = sub.add_parser("export", parents=[common], help="write customers, activities, measures and segments as a CDM folder")
     p.add_argument("dest", help="a local folder, or blob:CONTAINER[/PREFIX]")
     p.add_argument("--partition-rows", type=_positive, default=1_000_000,
                    help="rows per CSV partition at most (default 1,000,000)")

@@ -21,6 +21,7 @@ from shared.core.model import (
     Page,
     Reject,
     TimelineQuery,
+    activity_cells,
 )
 from shared.core.paging import decode_cursor, encode_cursor
 
@@ -282,6 +283,9 @@ class MemoryStore:
 
     def iter_activities(self) -> Iterator[Activity]:
         return iter(sorted(self._resolved_all(), key=lambda a: a.activity_id))
+
+    def iter_activity_cells(self) -> Iterator[Sequence[str]]:
+        return map(activity_cells, self.iter_activities())
 
     def close(self) -> None:
         pass

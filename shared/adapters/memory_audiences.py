@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from shared.adapters.memory import MemoryStore
@@ -100,6 +100,16 @@ class MemoryAudiences:
             for i in mine:
                 self.changes[i] = self.changes[i]._replace(customer_id=None)
         return len(mine)
+
+    def iter_measures(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        with self._lock:
+            found = sorted((c, dict(s.measures)) for c, s in self.state.items())
+        return iter(found)
+
+    def iter_memberships(self) -> Iterator[tuple[str, str, str]]:
+        with self._lock:
+            found = sorted((s, c, since) for s, members in self.members.items() for c, since in members.items())
+        return iter(found)
 
     def marks(self) -> dict[str, str]:
         with self._lock:

@@ -75,6 +75,15 @@ ACTIVITY_FIELDS = {
 }
 
 
+def activity_cells(activity: Activity) -> tuple[str, ...]:
+    """An activity's row in the export: its ACTIVITY_FIELDS as text, '' for none, ShowInTimeline
+    'true' or 'false'. The SQLite store builds the same rows in SQL."""
+    return tuple(
+        "" if value is None else ("true" if value else "false") if isinstance(value, bool) else str(value)
+        for value in (getattr(activity, attr) for attr in ACTIVITY_FIELDS)
+    )
+
+
 class CustomerRow(NamedTuple):
     """One row of a customer source: the key it is known by and the customer it belongs to."""
 

@@ -200,6 +200,11 @@ class ExportSource(Protocol):
         """Every activity with its resolved customer, by ActivityId."""
         ...
 
+    def iter_activity_cells(self) -> Iterator[Sequence[str]]:
+        """Every activity as `activity_cells` makes its export row (all text), in any order:
+        the export's fast path, which builds no Activity."""
+        ...
+
 
 class AudienceStore(Protocol):
     """Measures and segments kept current (SPEC §9): each customer's evaluation, the history of
@@ -237,6 +242,14 @@ class AudienceStore(Protocol):
 
     def anonymize_changes(self, customer_id: str) -> int:
         """Keep the customer's history entries without the customer (erasure); how many."""
+        ...
+
+    def iter_measures(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every evaluated customer's current measures, (CustomerId, {name: value}), streamed."""
+        ...
+
+    def iter_memberships(self) -> Iterator[tuple[str, str, str]]:
+        """Every current membership, (Segment, CustomerId, entered at), streamed."""
         ...
 
     def marks(self) -> dict[str, str]:

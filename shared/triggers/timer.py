@@ -63,5 +63,6 @@ def export_timer(timer: func.TimerRequest) -> None:
         log.info("export timer: FOOTPRINT_EXPORT_TARGET is not set, nothing exported")
         return
     target = bootstrap.open_export_target(rt.settings.export_target, rt.settings)
-    folder = export_snapshot(rt.ports.store, target, datetime.now(UTC))  # type: ignore[arg-type]
+    audiences = bootstrap.audience_export(rt.ports.store, rt.config)
+    folder = export_snapshot(rt.ports.store, audiences, target, datetime.now(UTC))  # type: ignore[arg-type]
     log.info("export timer: wrote %s/%s and pointed latest.json at it", rt.settings.export_target, folder)

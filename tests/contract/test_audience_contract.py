@@ -98,3 +98,15 @@ def test_marks_are_kept_by_name(audiences) -> None:  # type: ignore[no-untyped-d
     audiences.set_mark("published:S", "12")
     audiences.set_mark("evaluated", "fp2")
     assert audiences.marks() == {"evaluated": "fp2", "published:S": "12"}
+
+
+def test_the_current_measures_and_memberships_stream_for_an_export(audiences) -> None:  # type: ignore[no-untyped-def]
+    audiences.save_audiences([result("c-1", "S", "T", M=1, Last=T0), result("c-2", "S", M=2, Last=None),
+                              result("c-3", M=0, Last=None)], "fp", T0)  # fmt: skip
+    audiences.save_audiences([result("c-1", "T", M=3, Last=T1), AudienceResult("c-3", None, (), None)], "fp", T1)
+    assert sorted(audiences.iter_measures()) == [("c-1", {"M": 3, "Last": T1}), ("c-2", {"M": 2, "Last": None})]
+    assert sorted(audiences.iter_memberships()) == [("S", "c-2", T0), ("T", "c-1", T0)]
+
+
+def test_nothing_evaluated_streams_nothing(audiences) -> None:  # type: ignore[no-untyped-def]
+    assert list(audiences.iter_measures()) == [] and list(audiences.iter_memberships()) == []

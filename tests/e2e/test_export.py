@@ -1,9 +1,12 @@
 """`footprint export`: a CDM folder the official object model resolves, that `cdm inspect`
-agrees with, and whose UnifiedActivity ingests back into the same activities."""
+agrees with, whose UnifiedActivity ingests back into the same activities, and whose
+CustomerMeasure and SegmentMembership hold the store's current measures and memberships."""
 
 from __future__ import annotations
 
 import asyncio
+import csv
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +14,7 @@ import orjson
 import pytest
 
 from tests.e2e import export
+from tests.e2e.test_cli_audiences import AUDIENCES, DEFAULTS
 from tests.e2e.test_cli_ingest import activities, footprint, ingest
 
 cdm = pytest.importorskip("cdm.objectmodel", reason="commondatamodel-objectmodel (requirements-dev.txt)")
@@ -60,7 +64,7 @@ def test_the_official_object_model_resolves_every_entity_attribute_and_partition
     store, root = exported
     view, errors = _object_model_view(root)
     assert errors == []
-    assert sorted(view) == ["Customer", "UnifiedActivity"]
+    assert sorted(view) == ["Customer", "CustomerMeasure", "SegmentMembership", "UnifiedActivity"]
     rows = {e: sum(len(_rows(root / p)) for p in v["partitions"]) for e, v in view.items()}
     acts = activities(store)
     assert rows["UnifiedActivity"] == len(acts) > 3  # more than one partition's worth
@@ -73,7 +77,10 @@ def test_the_official_object_model_resolves_every_entity_attribute_and_partition
 
 
 def test_cdm_inspect_agrees_with_the_object_model(exported: tuple[Path, Path]) -> None:
-    _, root = exported
+    _assert_inspect_agrees(exported[1])
+
+
+def _assert_inspect_agrees(root: Path) -> None:
     view, _ = _object_model_view(root)
     ours = orjson.loads(footprint("cdm", "inspect", str(root), "--json").stdout)
     assert {e["name"]: [p["location"] for p in e["partitions"]] for e in ours["entities"]} == {
@@ -127,3 +134,68 @@ def test_a_failed_export_leaves_no_manifest_and_no_half_file(tmp_path: Path) -> 
 
 def _rows(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines()[1:]
+
+
+def test_with_no_measures_configured_the_audience_entities_are_header_only(exported: tuple[Path, Path]) -> None:
+    _, root = exported  # the default config: no measures, no segments
+    view, errors = _object_model_view(root)
+    assert errors == []
+    for name, header in (("CustomerMeasure", "CustomerId,Measure,Kind,NumberValue,TimeValue,TextValue"),
+                         ("SegmentMembership", "CustomerId,Segment,EnteredAt")):  # fmt: skip
+        assert view[name]["partitions"] == [f"{name}/part-00001.csv"]
+        assert (root / name / "part-00001.csv").read_bytes() == (header + "\r\n").encode()
+
+
+@pytest.fixture
+def exported_audiences(tmp_path: Path) -> tuple[Path, Path, Path]:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**json.loads(DEFAULTS.read_text()), **AUDIENCES}))
+    store = tmp_path / "store.db"
+    ingest(store, export.write_cdm_export(tmp_path / "export"), ok=False)
+    footprint("segments", "refresh", "--config", str(config), store=store)
+    footprint("export", str(tmp_path / "out"), "--partition-rows", "3", "--config", str(config), store=store)
+    return store, config, tmp_path / "out"
+
+
+def _records(root: Path, partitions: list[str]) -> list[dict[str, str]]:
+    found = []
+    for location in partitions:
+        with (root / location).open(encoding="utf-8", newline="") as f:
+            found += list(csv.DictReader(f))
+    return found
+
+
+def test_measures_and_memberships_are_exported_as_the_store_holds_them(exported_audiences) -> None:  # type: ignore[no-untyped-def]
+    store, config, root = exported_audiences
+    view, errors = _object_model_view(root)
+    assert errors == []
+    assert dict(view["CustomerMeasure"]["attributes"]) == {
+        "CustomerId": "String", "Measure": "String", "Kind": "String",
+        "NumberValue": "Int64", "TimeValue": "DateTime", "TextValue": "String",
+    }  # fmt: skip
+    assert dict(view["SegmentMembership"]["attributes"]) == {"CustomerId": "String", "Segment": "String", "EnteredAt": "DateTime"}
+
+    def cli(*args: str) -> Any:
+        return orjson.loads(footprint(*args, "--json", "--config", str(config), store=store).stdout)
+
+    customers = [r["CustomerId"] for r in _records(root, view["Customer"]["partitions"])]
+    measures = _records(root, view["CustomerMeasure"]["partitions"])
+    assert len(view["CustomerMeasure"]["partitions"]) == -(-len(measures) // 3) > 1
+    exported: dict[str, dict[str, Any]] = {}
+    for r in measures:
+        value = {"number": int(r["NumberValue"] or 0), "time": r["TimeValue"], "text": r["TextValue"]}[r["Kind"]]
+        exported.setdefault(r["CustomerId"], {})[r["Measure"]] = value if any(
+            r[c] for c in ("NumberValue", "TimeValue", "TextValue")) else None  # fmt: skip
+    assert exported == {c: cli("measures", c)["Measures"] for c in customers}
+    assert {r["Kind"] for r in measures} == {"number", "time", "text"}
+
+    members = _records(root, view["SegmentMembership"]["partitions"])
+    expected = set()
+    for segment in ("Clickers", "InSeattle"):
+        entered = {c["CustomerId"]: c["At"] for c in cli("segments", "changes", segment)["changes"]
+                   if c["Change"] == "entered"}  # fmt: skip
+        for m in cli("segments", "members", segment)["members"]:
+            expected.add((m["CustomerId"], segment, entered[m["CustomerId"]]))
+    assert {(r["CustomerId"], r["Segment"], r["EnteredAt"]) for r in members} == expected
+    assert len(expected) == 3  # R-1 and R-2 click; R-1 is in Seattle
+    _assert_inspect_agrees(root)

@@ -17,7 +17,7 @@ from shared import bootstrap
 from shared.adapters.local_files import LocalExportTarget
 from shared.adapters.memory import MemoryStore
 from shared.core.export.folder import MANIFEST
-from shared.core.export.profiles import LATEST, export_snapshot
+from shared.core.export.profiles import LATEST, AudienceExport, export_snapshot
 from tests.builders import activity, customer
 from tests.e2e.test_function_app import call, cdm_files, event, get, upload
 from tests.e2e.test_function_app import container as container  # the Functions app fixture
@@ -43,7 +43,9 @@ def test_the_export_timer_writes_a_dated_folder_then_latest_json(container, targ
     _, preview = get("activities", limit="1000")
     call("export", TimerRequest(past_due=False))
     latest = orjson.loads(_read(target, f"snapshots/{LATEST}"))
-    assert latest["entities"] == {"Customer": 2, "UnifiedActivity": len(preview)}  # R-3 arrives late
+    assert latest["entities"] == {  # R-3 arrives late; the default config has no measures
+        "Customer": 2, "UnifiedActivity": len(preview), "CustomerMeasure": 0, "SegmentMembership": 0,
+    }
     manifest = orjson.loads(_read(target, f"snapshots/{latest['manifest']}"))
     [activities] = [e for e in manifest["entities"] if e["entityName"] == "UnifiedActivity"]
     [partition] = activities["dataPartitions"]
@@ -75,12 +77,13 @@ def test_a_failed_export_leaves_latest_json_on_the_last_complete_one(tmp_path: P
     store.write([activity("k1")], [customer("R-1")], [])
     local = LocalExportTarget(tmp_path)
     when = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
-    first = export_snapshot(store, local, when)
+    audiences = AudienceExport(bootstrap.open_audiences(store), {})
+    first = export_snapshot(store, audiences, local, when)
     store.write([activity("k2")], [], [])
     with pytest.raises(OSError):
-        export_snapshot(store, _FailingAt(local, MANIFEST), when + timedelta(days=1))
+        export_snapshot(store, audiences, _FailingAt(local, MANIFEST), when + timedelta(days=1))
     latest: dict[str, Any] = orjson.loads((tmp_path / LATEST).read_bytes())
     assert latest["folder"] == first and latest["entities"]["UnifiedActivity"] == 1
     assert (tmp_path / first / MANIFEST).exists()
-    second = export_snapshot(store, local, when + timedelta(days=2))
+    second = export_snapshot(store, audiences, local, when + timedelta(days=2))
     assert orjson.loads((tmp_path / LATEST).read_bytes())["folder"] == second != first

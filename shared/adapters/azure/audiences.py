@@ -10,7 +10,7 @@ between records a change again on the next evaluation (at least once), never los
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -178,6 +178,19 @@ class TableAudiences:
         # Emptied rather than removed: an upsert merges, and "" reads back as None.
         self.io.write_all(AUDIENCES, [("upsert", {**r, "CustomerId": ""}) for r in rows])
         return len(rows)
+
+    def iter_measures(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        # A scan of the evaluations in the table's order (by bucket), a page at a time.
+        rows = self.io.query(AUDIENCES, "PartitionKey ge 's' and PartitionKey lt 't'",
+                             select=["CustomerId", "Measures"])  # fmt: skip
+        for row in rows:
+            yield row["CustomerId"], orjson.loads(row["Measures"])
+
+    def iter_memberships(self) -> Iterator[tuple[str, str, str]]:
+        rows = self.io.query(AUDIENCES, "PartitionKey ge 'm-' and PartitionKey lt 'm.'",
+                             select=["Segment", "CustomerId", "Since"])  # fmt: skip
+        for row in rows:
+            yield row["Segment"], row["CustomerId"], row["Since"]
 
     def marks(self) -> dict[str, str]:
         return {r["Name"]: r["Value"] for r in self.io.query(AUDIENCES, "PartitionKey eq 'mark'")}

@@ -67,6 +67,7 @@ from shared.core.model import (
     Page,
     Reject,
     TimelineQuery,
+    activity_cells,
 )
 from shared.core.paging import decode_cursor, encode_cursor
 
@@ -570,6 +571,9 @@ class TableStore:
     def iter_activities(self) -> Iterator[Activity]:
         # A scan of the table in its own order, customers looked up a chunk at a time.
         return self._linked(self._scan_activities(None), unmatched=False)
+
+    def iter_activity_cells(self) -> Iterator[Sequence[str]]:
+        return map(activity_cells, self.iter_activities())
 
     # -- links (LinkStore) -----------------------------------------------------------------
 

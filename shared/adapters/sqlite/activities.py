@@ -61,6 +61,27 @@ LEFT JOIN visitor_winners w ON c.customer_id IS NULL AND w.entity = s.customer_e
     AND w.visitor = {VISITOR}
 LEFT JOIN customer_rows cv ON cv.entity = w.entity AND cv.key = w.key;
 """.replace("{VISITOR}", VISITOR)
+# Every activity as the view resolves it, for a scan of them all (the export): the same joins,
+# but against the customer keys and the visitors' customers each materialized once, so that a
+# row's customer is one lookup in a transient index rather than an index and a table search.
+ALL_RESOLVED = """
+WITH keyed AS MATERIALIZED (SELECT entity, key, customer_id FROM customer_rows),
+visited AS MATERIALIZED (
+    SELECT w.entity, w.visitor, cv.customer_id FROM visitor_winners w
+    JOIN customer_rows cv ON cv.entity = w.entity AND cv.key = w.key),
+resolved AS (
+SELECT a.activity_id, coalesce(c.customer_id, v.customer_id) AS customer_id, s.activity_type,
+    s.activity_type_display, a.activity_name, a.activity_time, a.title, a.external_url,
+    s.source_entity, a.source_activity_id, a.activity_foreign_key, s.show_in_timeline,
+    s.source_file, s.source_etag, a.source_row, s.customer_entity,
+    {VISITOR} AS visitor_id,
+    CASE WHEN c.customer_id IS NOT NULL THEN 'key' WHEN v.customer_id IS NOT NULL THEN 'visitor'
+    END AS identity_path
+FROM activities a JOIN activity_sources s ON s.source_id = a.source_id
+LEFT JOIN keyed c ON c.entity = s.customer_entity AND c.key = a.activity_foreign_key
+LEFT JOIN visited v ON c.customer_id IS NULL AND v.entity = s.customer_entity
+    AND v.visitor = {VISITOR})
+""".replace("{VISITOR}", VISITOR)
 _FILE_OF = "(SELECT source_file FROM activity_sources WHERE source_id = {}.source_id)"
 UPSERT = f"""
 INSERT INTO activities VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)

@@ -3,7 +3,7 @@ the history of membership changes numbered in the order they were recorded."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -152,6 +152,15 @@ class SqliteAudiences:
             return conn.execute(
                 "UPDATE membership_changes SET customer_id = NULL WHERE customer_id = ?", (customer_id,)
             ).rowcount
+
+    def iter_measures(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        for rows in self.db.stream("SELECT customer_id, measures FROM audience_state ORDER BY customer_id"):
+            for customer_id, measures in rows:
+                yield customer_id, orjson.loads(measures)
+
+    def iter_memberships(self) -> Iterator[tuple[str, str, str]]:
+        for rows in self.db.stream("SELECT segment, customer_id, since FROM segment_members ORDER BY segment, customer_id"):
+            yield from rows
 
     def marks(self) -> dict[str, str]:
         return dict(self.db.query("SELECT name, value FROM audience_marks"))

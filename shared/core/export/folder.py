@@ -1,5 +1,5 @@
 """A CDM manifest folder written from the store (SPEC §11): entity documents, a manifest and
-CSV partitions with a header, streamed one row at a time."""
+CSV partitions with a header, streamed a chunk of rows at a time."""
 
 from __future__ import annotations
 
@@ -14,6 +14,11 @@ import orjson
 
 MANIFEST = "footprint.manifest.cdm.json"
 MAX_PARTITION_ROWS = 1_000_000
+CHUNK_ROWS = 10_000  # rows encoded at once: a few MB of text
+# Joined by these, a chunk of all-text rows is one string the csv writer's quoting would leave
+# as it is when it holds none of _QUOTED and exactly the separators the joins put in.
+_CELL, _ROW = "\x1f", "\x1e"
+_QUOTED = ('"', ",", "\r", "\n")
 _FOUNDATIONS = [{"corpusPath": "cdm:/foundations.cdm.json"}]
 _CSV_TRAIT = {
     "traitReference": "is.partition.format.CSV",
@@ -49,6 +54,7 @@ class ExportEntity:
     description: str
     columns: tuple[Column, ...]
     rows: Callable[[], Iterable[Sequence[Any]]]
+    text_cells: bool = False  # every cell is a str ('' for empty): encoded a chunk at a time
 
 
 @dataclasses.dataclass
@@ -68,11 +74,11 @@ def write_folder(
         receipt = EntityReceipt(entity.name)
         for number, rows in enumerate(_partitions(entity.rows(), max_rows), start=1):
             location = f"{entity.name}/part-{number:05d}.csv"
-            receipt.rows += _write_csv(target, location, entity.columns, rows)
+            receipt.rows += _write_csv(target, location, entity, rows)
             receipt.partitions.append(location)
         if not receipt.partitions:  # an entity with no rows still has its (header-only) file
             location = f"{entity.name}/part-00001.csv"
-            _write_csv(target, location, entity.columns, iter(()))
+            _write_csv(target, location, entity, iter(()))
             receipt.partitions.append(location)
         _write_json(target, f"{entity.name}.cdm.json", entity_document(entity))
         receipts.append(receipt)
@@ -121,28 +127,39 @@ def _partitions(rows: Iterable[Sequence[Any]], max_rows: int) -> Iterator[Iterat
         yield itertools.chain((first,), itertools.islice(it, max_rows - 1))
 
 
-def _write_csv(target: ExportTarget, path: str, columns: Sequence[Column], rows: Iterator[Sequence[Any]]) -> int:
+def _write_csv(target: ExportTarget, path: str, entity: ExportEntity, rows: Iterator[Sequence[Any]]) -> int:
     count = 0
     with target.create(path) as binary:
         text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
         try:
             writer = csv.writer(text, lineterminator="\r\n")
-            writer.writerow([c.name for c in columns])
-            for row in rows:
-                writer.writerow(row)
-                count += 1
+            writer.writerow([c.name for c in entity.columns])
+            while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+                if not (entity.text_cells and _write_plain(text, chunk, len(entity.columns))):
+                    writer.writerows(chunk)
+                count += len(chunk)
         finally:
             text.detach()  # the staged file, not the wrapper, decides whether it lands
     return count
 
 
+def _write_plain(text: io.TextIOWrapper, chunk: list[Sequence[str]], width: int) -> bool:
+    """Write a chunk of all-text rows as the csv writer would, as one string, when no cell
+    needs quoting (the usual case: ids, times, addresses); False, having written nothing, when
+    one does."""
+    body = _ROW.join(map(_CELL.join, chunk))
+    if any(mark in body for mark in _QUOTED):
+        return False
+    if body.count(_CELL) != len(chunk) * (width - 1) or body.count(_ROW) != len(chunk) - 1:
+        return False  # a cell holds a separator itself
+    text.write(body.replace(_CELL, ",").replace(_ROW, "\r\n"))
+    text.write("\r\n")
+    return True
+
+
 def json_cell(value: Any) -> str:
     """A nested value (object, list) as the JSON text of one cell."""
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def boolean_cell(value: bool) -> str:
-    return "true" if value else "false"
 
 
 def _write_json(target: ExportTarget, path: str, document: dict[str, Any]) -> None:
