@@ -14,6 +14,7 @@ from typing import Any
 from shared.core.audiences.evaluator import Audiences
 from shared.core.cdm.catalog import MetadataCache
 from shared.core.config import Config, parse_config
+from shared.core.erasure.suppressions import SettingSalt
 from shared.core.errors import ConfigError
 from shared.core.export.folder import ExportTarget
 from shared.core.export.profiles import AudienceExport
@@ -135,9 +136,11 @@ def open_audiences(store: ProfileStore) -> AudienceStore:
     return _companion(store, "audiences")  # type: ignore[no-any-return]
 
 
-def open_erasures(store: ProfileStore) -> ErasureStore:
-    """Suppressions and the erasure log, kept beside a profile store, in the same place."""
-    return _companion(store, "erasures")  # type: ignore[no-any-return]
+def open_erasures(store: ProfileStore, salt: str = "") -> ErasureStore:
+    """Suppressions and the erasure log, kept beside a profile store, in the same place;
+    `salt` (FOOTPRINT_ERASURE_SALT) hashes them instead of the store's own."""
+    found = _companion(store, "erasures")
+    return SettingSalt(found, salt) if salt else found  # type: ignore[no-any-return]
 
 
 def open_change_queue(settings: Settings) -> ChangeQueue | None:
@@ -235,7 +238,7 @@ def runtime() -> Runtime:
     source = open_source(location, settings) if location else None
     log.info("footprint runtime: store=%s container=%s prefix=%r", settings.store.split(":")[0],
              settings.container, settings.prefix)  # fmt: skip
-    ports = Ports(source, store, ledger, open_erasures(store))  # type: ignore[arg-type]
+    ports = Ports(source, store, ledger, open_erasures(store, settings.erasure_salt))  # type: ignore[arg-type]
     return Runtime(settings, config, ports, ingest_options(settings))
 
 

@@ -22,7 +22,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
     store, _ = bootstrap.open_store(args.store or settings.store, settings)
     try:
         receipt = erase_customer(
-            store, bootstrap.open_erasures(store), bootstrap.open_audiences(store),
+            store, bootstrap.open_erasures(store, settings.erasure_salt), bootstrap.open_audiences(store),
             bootstrap.audiences_of(config), args.customer_id, datetime.now(UTC),
         )  # fmt: skip
     except NotFound as exc:

@@ -115,7 +115,8 @@ def run_demo(args) -> int:  # type: ignore[no-untyped-def]
     config = bootstrap.load_config(args.config)
     store_url = args.store or f"sqlite:///{folder / 'footprint.db'}"
     store, ledger = bootstrap.open_store(store_url, settings, config, create=True)
-    report = reconcile(Ports(LocalFileSource(root), store, ledger, bootstrap.open_erasures(store)), config)
+    erasures = bootstrap.open_erasures(store, settings.erasure_salt)
+    report = reconcile(Ports(LocalFileSource(root), store, ledger, erasures), config)
     print(f"sample export written to {root}; {report.done} files ingested", file=sys.stderr)
     busiest = max(
         (c for c in store.search_customers("R-", 100)),

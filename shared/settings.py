@@ -30,6 +30,8 @@ DEFAULTS: dict[str, str] = {
     "FOOTPRINT_SEGMENT_QUEUE": "",
     # The key `footprint serve` and `footprint dev` want on the API routes; unset: none.
     "FOOTPRINT_HTTP_KEY": "",
+    # The salt of erasure suppressions; unset: one generated on first use, kept in the store.
+    "FOOTPRINT_ERASURE_SALT": "",
 }
 
 
@@ -54,6 +56,7 @@ class Settings:
     export_target: str = ""  # where the export timer writes; none when empty
     segment_queue: str = ""  # the Storage queue membership changes are put on; none when empty
     http_key: str = ""
+    erasure_salt: str = ""  # empty: the store's own (generated on first use)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -83,6 +86,7 @@ class Settings:
             export_target=raw["FOOTPRINT_EXPORT_TARGET"],
             segment_queue=_queue_name(raw["FOOTPRINT_SEGMENT_QUEUE"]),
             http_key=raw["FOOTPRINT_HTTP_KEY"],
+            erasure_salt=_salt(raw["FOOTPRINT_ERASURE_SALT"]),
         )
 
 
@@ -93,6 +97,13 @@ def _number(raw: Mapping[str, str], name: str, kind: type, low: float, high: flo
         raise ConfigError(f"setting {name}: {raw[name]!r} is not a number") from None
     if not low <= value <= high:
         raise ConfigError(f"setting {name}: {value} is outside {low}..{high}")
+    return value
+
+
+def _salt(value: str) -> str:
+    # A short salt makes the hashes of ids easy to guess back: as long as a generated one.
+    if value and len(value) < 32:
+        raise ConfigError(f"setting FOOTPRINT_ERASURE_SALT: {len(value)} characters, want at least 32")
     return value
 
 

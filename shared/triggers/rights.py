@@ -21,6 +21,6 @@ bp = func.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 def erase_customer_route(req: func.HttpRequest) -> Any:
     rt = bootstrap.runtime()
     store = rt.ports.store
-    return erase_customer(store, bootstrap.open_erasures(store), bootstrap.open_audiences(store),
+    return erase_customer(store, bootstrap.open_erasures(store, rt.settings.erasure_salt), bootstrap.open_audiences(store),
                           bootstrap.audiences_of(rt.config), check_id(req.route_params.get("id", "")),
                           datetime.now(UTC))  # fmt: skip

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import azure.functions as func
@@ -63,3 +67,32 @@ def test_later_ingests_skip_an_erased_customer_and_count_the_rows_suppressed(tmp
     assert "suppressed=7" in footprint("status", store=store).stdout
     text = footprint("ingest", "--force", str(root / SECOND_FILE), store=store).stdout
     assert "suppressed=2" in text
+
+
+def _run(*args: str, store: Path, salt: str | None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTPRINT_")}
+    env.update({"FOOTPRINT_ERASURE_SALT": salt} if salt is not None else {})
+    command = [sys.executable, "-m", "shared", *args, "--store", f"sqlite:///{store}"]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_a_salt_from_the_settings_is_used_checked_and_never_stored(tmp_path: Path) -> None:
+    store, root = tmp_path / "store.db", tmp_path / "export"
+    write_visitor_export(root)
+    salt = "s3cret-salt-from-a-key-vault-reference-0123"
+    assert _run("ingest", str(root), store=store, salt=salt).returncode == 0
+    assert _run("erase", ADA, "--json", store=store, salt=salt).returncode == 0
+    kept = sqlite3.connect(store).execute("SELECT salt FROM erasure_salt").fetchall()
+    assert len(kept) == 1 and salt not in kept[0][0]  # a check of it, not the salt
+    again = _run("ingest", "--json", "--force", str(root), store=store, salt=salt)
+    assert sum(r["suppressed"] for r in map(orjson.loads, again.stdout.splitlines())) == 7
+    # Another salt, or none, would let the erased ids in: the files fail instead, named why.
+    for other in ("another-salt-that-is-long-enough-too-0123", None):
+        refused = _run("ingest", "--json", "--force", str(root), store=store, salt=other)
+        reports = list(map(orjson.loads, refused.stdout.splitlines()))
+        assert reports and all(r["status"] == "failed" and "FOOTPRINT_ERASURE_SALT" in r["error"] for r in reports)
+    assert all(a["CustomerId"] != ADA for a in activities(store).values())
+    short = _run("ingest", str(root), store=store, salt="short")
+    assert short.returncode == 2 and short.stderr.strip().splitlines() == [
+        "footprint: setting FOOTPRINT_ERASURE_SALT: 5 characters, want at least 32"
+    ]

@@ -12,7 +12,7 @@ from typing import Any
 from shared.core.audiences.definitions import format_instant
 from shared.core.audiences.evaluator import Audiences
 from shared.core.audiences.records import AudienceResult
-from shared.core.erasure.suppressions import new_salt, suppression_hash
+from shared.core.erasure.suppressions import salt_of, suppression_hash
 from shared.core.errors import NotFound
 from shared.core.ports import AudienceStore, ErasureStore, ProfileStore
 
@@ -32,7 +32,7 @@ def erase_customer(
     keys = [(k.entity, k.key) for k in customer.alternate_keys]
     visitors = [v.visitor_id for v in customer.visitors]
     values = [k for _, k in keys] + visitors
-    salt = erasures.erasure_salt(new_salt())
+    salt = salt_of(erasures)
     erasures.suppress([suppression_hash(salt, v) for v in values])
     removed = {
         "activities": erasures.erase_activities(keys, visitors),

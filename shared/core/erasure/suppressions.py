@@ -6,13 +6,45 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from typing import Any
 
+from shared.core.errors import ConfigError
 from shared.core.mapping import MappedBatch
 from shared.core.ports import ErasureStore
+
+# What a store keeps in place of its salt when the salt is a setting: a check of it, never it.
+SETTING_MARK = "setting:"
 
 
 def new_salt() -> str:
     return secrets.token_hex(32)
+
+
+def salt_of(erasures: ErasureStore) -> str:
+    """The salt suppressions are hashed with: the store's own, generated on first use."""
+    kept = erasures.erasure_salt(new_salt())
+    if kept.startswith(SETTING_MARK):  # without the setting, every erased id would come back
+        raise ConfigError("setting FOOTPRINT_ERASURE_SALT: unset, but this store's erasures were salted with it")
+    return kept
+
+
+class SettingSalt:
+    """An ErasureStore whose salt is a setting (FOOTPRINT_ERASURE_SALT). The store keeps a check
+    of it, so that a worker with another salt, or none, refuses rather than lets erased ids in."""
+
+    def __init__(self, inner: ErasureStore, salt: str) -> None:
+        self.inner, self.salt = inner, salt
+        self.mark = SETTING_MARK + hashlib.blake2b(salt.encode(), digest_size=16).hexdigest()
+
+    def erasure_salt(self, proposed: str) -> str:
+        if self.inner.erasure_salt(self.mark) != self.mark:
+            raise ConfigError(
+                "setting FOOTPRINT_ERASURE_SALT: not the salt this store's erasures were made with"
+            )
+        return self.salt
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def suppression_hash(salt: str, value: str) -> str:
@@ -100,4 +132,4 @@ def load_suppression(erasures: ErasureStore | None) -> Suppression | None:
     if erasures is None:
         return None
     hashes = erasures.suppressions()
-    return Suppression(erasures.erasure_salt(new_salt()), hashes) if hashes else None
+    return Suppression(salt_of(erasures), hashes) if hashes else None
