@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -14,6 +15,7 @@ from shared.core.audiences.records import (
     StoredAudience,
     membership_diff,
 )
+from shared.core.audiences.touched import Touched
 
 
 class MemoryAudiences:
@@ -72,6 +74,15 @@ class MemoryAudiences:
         with self._lock:
             due = [(s.next_change, c) for c, s in self.state.items() if s.next_change and s.next_change <= now]
         return [c for _, c in sorted(due)[:limit]]
+
+    def mark_due(self, customer_ids: Sequence[str], at: str) -> None:
+        with self._lock:
+            for c in customer_ids:
+                old = self.state.get(c) or StoredAudience(c, {}, (), None, "", at)
+                self.state[c] = dataclasses.replace(old, next_change=at)
+
+    def customers_reached(self, touched: Touched) -> set[str]:
+        return self.store.customers_reached(touched)
 
     def stale_customers(self, fingerprint: str, limit: int) -> list[str]:
         customers = self._customers()
