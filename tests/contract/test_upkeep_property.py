@@ -121,3 +121,30 @@ def test_stored_audiences_equal_a_fresh_evaluation_after_any_files(kind: str, hi
             assert audiences_store.segment_members(segment.name, None, 10_000) == sorted(members)
         if db is not None:
             db.close()
+
+
+def test_a_failed_evaluation_leaves_the_file_done_and_its_customers_due(tmp_path: Path) -> None:
+    from shared.adapters.memory_audiences import MemoryAudiences
+    from shared.core.audiences.upkeep import evaluate_due
+    from shared.core.errors import TransientError
+
+    class Down(MemoryAudiences):
+        down = True
+
+        def save_audiences(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if self.down:
+                raise TransientError("the store is down")
+            return super().save_audiences(*args, **kwargs)
+
+    profiles, ledger = MemoryStore(), MemoryLedger()
+    audiences_store = Down(profiles)
+    ports = Ports(LocalFileSource(tmp_path), profiles, ledger, ByFile(profiles, audiences_store, AUDIENCES, lambda: NOW))
+    _write(tmp_path, "RetailCustomers/c.csv", [("R-1", "Oslo")], 0)
+    _write(tmp_path, "EmailPromotion/a.csv", [event(f"e{n}", "2021-09-30T12:00:00Z", "v1", "R-1") for n in range(2)], 1)
+    for path in ("RetailCustomers/c.csv", "EmailPromotion/a.csv"):
+        assert ingest_file(ports, CONFIG, path, IngestOptions()).status == "done"
+    [customer_id] = audiences_store.customer_ids(None, 10)
+    assert audiences_store.due_customers("2021-10-01T00:00:00.000Z", 10) == [customer_id]
+    audiences_store.down = False
+    assert evaluate_due(profiles, audiences_store, AUDIENCES, NOW) == 1  # the timer's next run
+    assert audiences_store.segment_members("Clickers", None, 10) == [customer_id]
