@@ -40,6 +40,9 @@ class MemoryAudiences:
             found[activity.customer_id].append(activity.to_record())  # type: ignore[index]
         return found
 
+    def attributes_of(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        return {c: found.attributes if (found := self.store.get_customer(c)) else None for c in customer_ids}
+
     def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]:
         with self._lock:
             return {c: self.state[c] for c in customer_ids if c in self.state}

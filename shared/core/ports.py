@@ -223,6 +223,10 @@ class AudienceStore(Protocol):
         """Every activity record that reaches each customer, ShowInTimeline or not."""
         ...
 
+    def attributes_of(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        """Each customer's Attributes (as its record has them); None for one that is gone."""
+        ...
+
     def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]: ...
 
     def save_audiences(self, results: Sequence[AudienceResult], fingerprint: str, at: str) -> list[MembershipChange]:

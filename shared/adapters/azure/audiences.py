@@ -66,7 +66,11 @@ class TableAudiences:
         return page
 
     def activities_by_customer(self, customer_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        return {c: [a.to_record() for a in self.store.customer_activities(c)] for c in customer_ids}
+        found = self.store.activities_of_customers(customer_ids)
+        return {c: [a.to_record() for a in found[c]] for c in customer_ids}
+
+    def attributes_of(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        return self.store.customer_attributes(customer_ids)
 
     def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]:
         rows = self.io.map(lambda c: self.io.get(AUDIENCES, *_state_where(c)), list(customer_ids))
@@ -75,7 +79,8 @@ class TableAudiences:
     def save_audiences(
         self, results: Sequence[AudienceResult], fingerprint: str, at: str
     ) -> list[MembershipChange]:
-        states = {c: self.io.get(AUDIENCES, *_state_where(c)) for c in {r.customer_id for r in results}}
+        ids = sorted({r.customer_id for r in results})
+        states = dict(zip(ids, self.io.map(lambda c: self.io.get(AUDIENCES, *_state_where(c)), ids), strict=True))
         diffs: dict[str, list[tuple[str, str, str, str]]] = {}
         for result in results:
             old = states[result.customer_id]

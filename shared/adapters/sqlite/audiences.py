@@ -9,7 +9,13 @@ from typing import Any
 import orjson
 
 from shared.adapters.sqlite.activities import CHUNK, VISITOR
-from shared.adapters.sqlite.store import ACTIVITY_COLUMNS, REACHING, SqliteDatabase, _activity
+from shared.adapters.sqlite.store import (
+    ACTIVITY_COLUMNS,
+    REACHING,
+    SqliteDatabase,
+    SqliteStore,
+    _activity,
+)
 from shared.core.audiences.records import (
     AudienceResult,
     MembershipChange,
@@ -65,6 +71,10 @@ class SqliteAudiences:
             for row in self.db.query(query, (customer_id, customer_id)):
                 found[customer_id].append(_activity(row).to_record())
         return found
+
+    def attributes_of(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        profiles = SqliteStore(self.db)
+        return {c: found.attributes if (found := profiles.get_customer(c)) else None for c in customer_ids}
 
     def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]:
         found: dict[str, StoredAudience] = {}

@@ -52,14 +52,16 @@ def evaluate_customers(
 def _evaluations(
     profiles: ProfileStore, store: AudienceStore, audiences: Audiences, ids: Sequence[str], at: datetime
 ) -> Iterable[tuple[str, Evaluation | None]]:
-    """Each customer's evaluation, their activities read in one go; None for one that is gone."""
+    """Each customer's evaluation, their activities and attributes read in one go; None for
+    one that is gone."""
     activities = store.activities_by_customer(ids)
+    attributes = store.attributes_of(ids)
     for customer_id in ids:
-        customer = profiles.get_customer(customer_id)
-        if customer is None:
+        found = attributes[customer_id]
+        if found is None:
             yield customer_id, None
         else:
-            yield customer_id, audiences.evaluate(activities[customer_id], customer.attributes, at)
+            yield customer_id, audiences.evaluate(activities[customer_id], found, at)
 
 
 def _drain(
