@@ -108,7 +108,7 @@ def test_stored_audiences_equal_a_fresh_evaluation_after_any_files(kind: str, hi
         root = Path(folder) / "export"
         profiles, ledger, db = _open(kind, Path(folder))
         audiences_store = bootstrap.open_audiences(profiles)
-        ports = Ports(LocalFileSource(root), profiles, ledger, ByFile(profiles, audiences_store, AUDIENCES, lambda: NOW))
+        ports = Ports(LocalFileSource(root), profiles, ledger, upkeep=ByFile(profiles, audiences_store, AUDIENCES, lambda: NOW))
         for version, (path, rows) in enumerate(history):
             _write(root, path, rows, version)
             assert ingest_file(ports, CONFIG, path, IngestOptions()).status == "done"
@@ -138,7 +138,7 @@ def test_a_failed_evaluation_leaves_the_file_done_and_its_customers_due(tmp_path
 
     profiles, ledger = MemoryStore(), MemoryLedger()
     audiences_store = Down(profiles)
-    ports = Ports(LocalFileSource(tmp_path), profiles, ledger, ByFile(profiles, audiences_store, AUDIENCES, lambda: NOW))
+    ports = Ports(LocalFileSource(tmp_path), profiles, ledger, upkeep=ByFile(profiles, audiences_store, AUDIENCES, lambda: NOW))
     _write(tmp_path, "RetailCustomers/c.csv", [("R-1", "Oslo")], 0)
     _write(tmp_path, "EmailPromotion/a.csv", [event(f"e{n}", "2021-09-30T12:00:00Z", "v1", "R-1") for n in range(2)], 1)
     for path in ("RetailCustomers/c.csv", "EmailPromotion/a.csv"):
