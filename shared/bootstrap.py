@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.core.audiences.evaluator import Audiences
+from shared.core.audiences.touched import FileUpkeep
 from shared.core.cdm.catalog import MetadataCache
 from shared.core.config import Config, parse_config
 from shared.core.erasure.suppressions import SettingSalt
@@ -162,6 +163,25 @@ def audience_export(store: ProfileStore, config: Config) -> AudienceExport:
     return AudienceExport(open_audiences(store), {m.name: m.kind for m in config.measures})
 
 
+def file_upkeep(store: ProfileStore, config: Config) -> FileUpkeep | None:
+    """What keeps measures and segments current as each file lands (Ports.upkeep); None when
+    the config has none, so that loading pays nothing for them."""
+    audiences = audiences_of(config)
+    if audiences.empty:
+        return None
+    from shared.core.audiences.upkeep import ByFile
+
+    return ByFile(store, open_audiences(store), audiences)
+
+
+def ports(
+    source: FileSource, store: ProfileStore, ledger: Ledger, config: Config, salt: str = ""
+) -> Ports:
+    """What a load needs: the store's suppressions (hashed with `salt`, the setting, if any),
+    and its upkeep when measures are configured."""
+    return Ports(source, store, ledger, open_erasures(store, salt), file_upkeep(store, config))
+
+
 def _storage_connection(settings: Settings, what: str) -> str:
     if not settings.storage_connection:
         raise ConfigError(
@@ -238,8 +258,8 @@ def runtime() -> Runtime:
     source = open_source(location, settings) if location else None
     log.info("footprint runtime: store=%s container=%s prefix=%r", settings.store.split(":")[0],
              settings.container, settings.prefix)  # fmt: skip
-    ports = Ports(source, store, ledger, open_erasures(store, settings.erasure_salt))  # type: ignore[arg-type]
-    return Runtime(settings, config, ports, ingest_options(settings))
+    made = ports(source, store, ledger, config, settings.erasure_salt)  # type: ignore[arg-type]
+    return Runtime(settings, config, made, ingest_options(settings))
 
 
 def ingest_options(settings: Settings, root: str = "", ports: Ports | None = None) -> IngestOptions:

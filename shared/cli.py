@@ -124,7 +124,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     total = sum(len(files) for _, files in targets)
     progress, done, worst = Progress("ingest"), 0, 0
     for base, files in targets:
-        ports = Ports(LocalFileSource(base), store, ledger, bootstrap.open_erasures(store, settings.erasure_salt))
+        ports = bootstrap.ports(LocalFileSource(base), store, ledger, config, settings.erasure_salt)
         options = bootstrap.ingest_options(settings, ports=ports)
         # One catalog per export root: its manifests and entity documents are read once a run.
         catalog = Catalog(ports.source, cache=True, metadata=options.metadata)
@@ -156,7 +156,7 @@ def _ingest_one(ports: Ports, config: Any, path: str, options: Any, force: bool,
 def cmd_reconcile(args: argparse.Namespace) -> int:
     settings, config, store, ledger = _context(args, create=True)
     source = bootstrap.open_source(args.source, settings)
-    ports = Ports(source, store, ledger, bootstrap.open_erasures(store, settings.erasure_salt))
+    ports = bootstrap.ports(source, store, ledger, config, settings.erasure_salt)
     report = reconcile(
         ports, config, bootstrap.ingest_options(settings, ports=ports), prefix=args.prefix.strip("/"),
         budget_seconds=args.budget, progress=Progress("reconcile"), retry_failed=args.retry_failed,

@@ -106,7 +106,6 @@ def run_demo(args) -> int:  # type: ignore[no-untyped-def]
     from shared.cli_output import emit, format_card
     from shared.core import queries
     from shared.core.ingest.reconciler import reconcile
-    from shared.core.ingest.service import Ports
     from shared.settings import Settings
 
     folder = Path(args.dir)
@@ -115,8 +114,8 @@ def run_demo(args) -> int:  # type: ignore[no-untyped-def]
     config = bootstrap.load_config(args.config)
     store_url = args.store or f"sqlite:///{folder / 'footprint.db'}"
     store, ledger = bootstrap.open_store(store_url, settings, config, create=True)
-    erasures = bootstrap.open_erasures(store, settings.erasure_salt)
-    report = reconcile(Ports(LocalFileSource(root), store, ledger, erasures), config)
+    made = bootstrap.ports(LocalFileSource(root), store, ledger, config, settings.erasure_salt)
+    report = reconcile(made, config)
     print(f"sample export written to {root}; {report.done} files ingested", file=sys.stderr)
     busiest = max(
         (c for c in store.search_customers("R-", 100)),

@@ -7,6 +7,7 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
+from shared.core.audiences.touched import Touched
 from shared.core.identity.links import Link
 from shared.core.identity.resolution import resolve
 from shared.core.identity.winners import LATEST, VisitorLink, winner
@@ -70,12 +71,15 @@ class MemoryStore:
         customers: Sequence[CustomerRow],
         rejects: Sequence[Reject],
         links: Sequence[Link] = (),
+        touched: Touched | None = None,
     ) -> int:
         with self._lock:
             now = utc_now()
             for row in customers:
                 old = self.customer_rows.get((row.entity, row.key))
                 self._overlap(row, old[0] if old else None)
+                if old is not None and touched is not None:
+                    touched.add_row(row.entity, row.key, old[0].customer_id)
                 if _wins(row, old[0] if old else None):
                     self.customer_rows[(row.entity, row.key)] = (row, now)
             for link in links:
@@ -88,6 +92,9 @@ class MemoryStore:
                 unmatched += self._resolved(stored).customer_id is None
                 old_activity = self.activities.get(activity.activity_id)
                 self._overlap(stored, old_activity)
+                if old_activity is not None and touched is not None:
+                    o = old_activity
+                    touched.add_activity(o.customer_entity, o.activity_foreign_key, o.visitor_id)
                 if _wins(stored, old_activity):
                     self.activities[activity.activity_id] = stored
             for reject in rejects:
@@ -120,24 +127,41 @@ class MemoryStore:
         with self._lock:
             self.rereads.pop(path, None)
 
-    def forget_file(self, path: str, keep_etag: str) -> None:
+    def forget_file(self, path: str, keep_etag: str) -> Touched:
+        touched = Touched()
         with self._lock:
             stale, stale_activities = self._stale(path, keep_etag)
             if stale or stale_activities:
                 self.overlaps.pop(path, None)
             for key in stale:
-                del self.customer_rows[key]
+                touched.add_row(*key, self.customer_rows.pop(key)[0].customer_id)
             for activity_id in stale_activities:
-                del self.activities[activity_id]
+                a = self.activities.pop(activity_id)
+                touched.add_activity(a.customer_entity, a.activity_foreign_key, a.visitor_id)
             for visitor, held in list(self.links.items()):
                 for identity, link in list(held.items()):
                     if link.source_file == path and link.source_etag != keep_etag:
+                        touched.add_link(link.customer_entity, link.visitor_id, link.key)
                         del held[identity]
                 if not held:
                     del self.links[visitor]
             for key, r in list(self.rejects.items()):
                 if r.file == path and r.etag != keep_etag:
                     del self.rejects[key]
+        return touched
+
+    def customers_reached(self, touched: Touched) -> set[str]:
+        """As AudienceStore.customers_reached says (MemoryAudiences asks here)."""
+        with self._lock:
+            visitors = touched.visitors | touched.row_keys | {
+                (e, v) for (e, v) in self.links for link in self.links[(e, v)].values()
+                if (e, link.key) in touched.row_keys
+            }  # fmt: skip
+            keys = set(touched.keys) | touched.row_keys
+            keys |= {(v[0], link.key) for v in visitors for link in self.links.get(v, {}).values()}
+            found = {self._customer_of_key(*k) for k in keys}
+        found.discard(None)
+        return found  # type: ignore[return-value]
 
     def get_customer(self, customer_id: str) -> Customer | None:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -14,6 +15,7 @@ from shared.core.audiences.records import (
     StoredAudience,
     membership_diff,
 )
+from shared.core.audiences.touched import Touched
 
 
 class MemoryAudiences:
@@ -37,6 +39,9 @@ class MemoryAudiences:
         for activity in self.store._resolved_all(lambda a: a.customer_id in found):
             found[activity.customer_id].append(activity.to_record())  # type: ignore[index]
         return found
+
+    def attributes_of(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        return {c: found.attributes if (found := self.store.get_customer(c)) else None for c in customer_ids}
 
     def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]:
         with self._lock:
@@ -72,6 +77,15 @@ class MemoryAudiences:
         with self._lock:
             due = [(s.next_change, c) for c, s in self.state.items() if s.next_change and s.next_change <= now]
         return [c for _, c in sorted(due)[:limit]]
+
+    def mark_due(self, customer_ids: Sequence[str], at: str) -> None:
+        with self._lock:
+            for c in customer_ids:
+                old = self.state.get(c) or StoredAudience(c, {}, (), None, "", at)
+                self.state[c] = dataclasses.replace(old, next_change=at)
+
+    def customers_reached(self, touched: Touched) -> set[str]:
+        return self.store.customers_reached(touched)
 
     def stale_customers(self, fingerprint: str, limit: int) -> list[str]:
         customers = self._customers()

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, Protocol
 
 from shared.core.audiences.records import AudienceResult, MembershipChange, StoredAudience
+from shared.core.audiences.touched import Touched
 from shared.core.identity.links import Link
 from shared.core.model import (
     Activity,
@@ -44,8 +45,11 @@ class ProfileStore(Protocol):
         customers: Sequence[CustomerRow],
         rejects: Sequence[Reject],
         links: Sequence[Link] = (),
+        touched: Touched | None = None,
     ) -> int:
-        """Upsert one batch; returns how many of `activities` have no customer yet.
+        """Upsert one batch; returns how many of `activities` have no customer yet. Given
+        `touched`, the references of stored records another file's copy replaced are added
+        to it (shared/core/audiences/touched.py).
 
         When two activities share an ActivityId the one with the greatest
         (SourceFile, SourceRow) wins, whatever the order of calls. `links` of one file version
@@ -73,11 +77,12 @@ class ProfileStore(Protocol):
         """The files noted for `path` were read again."""
         ...
 
-    def forget_file(self, path: str, keep_etag: str) -> None:
+    def forget_file(self, path: str, keep_etag: str) -> Touched:
         """Remove what earlier versions (other ETags) of `path` wrote (links included), and, if
         there was any, the overlaps noted for `path` as a winner: reading the files
         `overlapping_files` named notes them again where they still hold. A link belongs to
-        one file version alone, so forgetting it needs no overlaps."""
+        one file version alone, so forgetting it needs no overlaps. Returns the references
+        of what it removed (shared/core/audiences/touched.py), for the upkeep."""
         ...
 
     def get_customer(self, customer_id: str) -> Customer | None: ...
@@ -218,6 +223,10 @@ class AudienceStore(Protocol):
         """Every activity record that reaches each customer, ShowInTimeline or not."""
         ...
 
+    def attributes_of(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        """Each customer's Attributes (as its record has them); None for one that is gone."""
+        ...
+
     def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]: ...
 
     def save_audiences(self, results: Sequence[AudienceResult], fingerprint: str, at: str) -> list[MembershipChange]:
@@ -226,6 +235,16 @@ class AudienceStore(Protocol):
 
     def due_customers(self, now: str, limit: int) -> list[str]:
         """Customers whose next change is at or before `now`."""
+        ...
+
+    def mark_due(self, customer_ids: Sequence[str], at: str) -> None:
+        """Make these customers due at `at` (their evaluation after a file failed)."""
+        ...
+
+    def customers_reached(self, touched: Touched) -> set[str]:
+        """The customers `touched`'s references reach now: the customer of each key and row
+        key; the customer of every key each visitor is linked to; and, for each row key, those
+        of the visitors of the activities with that key."""
         ...
 
     def stale_customers(self, fingerprint: str, limit: int) -> list[str]:

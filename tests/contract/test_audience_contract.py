@@ -110,3 +110,54 @@ def test_the_current_measures_and_memberships_stream_for_an_export(audiences) ->
 
 def test_nothing_evaluated_streams_nothing(audiences) -> None:  # type: ignore[no-untyped-def]
     assert list(audiences.iter_measures()) == [] and list(audiences.iter_memberships()) == []
+def test_customers_reached_by_keys_visitors_and_row_keys(store, audiences) -> None:  # type: ignore[no-untyped-def]
+    from shared.core.audiences.touched import Touched
+    from tests.builders import link
+
+    ada, bob, cy = (customer(k) for k in ("R-1", "R-2", "R-3"))
+    store.write([], [ada, bob, cy], [])
+    # tv is linked to R-1 then R-2 (a shared device); ph signed in with R-4, which has no row yet
+    store.write([activity("t1", fk="R-1", visitor="tv"), activity("t2", fk="R-2", visitor="tv"),
+                 activity("p1", fk="R-4", visitor="ph")], [], [],
+                [link("tv", "R-1"), link("tv", "R-2", "2021-09-28T15:00:00.000Z"), link("ph", "R-4"),
+                 link("ph", "R-3", "2021-09-28T15:00:00.000Z")])  # fmt: skip
+    ref = "Customers"
+    assert audiences.customers_reached(Touched(keys={(ref, "R-1"), (ref, "R-9")})) == {ada.customer_id}
+    # every key a visitor is linked to, the winner's and the others'
+    assert audiences.customers_reached(Touched(visitors={(ref, "tv")})) == {ada.customer_id, bob.customer_id}
+    # a key whose row changes: its customer, and those its activities' visitors reach
+    assert audiences.customers_reached(Touched(row_keys={(ref, "R-4")})) == {cy.customer_id}
+    assert audiences.customers_reached(Touched()) == set()
+
+
+def test_forgetting_a_file_tells_what_it_removed(store) -> None:  # type: ignore[no-untyped-def]
+    from tests.builders import link
+
+    store.write([], [customer("R-1", file="c.csv", etag="v1")], [])
+    store.write([activity("a1", fk="R-2", visitor="ph", file="e.csv", etag="v1")], [], [],
+                [link("ph", "R-2", file="e.csv", etag="v1")])  # fmt: skip
+    assert store.forget_file("e.csv", "v1").keys == set()  # the current version: nothing goes
+    events = store.forget_file("e.csv", "v2")
+    assert (events.keys, events.visitors, events.row_keys) == ({("Customers", "R-2")}, {("Customers", "ph")}, set())
+    rows = store.forget_file("c.csv", "v2")
+    assert rows.row_keys == {("Customers", "R-1")} and rows.customers == {customer("R-1").customer_id}
+
+
+def test_a_write_tells_whom_the_copies_it_replaced_reached(store) -> None:  # type: ignore[no-untyped-def]
+    from shared.core.audiences.touched import Touched
+
+    store.write([activity("a1", fk="R-1", file="a.csv")], [customer("R-1", file="c.csv")], [])
+    touched = Touched()
+    store.write([activity("a1", fk="R-2", file="b.csv")], [customer("R-1", file="d.csv", unified="C-9")], [],
+                touched=touched)  # fmt: skip
+    assert ("Customers", "R-1") in touched.keys
+    assert customer("R-1").customer_id in touched.customers  # the key's customer before the move
+
+
+def test_marked_due_customers_are_due_at_once(audiences) -> None:  # type: ignore[no-untyped-def]
+    audiences.save_audiences([result("c-1", "S", M=1, next_change=T2), result("c-2", M=0)], "fp", T0)
+    audiences.mark_due(["c-1", "c-2", "c-3"], T1)
+    assert audiences.due_customers(T1, 10) == ["c-1", "c-2", "c-3"]
+    assert audiences.stored_audiences(["c-1"])["c-1"].segments == ("S",)  # what was stored stays
+    audiences.save_audiences([result(c, next_change=None) for c in ("c-1", "c-2", "c-3")], "fp", T1)
+    assert audiences.due_customers(T2, 10) == []

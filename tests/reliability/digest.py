@@ -35,6 +35,9 @@ class Snapshot:
     customers: list[dict[str, Any] | None]
     rejects: list[dict[str, Any]]
     links: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # Each customer's stored measures and segments, and each segment's members, as the upkeep
+    # after each file left them (the history's order depends on the order files came in).
+    audiences: list[Any] = dataclasses.field(default_factory=list)
 
     @classmethod
     def of(cls, store: ProfileStore, customer_ids: Iterable[str]) -> Snapshot:
@@ -54,12 +57,23 @@ class Snapshot:
             for visitor in visitors for link in store.visitor_links(visitor)  # type: ignore[attr-defined]
         ]  # fmt: skip
         links.sort(key=orjson.dumps)
-        return cls(activities, customers, rejects, links)
+        return cls(activities, customers, rejects, links, _audiences(store, customer_ids))
 
     @property
     def digest(self) -> str:
-        body = orjson.dumps([self.activities, self.customers, self.rejects, self.links])
+        body = orjson.dumps([self.activities, self.customers, self.rejects, self.links, self.audiences])
         return hashlib.blake2b(body, digest_size=16).hexdigest()
+
+
+def _audiences(store: ProfileStore, customer_ids: Iterable[str]) -> list[Any]:
+    from shared import bootstrap
+
+    kept = bootstrap.open_audiences(store)
+    ids = sorted(set(customer_ids))
+    stored = kept.stored_audiences(ids)
+    state = [[c, stored[c].measures, list(stored[c].segments)] if c in stored else [c, None, None] for c in ids]
+    members = [[s, kept.segment_members(s, None, 10**6)] for s in sorted(kept.segment_sizes())]
+    return [*state, *members]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +101,7 @@ def compare(clean: Snapshot, trial: Snapshot) -> Difference:
 
 
 def _first_difference(clean: Snapshot, trial: Snapshot) -> str:
-    for name in ("activities", "customers", "rejects", "links"):
+    for name in ("activities", "customers", "rejects", "links", "audiences"):
         a, b = getattr(clean, name), getattr(trial, name)
         for x, y in zip(a, b, strict=False):
             if x != y:

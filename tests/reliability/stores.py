@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import os
 import sys
 import time
@@ -12,9 +13,9 @@ from pathlib import Path
 
 from shared import bootstrap
 from shared.adapters.local_files import LocalFileSource
-from shared.core.config import Config
+from shared.core.config import Config, parse_config
 from shared.core.ingest.reconciler import reconcile
-from shared.core.ingest.service import IngestOptions, Ports
+from shared.core.ingest.service import IngestOptions
 from shared.core.ports import Ledger, ProfileStore
 from shared.settings import Settings
 from tests.azurite import Azurite, AzuriteNames
@@ -22,7 +23,24 @@ from tests.reliability.corpus import CORPUS, Corpus
 from tests.reliability.digest import Snapshot
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-CONFIG = bootstrap.load_config(None)
+# The shipped config with measures and segments, so that every case also compares what the
+# upkeep keeps after each file with the clean run's. No windows: evaluations at different
+# times agree.
+AUDIENCES = {
+    "measures": [
+        {"name": "Clicks", "activities": ["EmailPromotionClicks"], "aggregate": "count"},
+        {"name": "LastVisit", "aggregate": "last", "of": "ActivityTime"},
+        {"name": "Pages", "aggregate": "countDistinct", "of": "ExternalUrl"},
+        {"name": "TopPage", "aggregate": "mostFrequent", "of": "ExternalUrl"},
+    ],
+    "segments": [
+        {"name": "Clickers", "rule": {"measure": "Clicks", "op": ">=", "value": 9}},
+        {"name": "Browsers", "rule": {"all": [{"measure": "Pages", "op": ">=", "value": 1},
+                                              {"not": {"segment": "Clickers"}}]}},
+    ],
+}  # fmt: skip
+CONFIG_TEXT = json.dumps({**json.loads((ROOT / "shared" / "default_config.json").read_text()), **AUDIENCES})
+CONFIG = parse_config(CONFIG_TEXT)
 _numbers = itertools.count()
 
 
@@ -53,7 +71,11 @@ class Backend:
     azurite: Azurite | None = None
 
     def fresh(self, **extra: str) -> Store:
-        """An empty store no other trial uses."""
+        """An empty store no other trial uses, and CONFIG for the processes using it."""
+        config = self.workdir / "config.json"
+        if not config.exists():
+            config.write_text(CONFIG_TEXT, encoding="utf-8")
+        extra = {"FOOTPRINT_CONFIG": str(config), **extra}
         if self.azurite is None:
             path = self.workdir / f"store-{next(_numbers)}.db"
             return Store(self.name, {"FOOTPRINT_STORE": f"sqlite:///{path}", **extra})
@@ -87,7 +109,7 @@ def load_clean(store: Store, corpus: Corpus, folder: Path, config: Config = CONF
     root = corpus.write(folder)
     profile, ledger = store.open()
     try:
-        report = reconcile(Ports(LocalFileSource(root), profile, ledger), config, IngestOptions())
+        report = reconcile(bootstrap.ports(LocalFileSource(root), profile, ledger, config), config, IngestOptions())
         assert report.failed == 0 and report.quarantined == 0, report.to_record()
         counts = {e.path: e.counts.to_record() for e in ledger.entries()}
         return Reference(Snapshot.of(profile, corpus.customer_ids), counts)
@@ -100,7 +122,7 @@ def settle(store: Store, root: Path, corpus: Corpus = CORPUS, lease_seconds: flo
     profile, ledger = store.open()
     try:
         options = IngestOptions(clock=later(lease_seconds), retry_base_seconds=0)
-        reconcile(Ports(LocalFileSource(root), profile, ledger), CONFIG, options)
+        reconcile(bootstrap.ports(LocalFileSource(root), profile, ledger, CONFIG), CONFIG, options)
         return Snapshot.of(profile, corpus.customer_ids)
     finally:
         profile.close()

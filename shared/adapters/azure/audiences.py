@@ -29,6 +29,7 @@ from shared.core.audiences.records import (
     StoredAudience,
     membership_diff,
 )
+from shared.core.audiences.touched import Touched
 from shared.core.errors import TransientError
 
 AUDIENCES = "audiences"
@@ -65,7 +66,11 @@ class TableAudiences:
         return page
 
     def activities_by_customer(self, customer_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        return {c: [a.to_record() for a in self.store.customer_activities(c)] for c in customer_ids}
+        found = self.store.activities_of_customers(customer_ids)
+        return {c: [a.to_record() for a in found[c]] for c in customer_ids}
+
+    def attributes_of(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        return self.store.customer_attributes(customer_ids)
 
     def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]:
         rows = self.io.map(lambda c: self.io.get(AUDIENCES, *_state_where(c)), list(customer_ids))
@@ -74,7 +79,8 @@ class TableAudiences:
     def save_audiences(
         self, results: Sequence[AudienceResult], fingerprint: str, at: str
     ) -> list[MembershipChange]:
-        states = {c: self.io.get(AUDIENCES, *_state_where(c)) for c in {r.customer_id for r in results}}
+        ids = sorted({r.customer_id for r in results})
+        states = dict(zip(ids, self.io.map(lambda c: self.io.get(AUDIENCES, *_state_where(c)), ids), strict=True))
         diffs: dict[str, list[tuple[str, str, str, str]]] = {}
         for result in results:
             old = states[result.customer_id]
@@ -132,6 +138,24 @@ class TableAudiences:
             if row["CustomerId"] not in found:
                 found.append(row["CustomerId"])
         return found
+
+    def mark_due(self, customer_ids: Sequence[str], at: str) -> None:
+        ops: list[tuple[Any, ...]] = []
+        for customer_id, old in zip(customer_ids, self.io.map(lambda c: self.io.get(AUDIENCES, *_state_where(c)),
+                                                              list(customer_ids)), strict=True):  # fmt: skip
+            partition, row = _state_where(customer_id)
+            if old is not None and old.get("NextChange") and old["NextChange"] > at:
+                ops.append(("delete", _due(old["NextChange"], customer_id)))
+            if old is None or not old.get("NextChange") or old["NextChange"] > at:
+                ops.append(("upsert", {**_due(at, customer_id), "CustomerId": customer_id}))
+                state = old or {"CustomerId": customer_id, "Measures": "{}", "Segments": "[]",
+                                "Fingerprint": "", "EvaluatedAt": at}  # fmt: skip
+                ops.append(("upsert", {**state, "PartitionKey": partition, "RowKey": row, "NextChange": at}))
+        # The due row before the state that names it, as a save writes them.
+        self._apply(sorted(ops, key=lambda op: op[1]["PartitionKey"] != "due"))
+
+    def customers_reached(self, touched: Touched) -> set[str]:
+        return self.store.customers_reached(touched)
 
     def stale_customers(self, fingerprint: str, limit: int) -> list[str]:
         if self._stale is None or self._stale[0] != fingerprint or not self._stale[1]:

@@ -118,20 +118,22 @@ def _merge(io: TableAccess, link: Link) -> None:
     raise TransientError("writing a visitor link: it kept changing under us")
 
 
-def forget_links(io: TableAccess, path: str, keep_etag: str) -> None:
-    """Delete the links other versions of `path` made: the link, then its index rows."""
+def forget_links(io: TableAccess, path: str, keep_etag: str) -> list[Link]:
+    """Delete the links other versions of `path` made: the link, then its index rows; returns
+    them (their identities: the times and rows are not read)."""
     stale = list(io.query(
         LINK_FILES, "PartitionKey eq @pk and SourceETag ne @keep",
         {"pk": digest(path), "keep": keep_etag},
     ))  # fmt: skip
     if not stale:
-        return
+        return []
     links = [Link(r["Entity"], r["VisitorId"], r["Key"], r["SourceFile"], r["SourceETag"],
                   "", 0, "", 0) for r in stale]  # fmt: skip
     # Whoever forgets the same version at once may have deleted a row already.
     io.delete_if_unchanged(LINKS, [link_record(link) for link in links], ())
     io.delete_if_unchanged(LINK_KEYS, [_key_row(link) for link in links], ())
     io.delete_if_unchanged(LINK_FILES, stale, ())
+    return links
 
 
 def links_of(io: TableAccess, entity: str, visitor: str) -> list[Link]:

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
@@ -54,8 +54,10 @@ from shared.adapters.azure.table_links import (
     every_link,
     forget_links,
     links_of,
+    visitors_of,
     write_links,
 )
+from shared.core.audiences.touched import Touched
 from shared.core.identity.links import Link
 from shared.core.ingest.claims import utc_now
 from shared.core.ingest.overlaps import reachable
@@ -141,19 +143,20 @@ class TableStore:
         customers: Sequence[CustomerRow],
         rejects: Sequence[Reject],
         links: Sequence[Link] = (),
+        touched: Touched | None = None,
     ) -> int:
         if links:
             write_links(self.io, links)
         if customers:
-            self._write_customers(customers)
+            self._write_customers(customers, touched)
         if activities:
-            self._write_activities(activities)
+            self._write_activities(activities, touched)
         if rejects:
             latest = {(r.file, r.row): r for r in rejects}
             self.io.write_all(REJECTS, [("upsert", reject_record(r)) for r in latest.values()])
         return self._unmatched(activities, customers)
 
-    def _write_activities(self, activities: Sequence[Activity]) -> None:
+    def _write_activities(self, activities: Sequence[Activity], touched: Touched | None) -> None:
         met: set[tuple[str, str]] = set()
         greatest = _greatest(activities, lambda a: a.activity_id, met)
         records = [activity_record(a) for a in greatest]
@@ -163,18 +166,22 @@ class TableStore:
         keyed += [row for row in map(visitor_keyed_record, records) if row is not None]
         self.io.write_all(KEYED, [("upsert", row) for row in keyed])
         outcomes = put_greatest(self.io, ACTIVITIES, [Put(r) for r in records])
+        for old in (o.old for o in outcomes if o.old is not None and touched is not None):
+            touched.add_activity(old.get("CustomerEntity"), old.get("ActivityForeignKey"), old.get("VisitorId"))  # type: ignore[union-attr]
         self._note_overlaps(met | losses(outcomes))
         stale = stale_index_rows(outcomes, keyed_record)
         stale += stale_index_rows(outcomes, visitor_keyed_record)
         self.io.delete_if_unchanged(KEYED, stale, KEYED_IDENTITY)
 
-    def _write_customers(self, customers: Sequence[CustomerRow]) -> None:
+    def _write_customers(self, customers: Sequence[CustomerRow], touched: Touched | None) -> None:
         now = utc_now()
         met: set[tuple[str, str]] = set()
         latest = _greatest(customers, lambda c: (c.entity, c.key), met)
         records = [customer_record(c, now) for c in latest]
         self.io.write_all(MEMBERS, [("upsert", member_record(r)) for r in records])
         outcomes = put_greatest(self.io, CUSTOMER_ROWS, [Put(r) for r in records])
+        for old in (o.old for o in outcomes if o.old is not None and touched is not None):
+            touched.add_row(old["Entity"], old["Key"], old["CustomerId"])  # type: ignore[union-attr]
         self._note_overlaps(met | losses(outcomes))
         self.io.delete_if_unchanged(
             MEMBERS, stale_index_rows(outcomes, member_record), MEMBER_IDENTITY
@@ -258,13 +265,19 @@ class TableStore:
     def clear_rereads(self, path: str) -> None:
         self.io.write_all(REREADS, [("delete", r) for r in self._rereads(path)])
 
-    def forget_file(self, path: str, keep_etag: str) -> None:
-        forget_links(self.io, path, keep_etag)
+    def forget_file(self, path: str, keep_etag: str) -> Touched:
+        touched = Touched()
+        for link in forget_links(self.io, path, keep_etag):
+            touched.add_link(link.customer_entity, link.visitor_id, link.key)
         gone = forget_version(self.io, ACTIVITIES, path, keep_etag)
+        for r in gone:
+            touched.add_activity(r.get("CustomerEntity"), r.get("ActivityForeignKey"), r.get("VisitorId"))
         keyed = [row for row in map(keyed_record, gone) if row is not None]
         keyed += [row for row in map(visitor_keyed_record, gone) if row is not None]
         self.io.delete_if_unchanged(KEYED, keyed, KEYED_IDENTITY)
         gone_rows = forget_version(self.io, CUSTOMER_ROWS, path, keep_etag)
+        for r in gone_rows:
+            touched.add_row(r["Entity"], r["Key"], r["CustomerId"])
         self._customer_keys.difference_update((r["Entity"], r["Key"]) for r in gone_rows)
         self.io.delete_if_unchanged(MEMBERS, [member_record(r) for r in gone_rows], MEMBER_IDENTITY)
         if gone or gone_rows:
@@ -274,6 +287,18 @@ class TableStore:
             {"file": digest(path), "keep": keep_etag}, select=["PartitionKey", "RowKey"],
         )  # fmt: skip
         self.io.write_all(REJECTS, [("delete", r) for r in list(stale)])
+        return touched
+
+    def customers_reached(self, touched: Touched) -> set[str]:
+        """As AudienceStore.customers_reached says (TableAudiences asks here). A row key's
+        activities' visitors are found among the visitors linked to it: a signed-in visit
+        links its visitor to its key."""
+        row_keys = sorted(touched.row_keys)
+        linked = self.io.map(lambda k: [(k[0], v) for v in visitors_of(self.io, *k)], row_keys)
+        visitors = sorted(touched.visitors | touched.row_keys | {v for found in linked for v in found})
+        links = self.io.map(lambda v: links_of(self.io, *v), visitors)
+        keys = touched.keys | touched.row_keys | {(link.customer_entity, link.key) for found in links for link in found}
+        return set(self._resolve(keys).values())
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -297,6 +322,22 @@ class TableStore:
         rows = self.io.map(self._customer_row, [(m["Entity"], m["Key"]) for m in members])
         found = [r for r in rows if r is not None and r["CustomerId"] == customer_id]
         return sorted(found, key=lambda r: (r["Entity"], r["Key"]))
+
+    def customer_attributes(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        """As get_customer's Attributes, of many customers at once (their visitors not read)."""
+        ids = list(customer_ids)
+        keys = sorted({(m["Entity"], m["Key"]) for found in self.io.map(self._members_of, ids) for m in found})
+        rows = [r for r in self.io.map(self._customer_row, keys) if r is not None]
+        found: dict[str, dict[str, Any] | None] = dict.fromkeys(ids)
+        for row in sorted(rows, key=lambda r: (r["Entity"], r["Key"])):
+            if row["CustomerId"] not in found:
+                continue
+            attributes = found[row["CustomerId"]] or {}
+            for name, value in orjson.loads(row["Attributes"]).items():
+                if attributes.get(name) in (None, ""):
+                    attributes[name] = value
+            found[row["CustomerId"]] = attributes
+        return found
 
     def _resolver(self, customers: Iterable[Entity] = ()) -> Resolver:
         resolver = Resolver(self.io, self.rules, self._customer_row)
@@ -342,6 +383,38 @@ class TableStore:
         activities = [activity_of(r, None) for r in records if r is not None]
         resolver.prefetch(activities)
         return [a for a in map(resolver.resolve, activities) if a.customer_id == customer_id]
+
+    def activities_of_customers(self, customer_ids: Sequence[str]) -> dict[str, list[Activity]]:
+        """customer_activities of many customers, each step for all of them at once: as many
+        round trips as for one customer, not one customer after another."""
+        ids = list(dict.fromkeys(customer_ids))
+        keys = {(m["Entity"], m["Key"]) for found in self.io.map(self._members_of, ids) for m in found}
+        ordered = sorted(keys)
+        rows = [r for r in self.io.map(self._customer_row, ordered) if r is not None and r["CustomerId"] in ids]
+        resolver = self._resolver(rows)
+        streams = [_Stream(*keyed_range(r["Entity"], r["Key"]), r["Entity"], r["Key"]) for r in rows]
+        for entity, link in resolver.visitors_of_keys((r["Entity"], r["Key"]) for r in rows):
+            visitor = link.visitor_id
+            streams.append(_Stream(*keyed_range(entity, visitor), entity, visitor))
+            streams.append(_Stream(*visitor_keyed_range(entity, visitor), entity, None))
+        found = self.io.map(lambda s: list(self._hits(s, ["RowKey"])), streams)
+        hits = list({hit["ActivityId"]: hit for part in found for hit in part}.values())
+        query = TimelineQuery()
+        records = self.io.map(lambda hit: self._checked(hit, query), hits)
+        activities = [activity_of(r, None) for r in records if r is not None]
+        resolver.prefetch(activities)
+        reaching: dict[str, list[Activity]] = {c: [] for c in ids}
+        for activity in map(resolver.resolve, activities):
+            if activity.customer_id in reaching:
+                reaching[activity.customer_id].append(activity)
+        return reaching
+
+    def _members_of(self, customer_id: str) -> list[Entity]:
+        partition, low, high = members_range(customer_id)
+        return list(self.io.query(
+            MEMBERS, "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
+            {"pk": partition, "low": low, "high": high}, select=["Entity", "Key"],
+        ))  # fmt: skip
 
     def activity_counts(self, customer_id: str) -> dict[str, int]:
         # Counted from the index, unchecked but for which customer a visitor's activity's own

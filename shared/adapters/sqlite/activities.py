@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 from operator import itemgetter
 
+from shared.core.audiences.touched import Touched
 from shared.core.model import Activity, CustomerRow
 
 # The visitor id of an activity row `a` as read: '' stands for "the same as the foreign key".
@@ -126,8 +127,10 @@ class ActivityWriter:
         transaction: int,
         activities: Sequence[Activity],
         customers: Sequence[CustomerRow],
+        touched: Touched | None = None,
     ) -> int:
-        """Upsert `activities` (after `customers` were); returns how many have no customer."""
+        """Upsert `activities` (after `customers` were); returns how many have no customer.
+        Given `touched`, the references of the stored copies they met are added to it."""
         if transaction != self._transaction:
             self._sources.clear()
             self._known.clear()
@@ -153,7 +156,7 @@ class ActivityWriter:
                 for a in activities
             ]  # fmt: skip
         if conn.executemany(INSERT_NEW, rows).rowcount < len(rows):
-            _settle(conn, activities, rows)
+            _settle(conn, activities, rows, touched)
         return self._unmatched(conn, activities)
 
     def _unmatched(self, conn: sqlite3.Connection, activities: Sequence[Activity]) -> int:
@@ -172,22 +175,25 @@ class ActivityWriter:
         )
 
 
-def _settle(conn: sqlite3.Connection, activities: Sequence[Activity], rows: list[tuple]) -> None:
+def _settle(
+    conn: sqlite3.Connection, activities: Sequence[Activity], rows: list[tuple], touched: Touched | None
+) -> None:
     """The rows the insert skipped, their id already stored (another file's copy, a file read
     again, or a copy earlier in the batch). A load of new events never gets here, so the
     look-up costs only the loads that meet stored rows."""
     stored: dict[Hashable, tuple[str, int, object]] = {}
     for i in range(0, len(rows), CHUNK):
         chunk = [row[0] for row in rows[i : i + CHUNK]]
-        stored.update(
-            (activity_id, (file, number, source))
-            for activity_id, file, number, source in conn.execute(
-                "SELECT a.activity_id, s.source_file, a.source_row, a.source_id FROM activities a "
-                "JOIN activity_sources s ON s.source_id = a.source_id "
-                f"WHERE a.activity_id IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            )
-        )
+        for activity_id, file, number, source, entity, key, visitor in conn.execute(
+            "SELECT a.activity_id, s.source_file, a.source_row, a.source_id, s.customer_entity, "
+            f"a.activity_foreign_key, {VISITOR} FROM activities a "
+            "JOIN activity_sources s ON s.source_id = a.source_id "
+            f"WHERE a.activity_id IN ({', '.join('?' * len(chunk))})",
+            chunk,
+        ):  # fmt: skip
+            stored[activity_id] = (file, number, source)
+            if touched is not None:  # whom the stored copy reached, should this one replace it
+                touched.add_activity(entity, key, visitor)
     copies = (
         (row[0], a.source_file, a.source_row, row[1], row)
         for a, row in zip(activities, rows, strict=True)

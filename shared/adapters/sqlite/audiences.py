@@ -8,13 +8,21 @@ from typing import Any
 
 import orjson
 
-from shared.adapters.sqlite.store import ACTIVITY_COLUMNS, REACHING, SqliteDatabase, _activity
+from shared.adapters.sqlite.activities import CHUNK, VISITOR
+from shared.adapters.sqlite.store import (
+    ACTIVITY_COLUMNS,
+    REACHING,
+    SqliteDatabase,
+    SqliteStore,
+    _activity,
+)
 from shared.core.audiences.records import (
     AudienceResult,
     MembershipChange,
     StoredAudience,
     membership_diff,
 )
+from shared.core.audiences.touched import Ref, Touched
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audience_state (
@@ -63,6 +71,10 @@ class SqliteAudiences:
             for row in self.db.query(query, (customer_id, customer_id)):
                 found[customer_id].append(_activity(row).to_record())
         return found
+
+    def attributes_of(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        profiles = SqliteStore(self.db)
+        return {c: found.attributes if (found := profiles.get_customer(c)) else None for c in customer_ids}
 
     def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]:
         found: dict[str, StoredAudience] = {}
@@ -119,6 +131,38 @@ class SqliteAudiences:
         )  # fmt: skip
         return [r[0] for r in rows]
 
+    def mark_due(self, customer_ids: Sequence[str], at: str) -> None:
+        with self.db.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO audience_state VALUES (?, '{}', '[]', ?, '', ?) "
+                "ON CONFLICT (customer_id) DO UPDATE SET next_change = excluded.next_change",
+                [(c, at, at) for c in customer_ids],
+            )
+
+    def customers_reached(self, touched: Touched) -> set[str]:
+        visitors = set(touched.visitors) | touched.row_keys
+        for entity, keys in _by_entity(touched.row_keys).items():  # their activities' visitors
+            for i in range(0, len(keys), CHUNK):
+                chunk = keys[i : i + CHUNK]
+                visitors.update(self.db.query(
+                    f"SELECT DISTINCT s.customer_entity, {VISITOR} FROM activities a "
+                    "JOIN activity_sources s ON s.source_id = a.source_id "
+                    f"WHERE a.activity_foreign_key IN ({', '.join('?' * len(chunk))}) "
+                    f"AND s.customer_entity = ? AND {VISITOR} IS NOT NULL", [*chunk, entity],
+                ))  # fmt: skip
+        found: set[str] = set()
+        for refs, sql in (
+            (touched.keys | touched.row_keys, "SELECT customer_id FROM customer_rows WHERE (entity, key) IN "),
+            (visitors, "SELECT DISTINCT c.customer_id FROM links l JOIN customer_rows c "
+                       "ON c.entity = l.entity AND c.key = l.key WHERE (l.entity, l.visitor) IN "),
+        ):  # fmt: skip
+            ordered = sorted(refs)
+            for i in range(0, len(ordered), CHUNK):
+                chunk = ordered[i : i + CHUNK]
+                pairs = f"(VALUES {', '.join(['(?, ?)'] * len(chunk))})"
+                found.update(r[0] for r in self.db.query(sql + pairs, [p for ref in chunk for p in ref]))
+        return found
+
     def stale_customers(self, fingerprint: str, limit: int) -> list[str]:
         rows = self.db.query(
             "SELECT DISTINCT c.customer_id FROM customer_rows c "
@@ -168,3 +212,10 @@ class SqliteAudiences:
     def set_mark(self, name: str, value: str) -> None:
         with self.db.transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO audience_marks VALUES (?, ?)", (name, value))
+
+
+def _by_entity(refs: set[Ref]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for entity, key in sorted(refs):
+        found.setdefault(entity, []).append(key)
+    return found

@@ -16,6 +16,7 @@ import orjson
 
 from shared.adapters.sqlite import activities as activity_tables
 from shared.adapters.sqlite import links as link_tables
+from shared.core.audiences.touched import Touched
 from shared.core.errors import StorageFull, TransientError
 from shared.core.identity.links import Link
 from shared.core.identity.winners import VisitorLink
@@ -271,21 +272,47 @@ def _has_stale(conn: sqlite3.Connection, path: str, keep_etag: str) -> bool:
     ).fetchone()[0]
 
 
+def _forgotten(conn: sqlite3.Connection, path: str, keep_etag: str) -> Touched:
+    """The references of what forgetting the other versions of `path` removes."""
+    touched = Touched()
+    for entity, key, customer_id in conn.execute(
+        "SELECT entity, key, customer_id FROM customer_rows WHERE source_file = ? AND source_etag != ?",
+        (path, keep_etag),
+    ):  # fmt: skip
+        touched.add_row(entity, key, customer_id)
+    for link in conn.execute(
+        "SELECT entity, visitor, key FROM links WHERE source_file = ? AND source_etag != ?", (path, keep_etag)
+    ):  # fmt: skip
+        touched.add_link(*link)
+    sources = [r[0] for r in conn.execute(
+        "SELECT source_id FROM activity_sources WHERE source_file = ? AND source_etag != ?", (path, keep_etag)
+    )]  # fmt: skip
+    for i in range(0, len(sources), activity_tables.CHUNK):  # a scan, as the forget's own
+        chunk = sources[i : i + activity_tables.CHUNK]
+        for found in conn.execute(
+            f"SELECT DISTINCT s.customer_entity, a.activity_foreign_key, {activity_tables.VISITOR} "
+            "FROM activities a JOIN activity_sources s ON s.source_id = a.source_id "
+            f"WHERE a.source_id IN ({', '.join('?' * len(chunk))})", chunk,
+        ):  # fmt: skip
+            touched.add_activity(*found)
+    return touched
+
+
 def _settle_customers(
-    conn: sqlite3.Connection, customers: Sequence[CustomerRow], rows: list[tuple]
+    conn: sqlite3.Connection, customers: Sequence[CustomerRow], rows: list[tuple], touched: Touched | None
 ) -> None:
     """As activity_tables._settle, for customer rows the insert skipped."""
     stored: dict[Hashable, tuple[str, int, object]] = {}
     for i in range(0, len(customers), activity_tables.CHUNK):
         chunk = customers[i : i + activity_tables.CHUNK]
-        stored.update(
-            ((entity, key), (file, number, (file, etag)))
-            for entity, key, file, etag, number in conn.execute(
-                "SELECT entity, key, source_file, source_etag, source_row FROM customer_rows "
-                f"WHERE (entity, key) IN (VALUES {', '.join(['(?, ?)'] * len(chunk))})",
-                [part for r in chunk for part in (r.entity, r.key)],
-            )
-        )
+        for entity, key, file, etag, number, customer_id in conn.execute(
+            "SELECT entity, key, source_file, source_etag, source_row, customer_id FROM customer_rows "
+            f"WHERE (entity, key) IN (VALUES {', '.join(['(?, ?)'] * len(chunk))})",
+            [part for r in chunk for part in (r.entity, r.key)],
+        ):  # fmt: skip
+            stored[(entity, key)] = (file, number, (file, etag))
+            if touched is not None:  # the customer the key had: a row may move it
+                touched.add_row(entity, key, customer_id)
     copies = (
         ((r.entity, r.key), r.source_file, r.source_row, (r.source_file, r.source_etag), row)
         for r, row in zip(customers, rows, strict=True)
@@ -309,6 +336,7 @@ class SqliteStore:
         customers: Sequence[CustomerRow],
         rejects: Sequence[Reject],
         links: Sequence[Link] = (),
+        touched: Touched | None = None,
     ) -> int:
         rows = len(activities) + len(customers) + len(rejects) + len(links)
         with self.db.transaction(bulk_rows=rows) as conn:
@@ -320,7 +348,7 @@ class SqliteStore:
                     for r in customers
                 ]  # fmt: skip
                 if conn.executemany(_INSERT_CUSTOMER, rows).rowcount < len(rows):
-                    _settle_customers(conn, customers, rows)
+                    _settle_customers(conn, customers, rows, touched)
             if rejects:
                 conn.executemany(
                     "INSERT OR REPLACE INTO rejects VALUES (?, ?, ?, ?, ?, ?)",
@@ -329,7 +357,7 @@ class SqliteStore:
             if links:
                 link_tables.write(conn, links)
                 self._activities.links_changed()
-            return self._activities.write(conn, self.db.transactions, activities, customers)
+            return self._activities.write(conn, self.db.transactions, activities, customers, touched)
 
     def overlapping_files(self, path: str, keep_etag: str) -> list[str]:
         with self.db.lock, self.db.translate():
@@ -355,8 +383,9 @@ class SqliteStore:
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM rereads WHERE path = ?", (path,))
 
-    def forget_file(self, path: str, keep_etag: str) -> None:
+    def forget_file(self, path: str, keep_etag: str) -> Touched:
         with self.db.transaction() as conn:
+            touched = _forgotten(conn, path, keep_etag)
             if _has_stale(conn, path, keep_etag):
                 conn.execute("DELETE FROM overlaps WHERE winner = ?", (path,))
             conn.execute(
@@ -367,6 +396,7 @@ class SqliteStore:
             link_tables.forget(conn, path, keep_etag)
             self._activities.links_changed()
             conn.execute("DELETE FROM rejects WHERE file = ? AND etag != ?", (path, keep_etag))
+        return touched
 
     def get_customer(self, customer_id: str) -> Customer | None:
         rows = self.db.query(

@@ -3,17 +3,21 @@ per-file function, the timer, the HTTP API and the commands evaluate customers b
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 
 from shared.core.audiences.definitions import format_instant
 from shared.core.audiences.evaluator import Audiences, Evaluation
 from shared.core.audiences.records import AudienceResult, MembershipChange
+from shared.core.audiences.touched import Touched
 from shared.core.errors import NotFound
 from shared.core.ports import AudienceStore, ChangeQueue, ProfileStore
+
+log = logging.getLogger(__name__)
 
 CHUNK = 200
 EVALUATED = "evaluated"  # the mark naming the definitions every customer was last evaluated by
@@ -48,14 +52,16 @@ def evaluate_customers(
 def _evaluations(
     profiles: ProfileStore, store: AudienceStore, audiences: Audiences, ids: Sequence[str], at: datetime
 ) -> Iterable[tuple[str, Evaluation | None]]:
-    """Each customer's evaluation, their activities read in one go; None for one that is gone."""
+    """Each customer's evaluation, their activities and attributes read in one go; None for
+    one that is gone."""
     activities = store.activities_by_customer(ids)
+    attributes = store.attributes_of(ids)
     for customer_id in ids:
-        customer = profiles.get_customer(customer_id)
-        if customer is None:
+        found = attributes[customer_id]
+        if found is None:
             yield customer_id, None
         else:
-            yield customer_id, audiences.evaluate(activities[customer_id], customer.attributes, at)
+            yield customer_id, audiences.evaluate(activities[customer_id], found, at)
 
 
 def _drain(
@@ -153,3 +159,37 @@ def publish_changes(store: AudienceStore, audiences: Audiences, queue: ChangeQue
             store.set_mark(published_mark(segment.name), str(after))
             put += len(changes)
     return put
+
+
+class ByFile:
+    """The upkeep after each file (shared/core/audiences/touched.py): the customers a file
+    touched are evaluated again at once, so they are current when the file is done."""
+
+    def __init__(
+        self, profiles: ProfileStore, store: AudienceStore, audiences: Audiences,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:  # fmt: skip
+        self.profiles, self.store, self.audiences, self.clock = profiles, store, audiences, clock
+
+    def reached(self, touched: Touched) -> set[str]:
+        return self.store.customers_reached(touched)
+
+    def evaluate(self, touched: Touched) -> None:
+        now, done = self.clock(), 0
+        ids = sorted(touched.customers)
+        try:
+            ids = sorted(touched.customers | self.store.customers_reached(touched))
+            while done < len(ids):
+                evaluate_customers(self.profiles, self.store, self.audiences, ids[done : done + CHUNK], now)
+                done += CHUNK
+        except Exception as exc:
+            # The file is done whatever happens here: its rows are in. What was not evaluated
+            # is marked due now, for the timer's next run (evaluate_due); should even that
+            # fail (the store is down), those customers are current again after their next
+            # file, a window's expiry or `footprint segments refresh`.
+            left = ids[done:]
+            log.warning("%d customers not evaluated after their file, left to the timer: %s", len(left), exc)
+            try:
+                self.store.mark_due(left, format_instant(now))
+            except Exception as again:
+                log.warning("%d customers not marked due either: %s", len(left), again)

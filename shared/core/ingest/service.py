@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
+from shared.core.audiences.touched import FileUpkeep, WatchedStore
 from shared.core.cdm.catalog import Catalog, MetadataCache, is_manifest_name, is_metadata
 from shared.core.config import Config, mapping_fingerprint
 from shared.core.erasure.suppressions import Suppression, load_suppression
@@ -48,6 +49,8 @@ class Ports:
     ledger: Ledger
     # Whose suppressions every load honours (SPEC §11); None: a store nothing is erased from.
     erasures: ErasureStore | None = None
+    # Measures and segments kept current after each file (None when none are configured).
+    upkeep: FileUpkeep | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +144,9 @@ def _attempt(ports, config, file, stream, entry, catalog, options) -> IngestRepo
 
 def _work(ports, config, file, stream, entry, catalog, options, lease) -> IngestReport:  # type: ignore[no-untyped-def]
     started = time.monotonic()
+    watched = _watched(ports)
+    if watched is not None:  # files read again go through it too: one evaluation at the end
+        ports = dataclasses.replace(ports, store=watched)
     counts = Counts()
     again: list[str] = []
     halt = None
@@ -195,6 +201,10 @@ def _work(ports, config, file, stream, entry, catalog, options, lease) -> Ingest
     entry.duration_ms = int((time.monotonic() - started) * 1000)
     if entry.status != FAILED or entry.permanent:
         entry.not_before = None
+    if watched is not None:
+        # Before the outcome, so that a crash here leaves the file to be read (and its
+        # customers evaluated) again; a fault of the evaluation fails nothing (ByFile).
+        watched.settle()
     halt = _finish(ports.ledger, entry) or halt
     log.info(
         "%s %s entity=%s rows=%d activities=%d unmatched=%d filtered=%d rejected=%d "
@@ -203,6 +213,14 @@ def _work(ports, config, file, stream, entry, catalog, options, lease) -> Ingest
         counts.suppressed, entry.duration_ms, f" error={entry.error}" if entry.error else "",
     )  # fmt: skip
     return dataclasses.replace(_report_of(entry), halt=halt)
+
+
+def _watched(ports: Ports) -> WatchedStore | None:
+    """The store noting what this file touches; None without upkeep, or inside another
+    file's work (a file read again), whose store notes it already."""
+    if ports.upkeep is None or isinstance(ports.store, WatchedStore):
+        return None
+    return WatchedStore(ports.store, ports.upkeep)
 
 
 def _finish(ledger: Ledger, entry: LedgerEntry) -> str | None:

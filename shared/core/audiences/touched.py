@@ -1,0 +1,136 @@
+"""What a file touched, for its customers to be evaluated again once it is loaded (SPEC §9
+"kept current"): the customer keys and visitors its writes and forgets name, and the
+customers its customer rows name.
+
+Resolution is read, not stored (SPEC §8), so a write can move activities between customers it
+never names. Every such move goes through a reference the write does name:
+
+- an activity written or forgotten reaches the customer of its key, else its visitor's winner:
+  `keys` and `visitors`;
+- a link written or forgotten changes its visitor's winner: the customers of *every* key the
+  visitor is linked to (the old winner among them) are reached through `visitors`, and a
+  forgotten link's key through `keys`;
+- a customer row written or forgotten (`row_keys`) changes who the key's activities, and the
+  visitors whose winner is the key, reach; and where the key has no row, its activities fall
+  back to their visitors: a store reaches those visitors' customers too.
+
+A customer row may move a key from one customer to another: the customer the key had before
+is read before the write (`WatchedStore`). A record replaced by another file's copy of it
+(the same ActivityId, or customer key) is reported by the store's write. Every other reference
+is read once, at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from shared.core.identity.links import Link
+from shared.core.model import Activity, CustomerRow, Reject
+
+log = logging.getLogger(__name__)
+
+Ref = tuple[str, str]  # (customer entity, key or visitor id)
+
+
+@dataclasses.dataclass
+class Touched:
+    keys: set[Ref] = dataclasses.field(default_factory=set)
+    visitors: set[Ref] = dataclasses.field(default_factory=set)
+    row_keys: set[Ref] = dataclasses.field(default_factory=set)
+    customers: set[str] = dataclasses.field(default_factory=set)
+
+    def __len__(self) -> int:
+        return len(self.keys) + len(self.visitors) + len(self.row_keys) + len(self.customers)
+
+    def merge(self, other: Touched) -> None:
+        self.keys |= other.keys
+        self.visitors |= other.visitors
+        self.row_keys |= other.row_keys
+        self.customers |= other.customers
+
+    def add_activity(self, entity: str | None, key: str | None, visitor: str | None) -> None:
+        if entity is not None:
+            if key is not None:
+                self.keys.add((entity, key))
+            if visitor is not None:
+                self.visitors.add((entity, visitor))
+
+    def add_link(self, entity: str, visitor: str, key: str) -> None:
+        self.visitors.add((entity, visitor))
+        self.keys.add((entity, key))
+
+    def add_row(self, entity: str, key: str, customer_id: str) -> None:
+        self.row_keys.add((entity, key))
+        self.customers.add(customer_id)
+
+
+class FileUpkeep(Protocol):
+    """What ingest calls, when measures or segments are configured, to evaluate again the
+    customers a file touched (shared/core/audiences/upkeep.py ByFile)."""
+
+    def reached(self, touched: Touched) -> set[str]:
+        """The customers the references reach as the store is now."""
+        ...
+
+    def evaluate(self, touched: Touched) -> None:
+        """Evaluate now the customers named and reached; never raises for a fault of the
+        store: what it could not evaluate is left to the timer."""
+        ...
+
+
+class WatchedStore:
+    """A profile store that notes what one file's load writes and forgets; everything else
+    goes to the store it wraps. `settle` evaluates the customers touched; so does every
+    `MAX_TOUCHED` references, keeping memory flat whatever the file's size."""
+
+    MAX_TOUCHED = 20_000
+
+    def __init__(self, store: Any, upkeep: FileUpkeep) -> None:
+        self.store, self.upkeep = store, upkeep
+        self.touched = Touched()
+        self._before: set[Ref] = set()  # row keys whose earlier customer was read
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def write(
+        self,
+        activities: Sequence[Activity],
+        customers: Sequence[CustomerRow],
+        rejects: Sequence[Reject],
+        links: Sequence[Link] = (),
+    ) -> int:
+        touched = self.touched
+        if customers:  # who each key reached before this write: a row may move the key
+            fresh = {(r.entity, r.key) for r in customers} - self._before
+            if fresh:
+                try:
+                    touched.customers |= self.upkeep.reached(Touched(row_keys=fresh))
+                except Exception as exc:  # a read for the upkeep never fails the file
+                    log.warning("customers of %d keys before their rows changed: %s", len(fresh), exc)
+                self._before |= fresh
+        unmatched = self.store.write(activities, customers, rejects, links, touched=touched)
+        for a in activities:
+            touched.add_activity(a.customer_entity, a.activity_foreign_key, a.visitor_id)
+        for r in customers:
+            touched.add_row(r.entity, r.key, r.customer_id)
+        for link in links:
+            touched.add_link(link.customer_entity, link.visitor_id, link.key)
+        if len(touched) >= self.MAX_TOUCHED:
+            self.settle()
+        return unmatched
+
+    def forget_file(self, path: str, keep_etag: str) -> Touched | None:
+        forgotten = self.store.forget_file(path, keep_etag)
+        if forgotten is not None:
+            self.touched.merge(forgotten)
+        return forgotten
+
+    def settle(self) -> None:
+        """Evaluate the customers touched so far, and start again."""
+        touched, self.touched, self._before = self.touched, Touched(), set()
+        if touched:
+            self.upkeep.evaluate(touched)

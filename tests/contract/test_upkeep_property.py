@@ -1,0 +1,150 @@
+"""Property (SPEC §9 kept current): after any order of files and rewrites, each loaded through
+the one ingest path with its upkeep, the stored measures and memberships are a fresh
+evaluation at now, with no timer run and no refresh between."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from shared import bootstrap
+from shared.adapters.local_files import LocalFileSource
+from shared.adapters.memory import MemoryLedger, MemoryStore
+from shared.adapters.sqlite.ledger import SqliteLedger
+from shared.adapters.sqlite.store import SqliteDatabase, SqliteStore
+from shared.core.audiences.upkeep import ByFile
+from shared.core.config import parse_config
+from shared.core.ingest.service import IngestOptions, Ports, ingest_file
+from tests.e2e.export import _write_csv, event
+
+NOW = datetime(2021, 10, 1, tzinfo=UTC)
+DEFAULTS = Path(__file__).parents[2] / "shared" / "default_config.json"
+CONFIG = parse_config(json.dumps({
+    **json.loads(DEFAULTS.read_text()),
+    "measures": [
+        {"name": "Clicks", "activities": ["EmailPromotionClicks"], "aggregate": "count"},
+        {"name": "Recent", "aggregate": "count", "window": "P3D"},
+        {"name": "LastVisit", "aggregate": "last", "of": "ActivityTime"},
+        {"name": "Pages", "aggregate": "countDistinct", "of": "ExternalUrl"},
+    ],
+    "segments": [
+        {"name": "Clickers", "rule": {"measure": "Clicks", "op": ">=", "value": 2}},
+        {"name": "OsloClickers", "rule": {"all": [{"segment": "Clickers"},
+                                                   {"attribute": "City", "op": "=", "value": "Oslo"}]}},
+        {"name": "Lapsed", "rule": {"not": {"measure": "LastVisit", "op": "within", "value": "P3D"}}},
+    ],
+}))  # fmt: skip
+AUDIENCES = bootstrap.audiences_of(CONFIG)
+EVENT_FILES = ["EmailPromotion/a.csv", "EmailPromotion/b.csv"]
+CUSTOMER_FILES = ["RetailCustomers/c.csv", "RetailCustomers/d.csv"]
+KEYS = ["R-1", "R-2", "R-3"]
+
+events = st.builds(
+    lambda eid, day, visitor, key, page: event(
+        eid, f"2021-09-{day:02d}T12:00:00Z", visitor, key, uri=f"https://shop.example.com/{page}"
+    ),
+    st.sampled_from([f"e{n}" for n in range(4)]),
+    st.sampled_from([20, 29, 30]),
+    st.sampled_from(["v1", "v2", "v3"]),
+    st.sampled_from(["", *KEYS]),
+    st.sampled_from(["a", "b"]),
+)
+event_file = st.tuples(st.sampled_from(EVENT_FILES), st.lists(events, max_size=6))
+customer_file = st.tuples(
+    st.sampled_from(CUSTOMER_FILES),
+    st.lists(st.tuples(st.sampled_from(KEYS), st.sampled_from(["Oslo", "Leeds"])), max_size=3),
+)
+histories = st.lists(st.one_of(event_file, customer_file), min_size=1, max_size=10)
+
+
+def _open(kind: str, folder: Path):  # type: ignore[no-untyped-def]
+    if kind == "memory":
+        return MemoryStore(), MemoryLedger(), None
+    db = SqliteDatabase(folder / "store.db")
+    return SqliteStore(db), SqliteLedger(db), db
+
+
+def _write(root: Path, path: str, rows: list, version: int) -> None:  # type: ignore[type-arg]
+    target = root / path
+    if path.startswith("RetailCustomers/"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["CustomerRetailId,FullName,Email,City", *(f"{k},N {k},{k}@example.com,{c}" for k, c in rows)]
+        target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    else:
+        _write_csv(target, rows)
+    os.utime(target, (1_600_000_000 + version, 1_600_000_000 + version))  # every version is new
+
+
+def _fresh(profiles, audiences_store):  # type: ignore[no-untyped-def]
+    """Every customer's evaluation at NOW, from the store as it is."""
+    ids = audiences_store.customer_ids(None, 10_000)
+    activities = audiences_store.activities_by_customer(ids)
+    fresh = {}
+    for customer_id in ids:
+        found = AUDIENCES.evaluate(activities[customer_id], profiles.get_customer(customer_id).attributes, NOW)
+        fresh[customer_id] = (found.measures, found.segments)
+    return fresh
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=histories)
+@example(history=[  # another file's copy of e1 moves it from R-1 to R-2; a rewrite drops it
+    ("RetailCustomers/c.csv", [("R-1", "Oslo"), ("R-2", "Oslo")]),
+    ("EmailPromotion/a.csv", [event("e1", "2021-09-30T12:00:00Z", "v1", "R-1"),
+                              event("e2", "2021-09-30T12:00:00Z", "v1", "R-1")]),
+    ("EmailPromotion/b.csv", [event("e1", "2021-09-30T12:00:00Z", "v2", "R-2")]),
+    ("EmailPromotion/b.csv", []),
+])  # fmt: skip
+def test_stored_audiences_equal_a_fresh_evaluation_after_any_files(kind: str, history: list) -> None:  # type: ignore[type-arg]
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder) / "export"
+        profiles, ledger, db = _open(kind, Path(folder))
+        audiences_store = bootstrap.open_audiences(profiles)
+        ports = Ports(LocalFileSource(root), profiles, ledger, upkeep=ByFile(profiles, audiences_store, AUDIENCES, lambda: NOW))
+        for version, (path, rows) in enumerate(history):
+            _write(root, path, rows, version)
+            assert ingest_file(ports, CONFIG, path, IngestOptions()).status == "done"
+        fresh = _fresh(profiles, audiences_store)
+        stored = audiences_store.stored_audiences(list(fresh))
+        assert {c: (s.measures, s.segments) for c, s in stored.items()} == fresh
+        assert audiences_store.stale_customers(AUDIENCES.fingerprint, 100) == []  # none gone, none left out
+        for segment in AUDIENCES.segment_configs:
+            members = [c for c, (_, segments) in fresh.items() if segment.name in segments]
+            assert audiences_store.segment_members(segment.name, None, 10_000) == sorted(members)
+        if db is not None:
+            db.close()
+
+
+def test_a_failed_evaluation_leaves_the_file_done_and_its_customers_due(tmp_path: Path) -> None:
+    from shared.adapters.memory_audiences import MemoryAudiences
+    from shared.core.audiences.upkeep import evaluate_due
+    from shared.core.errors import TransientError
+
+    class Down(MemoryAudiences):
+        down = True
+
+        def save_audiences(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if self.down:
+                raise TransientError("the store is down")
+            return super().save_audiences(*args, **kwargs)
+
+    profiles, ledger = MemoryStore(), MemoryLedger()
+    audiences_store = Down(profiles)
+    ports = Ports(LocalFileSource(tmp_path), profiles, ledger, upkeep=ByFile(profiles, audiences_store, AUDIENCES, lambda: NOW))
+    _write(tmp_path, "RetailCustomers/c.csv", [("R-1", "Oslo")], 0)
+    _write(tmp_path, "EmailPromotion/a.csv", [event(f"e{n}", "2021-09-30T12:00:00Z", "v1", "R-1") for n in range(2)], 1)
+    for path in ("RetailCustomers/c.csv", "EmailPromotion/a.csv"):
+        assert ingest_file(ports, CONFIG, path, IngestOptions()).status == "done"
+    [customer_id] = audiences_store.customer_ids(None, 10)
+    assert audiences_store.due_customers("2021-10-01T00:00:00.000Z", 10) == [customer_id]
+    audiences_store.down = False
+    assert evaluate_due(profiles, audiences_store, AUDIENCES, NOW) == 1  # the timer's next run
+    assert audiences_store.segment_members("Clickers", None, 10) == [customer_id]
