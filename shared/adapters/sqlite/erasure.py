@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from shared.adapters.sqlite import links as link_tables
-from shared.adapters.sqlite.store import SqliteDatabase
+from shared.adapters.sqlite.store import VISITOR_ACTIVITY_IDS, SqliteDatabase
 from shared.core.erasure.suppressions import holds_value
 
 SCHEMA = """
@@ -19,14 +19,7 @@ CREATE TABLE IF NOT EXISTS erasures (seq INTEGER PRIMARY KEY AUTOINCREMENT, rece
 """
 # Every activity of one visitor: anonymous ones by its id as key (visitor_id '' = the key),
 # signed-in ones by the keys its links name, keyless ones by the visitor index.
-_OF_VISITOR = """
-DELETE FROM activities WHERE activity_id IN (
-    SELECT activity_id FROM activities WHERE activity_foreign_key = ? AND visitor_id = ''
-    UNION SELECT a.activity_id FROM (SELECT DISTINCT key FROM links WHERE visitor = ?) l
-    JOIN activities a ON a.activity_foreign_key = l.key WHERE a.visitor_id = ?
-    UNION SELECT activity_id FROM activities INDEXED BY activities_by_keyless_visitor
-    WHERE activity_foreign_key IS NULL AND visitor_id IS NOT NULL AND visitor_id = ?
-)"""
+_OF_VISITOR = f"DELETE FROM activities WHERE activity_id IN ({VISITOR_ACTIVITY_IDS})"
 
 
 class SqliteErasures:

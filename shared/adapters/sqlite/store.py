@@ -588,14 +588,14 @@ reaching AS (
 )"""
 # A visitor's activities: anonymous ones by its id as key, signed-in ones by the keys it was
 # linked to (every such visit made a link), keyless ones by the visitor index.
-_OF_VISITOR = """
-WITH reaching AS (
+VISITOR_ACTIVITY_IDS = """
     SELECT activity_id FROM activities WHERE activity_foreign_key = ? AND visitor_id = ''
     UNION SELECT a.activity_id FROM (SELECT DISTINCT key FROM links WHERE visitor = ?) l
     JOIN activities a ON a.activity_foreign_key = l.key WHERE a.visitor_id = ?
     UNION SELECT activity_id FROM activities INDEXED BY activities_by_keyless_visitor
     WHERE activity_foreign_key IS NULL AND visitor_id IS NOT NULL AND visitor_id = ?
-)"""
+"""
+_OF_VISITOR = f"WITH reaching AS ({VISITOR_ACTIVITY_IDS})"
 
 
 def _cell(column: str) -> str:
