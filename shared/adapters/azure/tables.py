@@ -372,21 +372,10 @@ class TableStore:
             streams.append(_Stream(*visitor_keyed_range(entity, visitor), entity, None))
         return resolver, streams
 
-    def customer_activities(self, customer_id: str) -> list[Activity]:
-        """Every activity that reaches the customer, ShowInTimeline or not, by key or through a
-        visitor: the index rows of its keys and visitors, each checked against the activity."""
-        resolver, streams = self._reaching(customer_id)
-        found = self.io.map(lambda s: list(self._hits(s, ["RowKey"])), streams)
-        hits = list({hit["ActivityId"]: hit for part in found for hit in part}.values())
-        query = TimelineQuery()
-        records = self.io.map(lambda hit: self._checked(hit, query), hits)
-        activities = [activity_of(r, None) for r in records if r is not None]
-        resolver.prefetch(activities)
-        return [a for a in map(resolver.resolve, activities) if a.customer_id == customer_id]
-
     def activities_of_customers(self, customer_ids: Sequence[str]) -> dict[str, list[Activity]]:
-        """customer_activities of many customers, each step for all of them at once: as many
-        round trips as for one customer, not one customer after another."""
+        """Every activity that reaches each customer, ShowInTimeline or not, by key or through
+        a visitor (the index rows of its keys and visitors, each checked against the activity);
+        each step for all of them at once: as many round trips as for one customer."""
         ids = list(dict.fromkeys(customer_ids))
         keys = {(m["Entity"], m["Key"]) for found in self.io.map(self._members_of, ids) for m in found}
         ordered = sorted(keys)
