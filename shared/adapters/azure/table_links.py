@@ -78,22 +78,22 @@ def write_links(io: TableAccess, links: Sequence[Link]) -> None:
     # A link's row is per file version, so a new version's links are new: created a partition
     # per transaction. A transaction that meets an existing row (a redelivery, a writer at once)
     # creates nothing, and its links are merged one by one.
-    records = {link: link_record(link) for link in merged}
-    batches = batched(merged, lambda link: records[link]["PartitionKey"], lambda link: [records[link]])
+    records = [(link, link_record(link)) for link in merged]
+    batches = batched(records, lambda pair: pair[1]["PartitionKey"], lambda pair: [pair[1]])
     left = [link for found in io.map(lambda batch: _create_all(io, batch), batches) for link in found]
     io.map(lambda link: _merge(io, link), left)
 
 
-def _create_all(io: TableAccess, links: list[Link]) -> list[Link]:
+def _create_all(io: TableAccess, records: list[tuple[Link, Entity]]) -> list[Link]:
     """Create the links' rows in one transaction: none left to merge, or, should any exist
     already, all of them."""
     with translated("writing visitor links"):
         try:
-            io.submit(LINKS, [("create", link_record(link)) for link in links])
+            io.submit(LINKS, [("create", record) for _, record in records])
         except TableTransactionError as exc:
             if not is_conflict(exc):
                 raise
-            return links
+            return [link for link, _ in records]
     return []
 
 

@@ -125,8 +125,9 @@ def _claimed_by_us(
 ) -> LedgerEntry | None:
     with contextlib.suppress(Exception):
         found = ledger.get(path, etag)
-        ours = (found.holder, found.started_at) == (options.holder, started_at) if found else False
-        if found is not None and found.status == RUNNING and ours:
+        if found is not None and (found.status, found.holder, found.started_at) == (
+            RUNNING, options.holder, started_at
+        ):
             return found
     return None
 
