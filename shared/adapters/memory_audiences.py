@@ -87,10 +87,13 @@ class MemoryAudiences:
     def customers_reached(self, touched: Touched) -> set[str]:
         return self.store.customers_reached(touched)
 
-    def stale_customers(self, fingerprint: str, limit: int) -> list[str]:
+    def stale_customers(self, fingerprint: str, limit: int, before: str | None = None) -> list[str]:
         customers = self._customers()
         with self._lock:
-            stale = {c for c in customers if c not in self.state or self.state[c].fingerprint != fingerprint}
+            stale = {
+                c for c in customers if c not in self.state or self.state[c].fingerprint != fingerprint
+                or self.state[c].evaluated_at < (before or "")
+            }  # fmt: skip
             stale |= set(self.state) - customers
         return sorted(stale)[:limit]
 

@@ -247,8 +247,9 @@ class AudienceStore(Protocol):
         of the visitors of the activities with that key."""
         ...
 
-    def stale_customers(self, fingerprint: str, limit: int) -> list[str]:
-        """Customers never evaluated, or evaluated under other definitions, or gone since."""
+    def stale_customers(self, fingerprint: str, limit: int, before: str | None = None) -> list[str]:
+        """Customers never evaluated, or evaluated under other definitions (or, given `before`,
+        at an earlier instant), or gone since."""
         ...
 
     def segment_sizes(self) -> dict[str, int]: ...

@@ -4,7 +4,6 @@ export writes the profiles as a CDM folder on its own schedule."""
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC, datetime
 
 import azure.functions as func
@@ -29,22 +28,16 @@ def reconcile_timer(timer: func.TimerRequest) -> None:
     rt = bootstrap.runtime()
     if timer.past_due:
         log.warning("reconcile timer is past due")
-    started = time.monotonic()
     budget = rt.settings.reconcile_budget_seconds
+    # The files, then the measures and segments they and the time passed left to evaluate.
     reconcile(rt.ports, rt.config, rt.options, budget_seconds=budget)
-    keep_audiences_current(rt, deadline=started + budget)
+    publish_audience_changes(rt)
 
 
-def keep_audiences_current(rt: bootstrap.Runtime, deadline: float | None = None) -> None:
-    """After the files: everyone again if the definitions changed, then the customers whose
-    windows moved on since their last evaluation."""
+def publish_audience_changes(rt: bootstrap.Runtime) -> None:
+    """Put on the activation queue the membership changes not put yet."""
     audiences = bootstrap.audiences_of(rt.config)
     store = bootstrap.open_audiences(rt.ports.store)
-    now = datetime.now(UTC)
-    refreshed = upkeep.refresh(rt.ports.store, store, audiences, now, deadline)
-    due = upkeep.evaluate_due(rt.ports.store, store, audiences, now, deadline)
-    if refreshed or due:
-        log.info("audiences: %d customers evaluated for new definitions, %d whose windows moved", refreshed, due)
     queue = bootstrap.open_change_queue(rt.settings)
     if queue is not None:
         # After an outage too: what the last attempts could not put goes now, in order.

@@ -157,18 +157,22 @@ class TableAudiences:
     def customers_reached(self, touched: Touched) -> set[str]:
         return self.store.customers_reached(touched)
 
-    def stale_customers(self, fingerprint: str, limit: int) -> list[str]:
-        if self._stale is None or self._stale[0] != fingerprint or not self._stale[1]:
+    def stale_customers(self, fingerprint: str, limit: int, before: str | None = None) -> list[str]:
+        wanted = f"{fingerprint} {before or ''}"
+        if self._stale is None or self._stale[0] != wanted or not self._stale[1]:
             # One scan of customers and evaluations per pass, served a chunk at a time: what a
             # pass evaluates stops being stale, and the pass ends with a fresh scan.
             customers = set(self.customer_ids(None, 10**9))
             states = self.io.query(AUDIENCES, "PartitionKey ge 's' and PartitionKey lt 't'",
-                                   select=["CustomerId", "Fingerprint"])  # fmt: skip
-            evaluated = {r["CustomerId"]: r["Fingerprint"] for r in states}
-            stale = {c for c in customers if evaluated.get(c) != fingerprint} | (set(evaluated) - customers)
-            self._stale = (fingerprint, sorted(stale))
+                                   select=["CustomerId", "Fingerprint", "EvaluatedAt"])  # fmt: skip
+            current = {
+                r["CustomerId"]: r["Fingerprint"] == fingerprint and (r.get("EvaluatedAt") or "") >= (before or "")
+                for r in states
+            }  # fmt: skip
+            stale = {c for c in customers if not current.get(c)} | (set(current) - customers)
+            self._stale = (wanted, sorted(stale))
         page, rest = self._stale[1][:limit], self._stale[1][limit:]
-        self._stale = (fingerprint, rest)
+        self._stale = (wanted, rest)
         return page
 
     def segment_sizes(self) -> dict[str, int]:

@@ -163,14 +163,14 @@ class SqliteAudiences:
                 found.update(r[0] for r in self.db.query(sql + pairs, [p for ref in chunk for p in ref]))
         return found
 
-    def stale_customers(self, fingerprint: str, limit: int) -> list[str]:
+    def stale_customers(self, fingerprint: str, limit: int, before: str | None = None) -> list[str]:
         rows = self.db.query(
             "SELECT DISTINCT c.customer_id FROM customer_rows c "
             "LEFT JOIN audience_state a ON a.customer_id = c.customer_id "
-            "WHERE a.customer_id IS NULL OR a.fingerprint != ? "
+            "WHERE a.customer_id IS NULL OR a.fingerprint != ? OR a.evaluated_at < ? "
             "UNION SELECT a.customer_id FROM audience_state a WHERE NOT EXISTS "
             "(SELECT 1 FROM customer_rows c WHERE c.customer_id = a.customer_id) "
-            "ORDER BY 1 LIMIT ?", (fingerprint, limit),
+            "ORDER BY 1 LIMIT ?", (fingerprint, before or "", limit),
         )  # fmt: skip
         return [r[0] for r in rows]
 

@@ -80,6 +80,17 @@ class FileUpkeep(Protocol):
         store: what it could not evaluate is left to the timer."""
         ...
 
+    def catch_up(self, deadline: float | None) -> tuple[int, int]:
+        """The reconciler's part, after the files (shared/core/audiences/upkeep.py
+        keep_current): how many customers were evaluated for new definitions or after a
+        worker died, and how many whose windows moved on."""
+        ...
+
+    def suspect(self) -> None:
+        """Note that a worker died or was stopped inside a file, for the timer to evaluate
+        everyone evaluated before now again; may raise for a fault of the store."""
+        ...
+
 
 class WatchedStore:
     """A profile store that notes what one file's load writes and forgets; everything else

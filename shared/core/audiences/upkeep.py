@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 CHUNK = 200
 EVALUATED = "evaluated"  # the mark naming the definitions every customer was last evaluated by
+# The mark of a worker that died or was stopped inside a file: every customer evaluated before
+# that instant is evaluated again (see ByFile.suspect).
+SUSPECT = "suspect"
 
 
 def evaluate_as_of(
@@ -79,23 +82,41 @@ def refresh(
     deadline: float | None = None,
 ) -> int:
     """Evaluate every customer not evaluated under the current definitions (all of them after
-    the measures or segments changed; new and gone ones otherwise). Resumable: what a crash or
-    the deadline leaves is still stale next time. Returns how many were evaluated."""
-    if audiences.empty or store.marks().get(EVALUATED) == audiences.fingerprint:
+    the measures or segments changed; new and gone ones otherwise), and every one evaluated
+    before a worker died inside a file (SUSPECT). Resumable: what a crash or the deadline
+    leaves is still stale next time. Returns how many were evaluated."""
+    marks = store.marks()
+    suspect = marks.get(SUSPECT) or None
+    if audiences.empty or (marks.get(EVALUATED) == audiences.fingerprint and suspect is None):
         return 0  # new customers were evaluated as their files landed
-    return _evaluate_stale(profiles, store, audiences, now, deadline)
+    return _evaluate_stale(profiles, store, audiences, now, deadline, suspect)
 
 
 def _evaluate_stale(
-    profiles: ProfileStore, store: AudienceStore, audiences: Audiences, now: datetime, deadline: float | None
-) -> int:
+    profiles: ProfileStore, store: AudienceStore, audiences: Audiences, now: datetime,
+    deadline: float | None, suspect: str | None = None,
+) -> int:  # fmt: skip
+    # Evaluated at `now`, a customer is current: never later than it (a clock set back).
+    before = None if suspect is None else min(suspect, format_instant(now))
     done = _drain(
-        lambda: store.stale_customers(audiences.fingerprint, CHUNK),
+        lambda: store.stale_customers(audiences.fingerprint, CHUNK, before),
         lambda ids: evaluate_customers(profiles, store, audiences, ids, now), deadline,
     )  # fmt: skip
-    if not store.stale_customers(audiences.fingerprint, 1):
+    if not store.stale_customers(audiences.fingerprint, 1, before):
         store.set_mark(EVALUATED, audiences.fingerprint)
+        # A later death than the one this pass answered stays marked.
+        if suspect is not None and store.marks().get(SUSPECT) == suspect:
+            store.set_mark(SUSPECT, "")
     return done
+
+
+def keep_current(
+    profiles: ProfileStore, store: AudienceStore, audiences: Audiences, now: datetime,
+    deadline: float | None = None,
+) -> tuple[int, int]:  # fmt: skip
+    """The timer's part: everyone again if the definitions changed (or a worker died inside a
+    file), then the customers whose windows moved on. Returns how many of each were evaluated."""
+    return refresh(profiles, store, audiences, now, deadline), evaluate_due(profiles, store, audiences, now, deadline)
 
 
 def refresh_all(profiles: ProfileStore, store: AudienceStore, audiences: Audiences, now: datetime) -> int:
@@ -173,6 +194,17 @@ class ByFile:
 
     def reached(self, touched: Touched) -> set[str]:
         return self.store.customers_reached(touched)
+
+    def catch_up(self, deadline: float | None) -> tuple[int, int]:
+        return keep_current(self.profiles, self.store, self.audiences, self.clock(), deadline)
+
+    def suspect(self) -> None:
+        """A worker died or was stopped inside a file (its claim is taken over): what it wrote
+        may have moved activities away from customers that only it knew of (another file's
+        copy it replaced, rows it forgot) and that it did not evaluate again. Every customer
+        evaluated before now is evaluated again by the timer (refresh): once per death,
+        resumable, costing one full pass."""
+        self.store.set_mark(SUSPECT, format_instant(self.clock()))
 
     def evaluate(self, touched: Touched) -> None:
         now, done = self.clock(), 0

@@ -40,6 +40,19 @@ def next_claim(
     )
 
 
+INTERRUPTED = "interrupted"  # the error of a claim let go on Ctrl-C or SIGTERM (let_go)
+
+
+def died_inside(old: LedgerEntry | None, now: str) -> bool:
+    """Whether the worker that last claimed the file stopped inside it: killed (its lease ran
+    out while running) or interrupted. Its work on the file may be half done."""
+    if old is None:
+        return False
+    if old.status == RUNNING:
+        return (old.not_before or "") <= now
+    return old.status == FAILED and old.error == INTERRUPTED
+
+
 def renewed(old: LedgerEntry | None, claim: LedgerEntry, lease_until: str) -> LedgerEntry | None:
     """The entry a renewal writes over `old`, or None when the claim is no longer the
     renewer's: finished, or taken over by another worker once its lease ran out."""

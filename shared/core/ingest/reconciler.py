@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from shared.core.audiences.touched import FileUpkeep
 from shared.core.cdm.catalog import Catalog, is_metadata
 from shared.core.config import Config
 from shared.core.errors import StorageFull, TransientError
@@ -87,8 +88,24 @@ def reconcile(
             progress(index + 1, len(due))
     # A full store takes no links either; the next pass makes them.
     report.relinked = 0 if halted else ports.store.relink()
+    if ports.upkeep is not None and not halted:
+        _catch_up(ports.upkeep, deadline)
     log.info("reconcile %s", report.to_record())
     return report
+
+
+def _catch_up(upkeep: FileUpkeep, deadline: float | None) -> None:
+    """Measures and segments after the files: everyone again if the definitions changed or a
+    worker died inside a file, then the customers whose windows moved on. A fault here fails
+    no file: what is left is still due on the next pass."""
+    try:
+        refreshed, due = upkeep.catch_up(deadline)
+    except Exception as exc:
+        log.warning("audiences not caught up, left to the next pass: %s", exc)
+        return
+    if refreshed or due:
+        log.info("audiences: %d customers evaluated for new definitions or after a worker died, "
+                 "%d whose windows moved", refreshed, due)  # fmt: skip
 
 
 def _due(

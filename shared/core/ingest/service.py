@@ -18,7 +18,16 @@ from shared.core.erasure.suppressions import Suppression, load_suppression
 from shared.core.errors import NotFound, PermanentError, StorageFull
 from shared.core.identity.links import Spans, links_of_spans, merge_spans
 from shared.core.ingest import forked
-from shared.core.ingest.claims import ClaimLost, Lease, held_message, iso, let_go, this_process
+from shared.core.ingest.claims import (
+    INTERRUPTED,
+    ClaimLost,
+    Lease,
+    died_inside,
+    held_message,
+    iso,
+    let_go,
+    this_process,
+)
 from shared.core.mapping import EntityMapping, MappedBatch
 from shared.core.model import (
     DONE,
@@ -102,6 +111,9 @@ def ingest_file(
             return _report_of(prior, already=True)
         now = options.clock()
         lease = iso(now + timedelta(seconds=options.lease_seconds))
+        if ports.upkeep is not None and died_inside(prior, iso(now)):
+            # Before the claim: should this worker die too, the next one notes it again.
+            ports.upkeep.suspect()
         entry = None
         try:
             entry = ports.ledger.claim(
@@ -116,7 +128,7 @@ def ingest_file(
             # claim, the claim may have landed without our hearing of it: ours if it says so.
             entry = entry or _claimed_by_us(ports.ledger, path, file.etag, iso(now), options)
             if entry is not None:
-                let_go(ports.ledger, entry, iso(options.clock()), "interrupted")
+                let_go(ports.ledger, entry, iso(options.clock()), INTERRUPTED)
             raise
 
 

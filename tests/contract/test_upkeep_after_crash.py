@@ -1,0 +1,115 @@
+"""A worker that dies or is stopped inside a file, after its writes and before it evaluated
+their customers again, leaves no measure or membership stale once the next worker has taken
+the file over and the reconciler has run (SPEC §9 "kept current"; every store).
+
+The hard case is a customer only the dead worker knew of: another file's copy of an event it
+replaced moved the event to another customer, and the old one is named by nothing the file
+holds. Its next attempt sees the file's own copy, so the dead worker's knowledge is gone."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from shared import bootstrap
+from shared.adapters.local_files import LocalFileSource
+from shared.core.audiences.touched import Touched
+from shared.core.audiences.upkeep import SUSPECT, ByFile
+from shared.core.ingest.claims import iso
+from shared.core.ingest.reconciler import reconcile
+from shared.core.ingest.service import IngestOptions, Ports, ingest_file
+from shared.core.model import DONE, FAILED, RUNNING
+from tests.contract.test_upkeep_property import AUDIENCES, CONFIG, NOW, _fresh
+from tests.e2e.export import _write_csv, event
+
+
+class Died(BaseException):
+    """A death the worker cannot handle, as SIGKILL is: nothing after it runs."""
+
+
+class DiesOnce(ByFile):
+    """The upkeep of a worker stopped (`death`) the first time it evaluates a file's customers."""
+
+    def __init__(self, *args, death: type[BaseException], **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.death: type[BaseException] | None = death
+
+    def evaluate(self, touched: Touched) -> None:
+        if self.death is not None:
+            death, self.death = self.death, None
+            raise death()
+        super().evaluate(touched)
+
+
+def _ticking() -> object:
+    """A clock a second on at each reading: every evaluation at an instant of its own."""
+    seconds = itertools.count()
+    return lambda: NOW + timedelta(seconds=next(seconds))
+
+
+def _write(root: Path, path: str, rows: list[tuple[str, ...]], version: int) -> None:
+    target = root / path
+    if path.startswith("RetailCustomers/"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["CustomerRetailId,FullName,Email,City", *(f"{k},N {k},{k}@example.com,Oslo" for k in rows)]
+        target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    else:
+        _write_csv(target, rows)
+    os.utime(target, (1_600_000_000 + version, 1_600_000_000 + version))
+
+
+@pytest.mark.parametrize("death", [Died, KeyboardInterrupt], ids=["killed", "interrupted"])
+def test_a_worker_stopped_before_evaluating_leaves_no_customer_stale(store, ledger, tmp_path, death) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "export"
+    audiences_store = bootstrap.open_audiences(store)
+    clock = _ticking()
+    healthy = Ports(LocalFileSource(root), store, ledger, upkeep=ByFile(store, audiences_store, AUDIENCES, clock))
+    _write(root, "RetailCustomers/c.csv", ["R-1", "R-2"], 0)  # type: ignore[arg-type]
+    _write(root, "EmailPromotion/a.csv", [event("e1", "2021-09-30T12:00:00Z", "v1", "R-1"),
+                                          event("e2", "2021-09-30T13:00:00Z", "v1", "R-1")], 1)  # fmt: skip
+    for path in ("RetailCustomers/c.csv", "EmailPromotion/a.csv"):
+        assert ingest_file(healthy, CONFIG, path, IngestOptions()).status == DONE
+    r1 = next(c for c, (m, _) in _fresh(store, audiences_store).items() if m["Clicks"] == 2)
+    assert audiences_store.stored_audiences([r1])[r1].segments == ("Clickers", "OsloClickers")
+
+    # b.csv's copy of e1 (a greater file name) moves it to R-2; the worker stops before R-1
+    # is evaluated again.
+    _write(root, "EmailPromotion/b.csv", [event("e1", "2021-09-30T12:00:00Z", "v2", "R-2")], 2)
+    dying = Ports(LocalFileSource(root), store, ledger,
+                  upkeep=DiesOnce(store, audiences_store, AUDIENCES, clock, death=death))  # fmt: skip
+    with pytest.raises(death):
+        ingest_file(dying, CONFIG, "EmailPromotion/b.csv", IngestOptions())
+    left = [e for e in ledger.entries() if e.path == "EmailPromotion/b.csv"]
+    assert [e.status for e in left] == [RUNNING if death is Died else FAILED]
+    assert audiences_store.stored_audiences([r1])[r1].measures["Clicks"] == 2  # stale, for now
+
+    # The next worker, once the dead one's lease ran out: the file again, then the reconciler.
+    later = IngestOptions(clock=lambda: datetime.now(UTC) + timedelta(seconds=3600))
+    assert ingest_file(healthy, CONFIG, "EmailPromotion/b.csv", later).status == DONE
+    assert audiences_store.marks().get(SUSPECT)
+    reconcile(healthy, CONFIG, later)
+    fresh = _fresh(store, audiences_store)
+    stored = audiences_store.stored_audiences(list(fresh))
+    assert {c: (s.measures, s.segments) for c, s in stored.items()} == fresh
+    assert stored[r1].measures["Clicks"] == 1 and stored[r1].segments == ()
+    assert not audiences_store.marks().get(SUSPECT)  # answered: the next pass evaluates no one
+    assert audiences_store.stale_customers(AUDIENCES.fingerprint, 10) == []
+
+
+def test_a_live_workers_claim_is_no_death(store, ledger, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A redelivery meeting a file another worker is still on suspects nothing: no full pass
+    for every duplicate event."""
+    root = tmp_path / "export"
+    audiences_store = bootstrap.open_audiences(store)
+    ports = Ports(LocalFileSource(root), store, ledger, upkeep=ByFile(store, audiences_store, AUDIENCES, _ticking()))
+    _write(root, "EmailPromotion/a.csv", [event("e1", "2021-09-30T12:00:00Z", "v1", "R-1")], 1)
+    file, _ = LocalFileSource(root).open("EmailPromotion/a.csv")
+    now = datetime.now(UTC)
+    held = ledger.claim(file.path, file.etag, iso(now), iso(now + timedelta(minutes=5)), False, "elsewhere:1")
+    assert held is not None
+    assert ingest_file(ports, CONFIG, "EmailPromotion/a.csv", IngestOptions()).status == "skipped"
+    assert not audiences_store.marks().get(SUSPECT)
