@@ -150,3 +150,32 @@ def test_a_store_nothing_was_erased_from_hashes_nothing(backend, tmp_path) -> No
     assert all(e.counts.suppressed == 0 for e in ledger.entries())
     erasures.suppress(["h1"])
     assert load_suppression(erasures).salt == "ab" * 32
+
+
+class _ErasesOnFirstWrite:
+    """A store on which a customer is erased (by another process, say) just as an ingest's
+    first batch is about to be written: after that ingest read the suppression."""
+
+    def __init__(self, inner: Any, customer_id: str) -> None:
+        self.inner, self.customer_id = inner, customer_id
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def write(self, *args: Any, **kwargs: Any) -> int:
+        if self.customer_id:
+            customer_id, self.customer_id = self.customer_id, ""
+            _erase(self.inner, customer_id)
+        return self.inner.write(*args, **kwargs)
+
+
+def test_an_erasure_while_a_file_is_read_leaves_nothing_of_the_customer(backend, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store, ledger = backend
+    ports = _loaded(store, ledger, tmp_path / "export")
+    before = {c: _digest_of(store, c) for c in OTHERS}
+    racing = Ports(ports.source, _ErasesOnFirstWrite(store, export.ADA), ledger, bootstrap.open_erasures(store))
+    report = ingest_file(racing, CONFIG, export.FIRST_FILE, force=True)
+    assert report.status == "done"
+    assert report.counts.suppressed == 4  # read anew under the grown suppression: Ada's 4 rows
+    _nothing_of_ada(store)
+    assert {c: _digest_of(store, c) for c in OTHERS} == before

@@ -10,12 +10,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from shared.core.audiences.touched import FileUpkeep, WatchedStore
 from shared.core.cdm.catalog import Catalog, MetadataCache, is_manifest_name, is_metadata
 from shared.core.config import Config, mapping_fingerprint
 from shared.core.erasure.suppressions import Suppression, load_suppression
-from shared.core.errors import NotFound, PermanentError, StorageFull
+from shared.core.errors import NotFound, PermanentError, StorageFull, TransientError
 from shared.core.identity.links import Spans, links_of_spans, merge_spans
 from shared.core.ingest import forked
 from shared.core.ingest.claims import (
@@ -190,8 +191,7 @@ def _work(ports, config, file, stream, entry, catalog, options, lease) -> Ingest
             store = ports.store
             again = store.note_rereads(file.path, store.overlapping_files(file.path, file.etag))
             store.forget_file(file.path, file.etag)
-            suppression = load_suppression(ports.erasures)
-            _load_file(store, mapping, schema, file, stream, counts, options, lease.beat, suppression)
+            _load_unerased(ports, store, mapping, schema, file, stream, counts, options, lease, again)
             entry.status, entry.error = DONE, None
     except PermanentError as exc:
         entry.status, entry.error, entry.permanent = FAILED, str(exc), True
@@ -226,6 +226,43 @@ def _work(ports, config, file, stream, entry, catalog, options, lease) -> Ingest
         counts.suppressed, entry.duration_ms, f" error={entry.error}" if entry.error else "",
     )  # fmt: skip
     return dataclasses.replace(_report_of(entry), halt=halt)
+
+
+EVERY_VERSION = ""  # no file's ETag: forget_file(path, EVERY_VERSION) forgets all of `path`
+MAX_RELOADS = 3
+
+
+def _load_unerased(ports, store, mapping, schema, file, stream, counts, options, lease, again) -> None:  # type: ignore[no-untyped-def]
+    """Load the file without the rows of erased customers, even of one erased while it is read.
+
+    An erasure suppresses first and then removes (shared/core/erasure/service.py): rows this
+    worker wrote before the suppression are removed by it; rows written after it, under the
+    suppression read at the start, would stay. So the suppression is read again once the rows
+    are in: if it grew, the file's rows are forgotten (the files holding copies of them added
+    to `again`, to be read again) and the file read anew under the new one."""
+    suppression = load_suppression(ports.erasures)
+    reopened: list[Any] = []
+    try:
+        for _ in range(MAX_RELOADS):
+            _load_file(store, mapping, schema, file, stream, counts, options, lease.beat, suppression)
+            now = load_suppression(ports.erasures)
+            if now is None or (suppression is not None and now.hashes <= suppression.hashes):
+                return
+            log.warning("%s: a customer was erased while it was read: read again without them", file.path)
+            suppression = now
+            noted = store.note_rereads(file.path, store.overlapping_files(file.path, EVERY_VERSION))
+            again += [f for f in noted if f not in again]
+            store.forget_file(file.path, EVERY_VERSION)
+            found, stream = ports.source.open(file.path)
+            reopened.append(stream)
+            if found.etag != file.etag:  # a new version: it is ingested as a file of its own
+                raise TransientError(f"{file.path} changed while it was read again after an erasure")
+            for field in dataclasses.fields(counts):
+                setattr(counts, field.name, 0)
+        raise TransientError(f"{file.path}: customers kept being erased while it was read")
+    finally:
+        for opened in reopened:
+            opened.close()
 
 
 def _watched(ports: Ports) -> WatchedStore | None:
