@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -198,3 +200,43 @@ def test_a_working_worker_keeps_its_claim_far_past_one_lease(
     summary.record(case, passed, seconds=watch.seconds)
     assert rival.tries >= 40, rival.tries
     assert rival.won == 0 and report.status == DONE, (rival.won, report)
+
+
+# A process whose first pool thread is interrupted just after it started, before the pool
+# knew of it: where SIGTERM found the Azure worker as its first table write began.
+_INTERRUPTED_AS_A_THREAD_STARTS = """
+import signal, threading
+from shared.adapters.azure.table_access import InterruptSafePool
+
+started = threading.Thread.start
+
+def start(self):
+    started(self)
+    signal.raise_signal(signal.SIGINT)
+
+threading.Thread.start = start
+pool = InterruptSafePool(4)
+try:
+    pool.submit(print, "work done", flush=True).result()
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def test_an_interrupt_as_a_pool_thread_starts_lets_the_process_end() -> None:
+    """Issue 15.2: SIGTERM while the table pool started a thread left that thread unknown to
+    the pool; the interrupted command printed its line and then hung at exit for ever."""
+    case = "15.2 interrupt as a table pool thread starts: the process ends"
+    watch = Stopwatch()
+    child = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_AS_A_THREAD_STARTS], cwd=workers.ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        out, err = child.communicate(timeout=DEADLINE_SECONDS)
+        ended_by_itself = True
+    except subprocess.TimeoutExpired:
+        child.kill()
+        out, err = child.communicate()
+        ended_by_itself = False
+    summary.record(case, ended_by_itself and b"interrupted" in out, seconds=watch.seconds)
+    assert ended_by_itself, "the interrupted process hung at exit, waiting for a pool thread"
+    assert b"interrupted" in out and child.returncode == 0, (out, err)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
@@ -28,6 +29,27 @@ RequestHook = Callable[[Any], None]  # called with the SDK's PipelineRequest
 Op = tuple  # ("create" | "upsert" | "update" | "delete", entity[, options]) as the SDK takes them
 
 WORKERS = 16
+_INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
+
+
+class InterruptSafePool(ThreadPoolExecutor):
+    """A thread pool whose threads are started with Ctrl-C and SIGTERM held off.
+
+    The pool starts threads as work comes, and `Thread.start` waits for each: an interrupt
+    raised there (the CLI turns SIGTERM into one) left the new thread running but unknown to
+    the pool, so nothing told it to end, and the interpreter's exit waited for it for ever. A
+    signal held off arrives once the thread is the pool's. Threads started so inherit the
+    held-off mask: the interrupt goes to the main thread, where Python handles it anyway."""
+
+    def _adjust_thread_count(self) -> None:
+        if threading.current_thread() is not threading.main_thread() or len(self._threads) >= self._max_workers:
+            super()._adjust_thread_count()
+            return
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
+        try:
+            super()._adjust_thread_count()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 MAX_OPS = 100  # per transaction, all of one PartitionKey
 MAX_BATCH_BYTES = 1_500_000  # a transaction's body: 4 MiB on Storage, 2 MB on Cosmos DB
 # A few quick retries of throttling and faults; the ledger retries a failed file much later,
@@ -82,7 +104,7 @@ class TableAccess:
         self.prefix = table_prefix
         # Cosmos DB for Table returns query results in no particular order; Storage sorts them.
         self.sorts_results = "cosmos" not in self.service.url.lower()
-        self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="tables")
+        self.pool = InterruptSafePool(WORKERS, thread_name_prefix="tables")
         self._tables: dict[str, TableClient] = {}
         self._lock = threading.Lock()
 
