@@ -70,12 +70,16 @@ class TableErasures:
         doomed = [r for r in records if r is not None and (
             (r.get("CustomerEntity"), r.get("ActivityForeignKey")) in wanted or r.get("VisitorId") in seen
         )]  # fmt: skip
-        # The truth first, its index rows after: a retry still finds what a crash left.
-        self._delete(ACTIVITIES, [(r["PartitionKey"], r["RowKey"]) for r in doomed])
-        rows = {(r["PartitionKey"], r["RowKey"]) for r in index}
-        rows |= {(k["PartitionKey"], k["RowKey"]) for r in doomed
+        # A crash anywhere in between must leave a retry able to find the rest. The index rows
+        # only the records name (under another visitor: a shared device) go first, as a retry
+        # after the records are gone could not find them; then the truth; then the index rows
+        # of the ranges read, which a retry reads again.
+        found = {(r["PartitionKey"], r["RowKey"]) for r in index}
+        named = {(k["PartitionKey"], k["RowKey"]) for r in doomed
                  for k in (keyed_record(r), visitor_keyed_record(r)) if k is not None}  # fmt: skip
-        self._delete(KEYED, sorted(rows))
+        self._delete(KEYED, sorted(named - found))
+        self._delete(ACTIVITIES, [(r["PartitionKey"], r["RowKey"]) for r in doomed])
+        self._delete(KEYED, sorted(found))
         return len(doomed)
 
     def _index(self, partition: str, low: str, high: str) -> Iterable[Entity]:
