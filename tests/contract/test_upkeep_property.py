@@ -82,6 +82,10 @@ def _write(root: Path, path: str, rows: list, version: int) -> None:  # type: ig
     os.utime(target, (1_600_000_000 + version, 1_600_000_000 + version))  # every version is new
 
 
+def _by_id(record: dict) -> str:  # type: ignore[type-arg]
+    return str(record["ActivityId"])
+
+
 def _fresh(profiles, audiences_store):  # type: ignore[no-untyped-def]
     """Every customer's evaluation at NOW, from the store as it is."""
     ids = audiences_store.customer_ids(None, 10_000)
@@ -116,6 +120,16 @@ def test_stored_audiences_equal_a_fresh_evaluation_after_any_files(kind: str, hi
         stored = audiences_store.stored_audiences(list(fresh))
         assert {c: (s.measures, s.segments) for c, s in stored.items()} == fresh
         assert audiences_store.stale_customers(AUDIENCES.fingerprint, 100) == []  # none gone, none left out
+        if hasattr(audiences_store, "evaluation_inputs"):  # the full pass's one ordered read agrees
+            ids = list(fresh)
+            by_chunk = audiences_store.activities_by_customer(ids)
+            attributes = audiences_store.attributes_of(ids)
+            want = [(c, sorted(by_chunk[c], key=_by_id), attributes[c]) for c in ids]
+            got = [(c, sorted(found, key=_by_id), attrs) for c, found, attrs in audiences_store.evaluation_inputs()]
+            assert got == want
+            start = ids[len(ids) // 2] if ids else None  # and from a customer on (a pass resumed)
+            got = [(c, sorted(found, key=_by_id), attrs) for c, found, attrs in audiences_store.evaluation_inputs(start)]
+            assert got == want[len(ids) // 2 :]
         for segment in AUDIENCES.segment_configs:
             members = [c for c, (_, segments) in fresh.items() if segment.name in segments]
             assert audiences_store.segment_members(segment.name, None, 10_000) == sorted(members)

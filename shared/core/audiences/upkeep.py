@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
 import orjson
@@ -43,13 +43,14 @@ def evaluate_customers(
     now. A customer that is gone leaves its segments."""
     if audiences.empty:
         return []
-    results = []
-    for customer_id, found in _evaluations(profiles, store, audiences, list(dict.fromkeys(ids)), at):
-        if found is None:
-            results.append(AudienceResult(customer_id, None, (), None))
-        else:
-            results.append(AudienceResult(customer_id, found.measures, found.segments, found.next_change))
+    results = [_result(c, found) for c, found in _evaluations(profiles, store, audiences, list(dict.fromkeys(ids)), at)]
     return store.save_audiences(results, audiences.fingerprint, format_instant(at))
+
+
+def _result(customer_id: str, found: Evaluation | None) -> AudienceResult:
+    if found is None:  # gone: it leaves its segments
+        return AudienceResult(customer_id, None, (), None)
+    return AudienceResult(customer_id, found.measures, found.segments, found.next_change)
 
 
 def _evaluations(
@@ -98,7 +99,12 @@ def _evaluate_stale(
 ) -> int:  # fmt: skip
     # Evaluated at `now`, a customer is current: never later than it (a clock set back).
     before = None if suspect is None else min(suspect, format_instant(now))
-    done = _drain(
+    done, first = 0, store.stale_customers(audiences.fingerprint, 1, before)
+    if first and hasattr(store, "evaluation_inputs"):
+        # Most are stale (new definitions, a death): one ordered read from the first of them,
+        # rather than a query per customer; what a deadline leaves is stale next time.
+        done = _save_every(profiles, store, audiences, now, first[0], deadline)
+    done += _drain(
         lambda: store.stale_customers(audiences.fingerprint, CHUNK, before),
         lambda ids: evaluate_customers(profiles, store, audiences, ids, now), deadline,
     )  # fmt: skip
@@ -124,11 +130,45 @@ def refresh_all(profiles: ProfileStore, store: AudienceStore, audiences: Audienc
     that are gone; returns how many customers were evaluated."""
     if audiences.empty:
         return 0
-    after, done = None, 0
+    return _save_every(profiles, store, audiences, now) + _evaluate_stale(profiles, store, audiences, now, None)
+
+
+def _save_every(
+    profiles: ProfileStore, store: AudienceStore, audiences: Audiences, now: datetime,
+    start: str | None = None, deadline: float | None = None,
+) -> int:  # fmt: skip
+    """Evaluate and store every customer from `start` on, in id order, a chunk at a time, until
+    the deadline; returns how many were."""
+    done, results, stamp = 0, [], format_instant(now)
+    for customer_id, found in _every_evaluation(profiles, store, audiences, now, start):
+        results.append(_result(customer_id, found))
+        if len(results) == CHUNK:
+            store.save_audiences(results, audiences.fingerprint, stamp)
+            done, results = done + len(results), []
+            if deadline is not None and time.monotonic() >= deadline:
+                return done
+    if results:
+        store.save_audiences(results, audiences.fingerprint, stamp)
+        done += len(results)
+    return done
+
+
+def _every_evaluation(
+    profiles: ProfileStore, store: AudienceStore, audiences: Audiences, at: datetime,
+    start: str | None = None,
+) -> Iterator[tuple[str, Evaluation | None]]:  # fmt: skip
+    """Every customer's evaluation at `at` from `start` on, in id order: from one ordered read
+    where the store offers it (`evaluation_inputs`: no query per customer), else a chunk of
+    customers at a time."""
+    inputs = getattr(store, "evaluation_inputs", None)
+    if inputs is not None:
+        for customer_id, activities, attributes in inputs(start):
+            yield customer_id, audiences.evaluate(activities, attributes, at)
+        return
+    after = None
     while ids := store.customer_ids(after, CHUNK):
-        evaluate_customers(profiles, store, audiences, ids, now)
-        done, after = done + len(ids), ids[-1]
-    return done + _evaluate_stale(profiles, store, audiences, now, None)
+        yield from _evaluations(profiles, store, audiences, [c for c in ids if start is None or c >= start], at)
+        after = ids[-1]
 
 
 def evaluate_due(
@@ -151,12 +191,9 @@ def segments_as_of(
 ) -> dict[str, list[str]]:
     """Every segment's members at `at`, evaluated afresh from the store (a full pass)."""
     members: dict[str, list[str]] = {s.name: [] for s in audiences.segment_configs}
-    after = None
-    while ids := store.customer_ids(after, CHUNK):
-        for customer_id, found in _evaluations(profiles, store, audiences, ids, at):
-            for segment in found.segments if found else ():
-                members[segment].append(customer_id)
-        after = ids[-1]
+    for customer_id, found in _every_evaluation(profiles, store, audiences, at):
+        for segment in found.segments if found else ():
+            members[segment].append(customer_id)
     return members
 
 
