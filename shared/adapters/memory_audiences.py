@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Iterator, Sequence
@@ -30,6 +31,10 @@ class MemoryAudiences:
     def _customers(self) -> set[str]:
         with self.store._lock:
             return {row.customer_id for row, _ in self.store.customer_rows.values()}
+
+    def evaluating(self) -> contextlib.AbstractContextManager[object]:
+        """Nothing held: the memory store's writes take no lock of the evaluation's."""
+        return contextlib.nullcontext()
 
     def customer_ids(self, after: str | None, limit: int) -> list[str]:
         return sorted(c for c in self._customers() if c > (after or ""))[:limit]

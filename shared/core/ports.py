@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, Protocol
 
@@ -217,6 +218,12 @@ class AudienceStore(Protocol):
 
     def customer_ids(self, after: str | None, limit: int) -> list[str]:
         """Customer ids in order, after `after`."""
+        ...
+
+    def evaluating(self) -> contextlib.AbstractContextManager[object]:
+        """Around one evaluation's reads and its save: where the store can, no write lands in
+        between (SQLite: one write transaction), so two workers evaluating the same customer
+        cannot store the older reading last. Elsewhere it holds nothing."""
         ...
 
     def activities_by_customer(self, customer_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:

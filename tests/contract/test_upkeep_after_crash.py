@@ -113,3 +113,49 @@ def test_a_live_workers_claim_is_no_death(store, ledger, tmp_path) -> None:  # t
     assert held is not None
     assert ingest_file(ports, CONFIG, "EmailPromotion/a.csv", IngestOptions()).status == "skipped"
     assert not audiences_store.marks().get(SUSPECT)
+
+
+def test_an_evaluation_read_before_anothers_write_is_not_stored_after_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two workers on one SQLite store (SPEC §9 kept current, order never matters): one reads a
+    customer for an evaluation; another writes an activity of that customer and evaluates it.
+    The first must not then store its older reading: its reads and save are one transaction,
+    so the other's write waits for it (and is evaluated after it)."""
+    import threading
+
+    from shared.adapters.sqlite.ledger import SqliteLedger
+    from shared.adapters.sqlite.store import SqliteDatabase, SqliteStore
+    from shared.core.audiences.upkeep import evaluate_customers
+
+    root = tmp_path / "export"
+    first_db, second_db = SqliteDatabase(tmp_path / "store.db"), SqliteDatabase(tmp_path / "store.db")
+    try:
+        first, second = SqliteStore(first_db), SqliteStore(second_db)
+        first_audiences, second_audiences = bootstrap.open_audiences(first), bootstrap.open_audiences(second)
+        ports = Ports(LocalFileSource(root), second, SqliteLedger(second_db),
+                      upkeep=ByFile(second, second_audiences, AUDIENCES, lambda: NOW))  # fmt: skip
+        _write(root, "RetailCustomers/c.csv", ["R-1"], 0)  # type: ignore[arg-type]
+        _write(root, "EmailPromotion/a.csv", [event("e1", "2021-09-30T12:00:00Z", "v1", "R-1")], 1)
+        for path in ("RetailCustomers/c.csv", "EmailPromotion/a.csv"):
+            assert ingest_file(ports, CONFIG, path, IngestOptions()).status == DONE
+        (r1,) = first_audiences.customer_ids(None, 10)
+        read, written = threading.Event(), threading.Event()
+
+        class ReadsThenWaits(type(first_audiences)):  # type: ignore[misc]
+            def attributes_of(self, customer_ids):  # type: ignore[no-untyped-def]
+                found = super().attributes_of(customer_ids)
+                read.set()
+                written.wait(timeout=2)  # the other worker's write, if it can land now
+                return found
+
+        reader = threading.Thread(target=evaluate_customers,
+                                  args=(first, ReadsThenWaits(first_db), AUDIENCES, [r1], NOW))  # fmt: skip
+        reader.start()
+        assert read.wait(timeout=60)
+        _write(root, "EmailPromotion/b.csv", [event("e2", "2021-09-30T13:00:00Z", "v1", "R-1")], 2)
+        assert ingest_file(ports, CONFIG, "EmailPromotion/b.csv", IngestOptions()).status == DONE
+        written.set()
+        reader.join(timeout=60)
+        assert first_audiences.stored_audiences([r1])[r1].measures["Clicks"] == 2
+    finally:
+        first_db.close()
+        second_db.close()

@@ -229,7 +229,7 @@ def test_an_interrupt_as_a_pool_thread_starts_lets_the_process_end() -> None:
     case = "15.2 interrupt as a table pool thread starts: the process ends"
     watch = Stopwatch()
     child = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_AS_A_THREAD_STARTS], cwd=workers.ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=workers.interruptible)  # fmt: skip
     try:
         out, err = child.communicate(timeout=DEADLINE_SECONDS)
         ended_by_itself = True

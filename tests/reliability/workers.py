@@ -17,6 +17,13 @@ from tests.reliability.stores import ROOT, Store, python
 PATIENCE_SECONDS = 120.0
 
 
+def interruptible() -> None:
+    """In a child before it runs: Ctrl-C interrupts it, as from a terminal. A suite run in the
+    background (by a script, or `make test &`) inherits SIGINT ignored, as a shell leaves it for
+    its background jobs, and Python then never turns SIGINT into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(
     store: Store, root: Path, paths: Sequence[str], batch_size: int = 5000, **settings: str
 ) -> subprocess.Popen[bytes]:
@@ -25,7 +32,7 @@ def start(
     command = [python(), "-m", "shared", "ingest", "--json", "--relative", "--root", str(root)]
     return subprocess.Popen(
         [*command, *(str(root / p) for p in paths)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=interruptible,
     )  # fmt: skip
 
 

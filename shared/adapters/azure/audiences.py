@@ -54,6 +54,10 @@ class TableAudiences:
         self._ids: list[str] = []  # the last scan of customer ids, served a page at a time
         self._stale: tuple[str, list[str]] | None = None
 
+    def evaluating(self) -> contextlib.AbstractContextManager[object]:
+        """Nothing held: Table Storage has no transaction across partitions (see the README)."""
+        return contextlib.nullcontext()
+
     def customer_ids(self, after: str | None, limit: int) -> list[str]:
         if after is None or not self._ids or after != self._ids[0]:
             # A scan of the customer rows' ids, once per pass rather than once per page.

@@ -3,6 +3,7 @@ the history of membership changes numbered in the order they were recorded."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterator, Sequence
 from operator import itemgetter
@@ -56,6 +57,9 @@ class SqliteAudiences:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+
+    def evaluating(self) -> contextlib.AbstractContextManager[object]:
+        return self.db.transaction()
 
     def customer_ids(self, after: str | None, limit: int) -> list[str]:
         rows = self.db.query(

@@ -140,6 +140,7 @@ class SqliteDatabase:
         self.transactions = 0  # how many began: lets a cache know it is in a new one
         self._bulk: _Bulk | None = None
         self._lost: set[int] = set()  # threads whose bulk writes a failed commit undid
+        self._depth = 0  # transactions open in the one thread holding the lock
         with self.translate():
             self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA busy_timeout = 30000")
@@ -168,10 +169,21 @@ class SqliteDatabase:
         """A write transaction. One of a bulk load (`bulk_rows` > 0) may stay open for the same
         thread's next one, until BULK_ROWS or BULK_SECONDS; any other write commits it."""
         with self.lock, self.translate():
+            if self._depth:  # inside this thread's transaction (the lock is held): part of it
+                self._depth += 1
+                try:
+                    yield self.conn
+                finally:
+                    self._depth -= 1
+                return
             me = threading.get_ident()
             self._begin(me)
             try:
-                yield self.conn
+                self._depth = 1
+                try:
+                    yield self.conn
+                finally:
+                    self._depth = 0
             except BaseException:
                 self._bulk = None
                 if self.conn.in_transaction:  # some failures end it themselves

@@ -43,8 +43,9 @@ def evaluate_customers(
     now. A customer that is gone leaves its segments."""
     if audiences.empty:
         return []
-    results = [_result(c, found) for c, found in _evaluations(profiles, store, audiences, list(dict.fromkeys(ids)), at)]
-    return store.save_audiences(results, audiences.fingerprint, format_instant(at))
+    with store.evaluating():
+        results = [_result(c, found) for c, found in _evaluations(profiles, store, audiences, list(dict.fromkeys(ids)), at)]
+        return store.save_audiences(results, audiences.fingerprint, format_instant(at))
 
 
 def _result(customer_id: str, found: Evaluation | None) -> AudienceResult:
