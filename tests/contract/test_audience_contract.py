@@ -161,3 +161,41 @@ def test_marked_due_customers_are_due_at_once(audiences) -> None:  # type: ignor
     assert audiences.stored_audiences(["c-1"])["c-1"].segments == ("S",)  # what was stored stays
     audiences.save_audiences([result(c, next_change=None) for c in ("c-1", "c-2", "c-3")], "fp", T1)
     assert audiences.due_customers(T2, 10) == []
+
+
+def test_a_save_overtaken_by_another_of_the_same_customer_leaves_members_as_the_state(audiences) -> None:  # type: ignore[no-untyped-def]
+    """Two workers saving one customer at once, each from the state it read: whichever state
+    lands last, the segment's members agree with it (every store)."""
+    audiences.save_audiences([result("c-1", "Busy", M=1)], "fp", T1)
+    cls = type(audiences)
+
+    class Overtaken(cls):  # type: ignore[misc, valid-type]
+        """Its first save's history lands, then another worker saves the customer as leaving."""
+
+        overtake = True
+
+        def _interleave(self) -> None:
+            if self.overtake:
+                self.overtake = False
+                audiences.save_audiences([result("c-1", M=0)], "fp", T1)
+
+    first = Overtaken.__new__(Overtaken)
+    first.__dict__.update(audiences.__dict__)
+    stored_before = first.stored_audiences
+    first.stored_audiences = lambda ids: (first._interleave(), stored_before(ids))[1]  # type: ignore[method-assign]
+    if hasattr(first, "io"):  # Azure: the save reads states through the table, not stored_audiences
+        get = first.io.get
+
+        class Reads:
+            def __getattr__(self, name):  # type: ignore[no-untyped-def]
+                return getattr(first.store.io, name)
+
+            def get(self, *where):  # type: ignore[no-untyped-def]
+                found = get(*where)
+                first._interleave()
+                return found
+
+        first.io = Reads()
+    first.save_audiences([result("c-1", "Busy", M=2)], "fp", T1)  # still Busy, read before the exit
+    state = audiences.stored_audiences(["c-1"])["c-1"]
+    assert ("c-1" in audiences.segment_members("Busy", None, 10)) == ("Busy" in state.segments)

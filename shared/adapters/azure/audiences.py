@@ -3,8 +3,10 @@
 Partitions: `s<bucket>` each customer's evaluation; `due` an index of next changes by time;
 `m-<segment>` members by CustomerId; `c-<segment>` the numbered history of changes with its
 counter, written in one transaction so no reader sees a later change before an earlier one;
-`mark` the upkeep's marks. A save writes history, then members, then state: a crash in
-between records a change again on the next evaluation (at least once), never loses one.
+`mark` the upkeep's marks. A save writes history, then members, then state (If-Match the
+state its changes were worked out from): a crash in between records a change again on the
+next evaluation (at least once), never loses one; a concurrent save of the same customer
+makes one of them work its changes out again.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
-from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableTransactionError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared.adapters.azure.errors import translated
 from shared.adapters.azure.table_access import MAX_OPS, if_unchanged, is_conflict
-from shared.adapters.azure.table_keys import Entity, bucket, digest, plain_key
+from shared.adapters.azure.table_keys import Entity, bucket, digest, pack, plain_key
 from shared.adapters.azure.table_layout import CUSTOMER_ROWS
 from shared.adapters.azure.tables import TableStore
 from shared.core.audiences.records import (
@@ -33,6 +35,7 @@ from shared.core.audiences.touched import Touched
 from shared.core.errors import TransientError
 
 AUDIENCES = "audiences"
+_MAX_SAVES = 20  # rounds of a save whose customers others keep saving at the same moment
 _COUNTER = "counter"  # sorts after every 16-digit sequence number
 _ORDERED_KEY_BYTES = 120
 
@@ -83,18 +86,48 @@ class TableAudiences:
     def save_audiences(
         self, results: Sequence[AudienceResult], fingerprint: str, at: str
     ) -> list[MembershipChange]:
-        ids = sorted({r.customer_id for r in results})
-        states = dict(zip(ids, self.io.map(lambda c: self.io.get(AUDIENCES, *_state_where(c)), ids), strict=True))
-        diffs: dict[str, list[tuple[str, str, str, str]]] = {}
-        for result in results:
-            old = states[result.customer_id]
-            before = tuple(orjson.loads(old["Segments"])) if old else ()
-            for diff in membership_diff(result.customer_id, before, result.segments, at):
-                diffs.setdefault(diff[0], []).append(diff)
-        made = [c for segment, items in sorted(diffs.items()) for c in self._record(segment, items)]
-        self._apply([_member_op(*d) for items in diffs.values() for d in items])
-        self._apply([op for r in results for op in _state_ops(r, states[r.customer_id], fingerprint, at)])
-        return made
+        """History, then members, then each state written only over the state the changes
+        were worked out from (If-Match). A concurrent save of the same customer makes that
+        write lose: the customer's changes are worked out again from the state now stored, and
+        what they correct is recorded too, so members always end as the stored state says."""
+        pending = list({r.customer_id: r for r in results}.values())
+        made: list[MembershipChange] = []
+        for _ in range(_MAX_SAVES):
+            ids = [r.customer_id for r in pending]
+            states = dict(zip(ids, self.io.map(lambda c: self.io.get(AUDIENCES, *_state_where(c)), ids), strict=True))
+            diffs: dict[str, list[tuple[str, str, str, str]]] = {}
+            for result in pending:
+                old = states[result.customer_id]
+                before = tuple(orjson.loads(old["Segments"])) if old else ()
+                for diff in membership_diff(result.customer_id, before, result.segments, at):
+                    diffs.setdefault(diff[0], []).append(diff)
+            made += [c for segment, items in sorted(diffs.items()) for c in self._record(segment, items)]
+            self._apply([_member_op(*d) for items in diffs.values() for d in items])
+            self._apply([op for r in pending for op in _due_ops(r, states[r.customer_id])])
+            written = self.io.map(lambda r, read=states: self._put_state(r, read[r.customer_id], fingerprint, at), pending)
+            pending = [r for r, ok in zip(pending, written, strict=True) if not ok]
+            if not pending:
+                return made
+        raise TransientError("measures and segments: the same customers kept being saved by others")
+
+    def _put_state(self, result: AudienceResult, old: Entity | None, fingerprint: str, at: str) -> bool:
+        """Write one customer's state where `old` was read; False when another save came first."""
+        table = self.io.table(AUDIENCES)
+        partition, row = _state_where(result.customer_id)
+        with translated(f"writing table {self.io.prefix}{AUDIENCES}"):
+            try:
+                if result.measures is None:
+                    if old is not None:
+                        table.delete_entity(partition, row, **if_unchanged(old))
+                elif old is None:
+                    table.create_entity(pack(_state_row(result, fingerprint, at)))
+                else:
+                    table.update_entity(pack(_state_row(result, fingerprint, at)), UpdateMode.REPLACE, **if_unchanged(old))
+            except (ResourceExistsError, ResourceModifiedError):
+                return False
+            except ResourceNotFoundError:
+                return old is None or result.measures is None  # gone already / deleted meanwhile
+        return True
 
     def _apply(self, ops: list[tuple[Any, ...]]) -> None:
         """Upserts in batches; deletes one by one, a row already gone being no error (a save
@@ -239,21 +272,23 @@ def _member_op(segment: str, customer_id: str, change: str, at: str) -> tuple[An
     return ("delete", row)
 
 
-def _state_ops(result: AudienceResult, old: Entity | None, fingerprint: str, at: str) -> list[tuple[Any, ...]]:
-    partition, row = _state_where(result.customer_id)
+def _due_ops(result: AudienceResult, old: Entity | None) -> list[tuple[Any, ...]]:
+    """The due index rows of a save: the new moment's, before the state that names it."""
     ops: list[tuple[Any, ...]] = []
     if old is not None and old.get("NextChange") and old["NextChange"] != result.next_change:
         ops.append(("delete", _due(old["NextChange"], result.customer_id)))
-    if result.measures is None:
-        return [*ops, ("delete", {"PartitionKey": partition, "RowKey": row})]
-    if result.next_change:
+    if result.measures is not None and result.next_change:
         ops.append(("upsert", {**_due(result.next_change, result.customer_id), "CustomerId": result.customer_id}))
-    ops.append(("upsert", {
+    return ops
+
+
+def _state_row(result: AudienceResult, fingerprint: str, at: str) -> Entity:
+    partition, row = _state_where(result.customer_id)
+    return {
         "PartitionKey": partition, "RowKey": row, "CustomerId": result.customer_id,
         "Measures": orjson.dumps(result.measures).decode(), "Segments": orjson.dumps(list(result.segments)).decode(),
         "NextChange": result.next_change, "Fingerprint": fingerprint, "EvaluatedAt": at,
-    }))  # fmt: skip
-    return ops
+    }  # fmt: skip
 
 
 def _due(next_change: str, customer_id: str) -> Entity:
