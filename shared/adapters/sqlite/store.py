@@ -210,8 +210,18 @@ class SqliteDatabase:
             return
         if self._bulk is not None:
             self._commit()
-        self.conn.execute("BEGIN IMMEDIATE")
-        self.transactions += 1
+        try:
+            if self.conn.in_transaction:
+                # Nobody's: an interrupt (Ctrl-C, SIGTERM) came between its BEGIN and its end,
+                # before anyone was told its writes were done.
+                self.conn.execute("ROLLBACK")
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.transactions += 1
+        except BaseException:
+            # A signal during BEGIN is raised just after it returns: what it began is ours.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
 
     def _commit(self) -> None:
         bulk, self._bulk = self._bulk, None
