@@ -160,6 +160,10 @@ def azure_server(azurite, export: Path) -> Iterator[Server]:  # type: ignore[no-
         ada = data.derived_id("R-1")
         _wait(server, lambda: sum((server.get(f"customers/{ada}")[1] or {}).get("ActivityCounts", {}).values())
               == data.BUSY_EVENTS, "Ada's activities in Azure Tables")  # fmt: skip
+        # The upkeep after her last file: her measures and segments as the card shows them.
+        carts = sum(1 for name, _ in data.busy_times() if name == "CartAdds")
+        _wait(server, lambda: (server.get(f"customers/{ada}")[1] or {}).get("Measures", {}).get("Carts") == carts,
+              "Ada's measures in Azure Tables")  # fmt: skip
         yield server
     finally:
         _stop(process)

@@ -1,4 +1,5 @@
-"""Search -> card -> load more -> type filter -> date range, on SQLite and on Azure Tables."""
+"""Search -> card -> load more -> type filter -> date range, measure tiles, segment chips and the
+Segments page, on SQLite and on Azure Tables."""
 
 from __future__ import annotations
 
@@ -80,8 +81,8 @@ def test_the_activities_page_filters_by_type_and_unmatched(page: Page, sqlite_se
     expect(page.locator(ROWS)).to_have_count(carts)
 
 
-def test_the_segments_page_lists_sizes_members_and_changes(page: Page, sqlite_server: Server) -> None:
-    page.goto(sqlite_server.ui + "#/segments")
+def test_the_segments_page_lists_sizes_members_and_changes(page: Page, server: Server) -> None:
+    page.goto(server.ui + "#/segments")
     expect(page.locator("ul.results > li")).to_have_count(1)
     expect(page.locator("ul.results > li")).to_contain_text("1 members")
     page.get_by_role("link", name="Shoppers").click()
@@ -94,9 +95,9 @@ def test_the_segments_page_lists_sizes_members_and_changes(page: Page, sqlite_se
     expect(page.get_by_role("heading", level=1)).to_have_text("Ada Moreno")
 
 
-def test_the_card_shows_measure_tiles_and_segment_chips(page: Page, sqlite_server: Server) -> None:
+def test_the_card_shows_measure_tiles_and_segment_chips(page: Page, server: Server) -> None:
     carts = sum(1 for name, _ in data.busy_times() if name == "CartAdds")
-    open_card(page, sqlite_server, "ada@example", "Ada Moreno")
+    open_card(page, server, "ada@example", "Ada Moreno")
     tiles = page.get_by_role("region", name="Measures").locator("ul.tiles > li")
     expect(tiles).to_have_count(1)
     expect(tiles.first.locator(".value")).to_have_text(str(carts))
