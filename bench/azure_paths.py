@@ -1,5 +1,6 @@
 """The Azure paths on Azurite: the Table store against the bare SDK ceiling, and the per-file
-function from BlobCreated event to activities readable over HTTP."""
+function from BlobCreated event to activities, and to the membership changes they cause,
+readable over HTTP."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import copy
 import csv
 import dataclasses
 import functools
+import json
 import statistics
 import time
 import uuid
@@ -40,6 +42,11 @@ from tests.azurite import Azurite
 EVENT_FIXTURE = ROOT / "tests" / "fixtures" / "eventgrid" / "blob-created.eventgrid.json"
 CEILING_WORKERS = 8
 READABLE_TIMEOUT = 600.0
+# For the membership latency: a customer's first click puts them in the segment.
+FIRST_CLICK = {
+    "measures": [{"name": "Clicks", "aggregate": "count"}],
+    "segments": [{"name": "Clickers", "rule": {"measure": "Clicks", "op": ">=", "value": 1}}],
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,8 +120,65 @@ def function_latency(
         bootstrap.use_settings(None)
 
 
-def _deliver(blobs: Any, root: Path, path: str, customers: int) -> float:
-    """Upload a file, then time its BlobCreated event until the timeline shows its last event."""
+def membership_latency(azurite: Azurite, root: Path, customers: tuple[str, int], paths: list[str]) -> float:
+    """Median seconds from a BlobCreated event to every membership change its file causes
+    (each customer clicking for the first time enters Clickers) read from the HTTP feed."""
+    config = root / "first-click.json"
+    defaults = json.loads((ROOT / "shared" / "default_config.json").read_text())
+    config.write_text(json.dumps({**defaults, **FIRST_CLICK}))
+    container = "bench" + uuid.uuid4().hex[:10]
+    settings = dataclasses.replace(
+        Settings.from_env({}), store="azure-tables:", storage_connection=azurite.connection_string,
+        container=container, table_prefix="m" + uuid.uuid4().hex[:12], config_path=str(config),
+    )  # fmt: skip
+    bootstrap.use_settings(settings)
+    client = BlobServiceClient.from_connection_string(azurite.connection_string)
+    blobs = client.create_container(container)
+    try:
+        _deliver(blobs, root, customers[0], customers[1])
+        clicked: set[str] = set()
+        seconds = []
+        for path in paths:
+            entering = _clicking(root / path, customers[1]) - clicked
+            clicked |= entering
+            cursor = _changes("")[1]
+            started = time.perf_counter()
+            _send_event(blobs, root, path)
+            seen: set[str] = set()
+            while not entering <= seen:
+                if time.perf_counter() - started > READABLE_TIMEOUT:
+                    raise SystemExit(f"{path}: its membership changes were not readable after the event")
+                found, cursor = _changes(cursor)
+                seen |= {c["CustomerId"] for c in found if c["Change"] == "entered"}
+            seconds.append(time.perf_counter() - started)
+        return statistics.median(seconds)
+    finally:
+        bootstrap.use_settings(None)
+
+
+def _clicking(path: Path, customers: int) -> set[str]:
+    """The known customers with a promotion event in the file."""
+    with path.open(newline="") as f:
+        return {
+            derived_customer_id("RetailCustomers", user)
+            for row in csv.DictReader(f)
+            if row["Signal.Action.Name"] == export.PROMOTION
+            and (user := row["Signal.User.AuthId"] or row["Signal.User.Id"]).startswith("R-")
+            and int(user[2:]) < customers
+        }
+
+
+def _changes(since: str) -> tuple[list[dict[str, Any]], str]:
+    request = func.HttpRequest(
+        "GET", "http://localhost/api/segments/Clickers/changes", params={"since": since, "limit": "1000"},
+        route_params={"name": "Clickers"}, body=b"",
+    )  # fmt: skip
+    body = orjson.loads(_function("segment_changes")(request).get_body())
+    return body["changes"], body["cursor"]
+
+
+def _send_event(blobs: Any, root: Path, path: str) -> None:
+    """Upload a file and run the per-file function on its BlobCreated event."""
     data = (root / path).read_bytes()
     blob = blobs.get_blob_client(path).upload_blob(data, overwrite=True)
     raw = copy.deepcopy(orjson.loads(EVENT_FIXTURE.read_bytes())[0])
@@ -126,9 +190,14 @@ def _deliver(blobs: Any, root: Path, path: str, customers: int) -> float:
         event_type=parsed.event_type, event_time=parsed.event_time,
         data_version=parsed.data_version,
     )  # fmt: skip
+    _function("on_blob_created")(event)
+
+
+def _deliver(blobs: Any, root: Path, path: str, customers: int) -> float:
+    """Upload a file, then time its BlobCreated event until the timeline shows its last event."""
     last = _last_matched_event(root / path, customers)
     started = time.perf_counter()
-    _function("on_blob_created")(event)
+    _send_event(blobs, root, path)
     if last is not None:
         customer, event_id = last
         while event_id not in _timeline(customer):
@@ -192,6 +261,9 @@ def azure_rows(tmp: Path, sizes: Any) -> list[Row]:
         t = table_throughput(azurite, root, customers, events)
         print("Azure Functions per-file function on Azurite ...", flush=True)
         latency = function_latency(azurite, root, (customers, sizes.customers), files)
+        print("Membership changes of the per-file function on Azurite ...", flush=True)
+        clicks = [export.write_events(root, small, sizes.customers, hour=h, seed=h) for h in (6, 7, 8)]
+        changes = membership_latency(azurite, root, (customers, sizes.customers), clicks)
     finally:
         azurite.close()
     ratio = t.bare_seconds / t.ours_seconds
@@ -209,4 +281,7 @@ def azure_rows(tmp: Path, sizes: Any) -> list[Row]:
             "default; SDK ids are cookies) (target <= 1 s)"),
         Row(f"per-file function, {large:,} rows: BlobCreated -> readable", large, "rows",
             latency[large], None, "warm worker"),
+        Row(f"per-file function, {small:,} rows: BlobCreated -> membership changes readable",
+            small, "rows", changes, None, "median of 3, warm worker, each file's first clickers "
+            "enter a segment, read from GET /api/segments/{name}/changes (target <= 1.5 s)"),
     ]  # fmt: skip
