@@ -31,7 +31,7 @@ def main() -> None:
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     finally:
-        # Children: the forked file reader of a large local load (shared/core/ingest/forked.py). Its
+        # Children: the forked file reader of a large local load (shared/core/forked.py). Its
         # peak counts the pages it still shares with this process, so the sum overstates.
         children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         Path(os.environ["BENCH_PEAK_FILE"]).write_text(f"{peak_kib()} {children}")

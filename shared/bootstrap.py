@@ -264,7 +264,7 @@ def runtime() -> Runtime:
 
 def ingest_options(settings: Settings, root: str = "", ports: Ports | None = None) -> IngestOptions:
     """The settings' ingest options; `ports` of a command loading local files into SQLite also
-    read large files in a child process (shared/core/ingest/forked.py)."""
+    read large files in a child process (shared/core/forked.py)."""
     return IngestOptions(
         root=root, max_attempts=settings.max_attempts,
         retry_base_seconds=settings.retry_base_seconds, lease_seconds=settings.lease_seconds,

@@ -52,7 +52,7 @@ class Settings:
     max_file_bytes: int
     batch_size: int
     max_rejects_per_file: int
-    read_in_child_bytes: int  # 0: never (see shared/core/ingest/forked.py)
+    read_in_child_bytes: int  # 0: never (see shared/core/forked.py)
     export_target: str = ""  # where the export timer writes; none when empty
     segment_queue: str = ""  # the Storage queue membership changes are put on; none when empty
     http_key: str = ""

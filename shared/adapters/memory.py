@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from shared.core.audiences.touched import Touched
 from shared.core.identity.links import Link
@@ -310,6 +310,9 @@ class MemoryStore:
 
     def iter_activity_cells(self) -> Iterator[Sequence[str]]:
         return map(activity_cells, self.iter_activities())
+
+    def activity_cell_parts(self, parts_for: Callable[[int], int]) -> list[Callable[[], Iterable[Sequence[str]]]]:
+        return [self.iter_activity_cells]  # one: no cheap split
 
     def close(self) -> None:
         pass

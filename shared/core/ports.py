@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, Protocol
 
 from shared.core.audiences.records import AudienceResult, MembershipChange, StoredAudience
@@ -209,6 +209,12 @@ class ExportSource(Protocol):
     def iter_activity_cells(self) -> Iterator[Sequence[str]]:
         """Every activity as `activity_cells` makes its export row (all text), in any order:
         the export's fast path, which builds no Activity."""
+        ...
+
+    def activity_cell_parts(self, parts_for: Callable[[int], int]) -> list[Callable[[], Iterable[Sequence[str]]]]:
+        """iter_activity_cells in parts that together hold every row once, each read on its
+        own when called (in a forked child, by the export): `parts_for(n)` of them for n
+        activities where the store can split its rows cheaply, else one."""
         ...
 
 

@@ -10,6 +10,7 @@ import orjson
 
 from shared import bootstrap
 from shared.adapters.local_files import LocalExportTarget
+from shared.adapters.sqlite.store import SqliteStore
 from shared.core.audiences.records import AudienceResult
 from shared.core.export.folder import MANIFEST
 from shared.core.export.profiles import AudienceExport, export_profiles
@@ -57,6 +58,23 @@ def test_every_activity_streams_once_as_its_export_row(store):  # type: ignore[n
 def test_an_empty_store_streams_nothing(store):  # type: ignore[no-untyped-def]
     assert list(store.iter_customers()) == [] and list(store.iter_activities()) == []
     assert list(store.iter_activity_cells()) == []
+    assert [row for part in store.activity_cell_parts(lambda n: 3) for row in part()] == []
+
+
+def test_the_parts_of_the_activities_hold_every_export_row_once(store):  # type: ignore[no-untyped-def]
+    acts = [activity(f"k{i}", fk="R-1" if i % 3 else "R-404", row=i) for i in range(11)]
+    store.write(acts, [customer("R-1")], [])
+    store.write([activity("late", fk="R-1", file="events/b.csv")], [], [])
+    whole = list(map(tuple, store.iter_activity_cells()))
+    asked = []
+    parts = store.activity_cell_parts(lambda n: asked.append(n) or 4)
+    split = [list(map(tuple, part())) for part in parts]
+    assert sorted(r for rows in split for r in rows) == sorted(whole) and len(whole) == 12
+    if isinstance(store, SqliteStore):  # it splits: as many parts as asked, in its order, even
+        assert asked == [12] and [len(rows) for rows in split] == [3, 3, 3, 3]
+        assert [r for rows in split for r in rows] == whole
+    else:
+        assert len(parts) == 1
 
 
 def test_an_export_holds_the_current_measures_and_memberships_of_the_store(store, tmp_path):  # type: ignore[no-untyped-def]

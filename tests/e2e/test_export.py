@@ -80,6 +80,36 @@ def test_cdm_inspect_agrees_with_the_object_model(exported: tuple[Path, Path]) -
     _assert_inspect_agrees(exported[1])
 
 
+def test_an_export_read_by_forked_children_side_by_side_is_the_same_folder(
+    exported: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SQLite store's activities in parts, each read by a child of its own (as a large
+    export is, one per core): the object model resolves every partition, and they hold the
+    same rows, in the same order, as the one-reader export of the same store."""
+    from shared import bootstrap
+    from shared.adapters.local_files import LocalExportTarget
+    from shared.core.export import folder
+    from shared.core.export.profiles import AudienceExport, export_profiles
+    from shared.settings import Settings
+
+    monkeypatch.setattr(folder, "PROCESSES", 3)
+    monkeypatch.setattr(folder, "PARALLEL_MIN_ROWS", 1)
+    store, one_reader = exported
+    profiles, _ = bootstrap.open_store(f"sqlite:///{store}", Settings.from_env({}))
+    try:
+        apart = tmp_path / "apart"
+        export_profiles(profiles, AudienceExport(bootstrap.open_audiences(profiles), {}), LocalExportTarget(apart), 3)
+    finally:
+        profiles.close()
+    view, errors = _object_model_view(apart)
+    assert errors == []
+    parts = view["UnifiedActivity"]["partitions"]
+    assert len(parts) >= 3 and all(len(_rows(apart / p)) <= 3 for p in parts)
+    expected = [r for p in _object_model_view(one_reader)[0]["UnifiedActivity"]["partitions"] for r in _rows(one_reader / p)]
+    assert [r for p in parts for r in _rows(apart / p)] == expected
+    _assert_inspect_agrees(apart)
+
+
 def _assert_inspect_agrees(root: Path) -> None:
     view, _ = _object_model_view(root)
     ours = orjson.loads(footprint("cdm", "inspect", str(root), "--json").stdout)

@@ -1,4 +1,4 @@
-"""Files read and mapped in a forked child (shared/core/ingest/forked.py) land exactly as files read in
+"""Files read and mapped in a forked child (shared/core/forked.py) land exactly as files read in
 the process do, broken ones included; a child or parent that fails leaves no process behind."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from shared import bootstrap, cli
 from shared.adapters.local_files import LocalFileSource
 from shared.adapters.sqlite.ledger import SqliteLedger
 from shared.adapters.sqlite.store import SqliteDatabase, SqliteStore
+from shared.core import forked
 from shared.core.errors import ConfigError
-from shared.core.ingest import forked
 from shared.core.ingest.reconciler import reconcile
 from shared.core.ingest.service import IngestOptions, Ports, ingest_file
 from shared.core.model import FAILED, SourceFile

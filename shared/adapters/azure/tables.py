@@ -637,6 +637,9 @@ class TableStore:
     def iter_activity_cells(self) -> Iterator[Sequence[str]]:
         return map(activity_cells, self.iter_activities())
 
+    def activity_cell_parts(self, parts_for: Callable[[int], int]) -> list[Callable[[], Iterable[Sequence[str]]]]:
+        return [self.iter_activity_cells]  # one: no cheap split
+
     # -- links (LinkStore) -----------------------------------------------------------------
 
     def use_conflict_rules(self, rules: Mapping[str, str]) -> None:

@@ -65,7 +65,7 @@ LEFT JOIN customer_rows cv ON cv.entity = w.entity AND cv.key = w.key;
 # Every activity as the view resolves it, for a scan of them all (the export): the same joins,
 # but against the customer keys and the visitors' customers each materialized once, so that a
 # row's customer is one lookup in a transient index rather than an index and a table search.
-ALL_RESOLVED = """
+RESOLVED_TEMPLATE = """
 WITH keyed AS MATERIALIZED (SELECT entity, key, customer_id FROM customer_rows),
 visited AS MATERIALIZED (
     SELECT w.entity, w.visitor, cv.customer_id FROM visitor_winners w
@@ -81,8 +81,13 @@ SELECT a.activity_id, coalesce(c.customer_id, v.customer_id) AS customer_id, s.a
 FROM activities a JOIN activity_sources s ON s.source_id = a.source_id
 LEFT JOIN keyed c ON c.entity = s.customer_entity AND c.key = a.activity_foreign_key
 LEFT JOIN visited v ON c.customer_id IS NULL AND v.entity = s.customer_entity
-    AND v.visitor = {VISITOR})
-""".replace("{VISITOR}", VISITOR)
+    AND v.visitor = {VISITOR}{WHERE})
+"""
+ALL_RESOLVED = RESOLVED_TEMPLATE.replace("{VISITOR}", VISITOR).replace("{WHERE}", "")
+# The same over the activities of a range of rowids (?, ?), both ends in: a part of an export.
+RESOLVED_BETWEEN = RESOLVED_TEMPLATE.replace("{VISITOR}", VISITOR).replace(
+    "{WHERE}", "\nWHERE a.rowid BETWEEN ? AND ?"
+)
 _FILE_OF = "(SELECT source_file FROM activity_sources WHERE source_id = {}.source_id)"
 UPSERT = f"""
 INSERT INTO activities VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)

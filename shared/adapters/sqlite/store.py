@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gc
 import sqlite3
 import threading
 import time
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import orjson
@@ -249,6 +250,12 @@ class SqliteDatabase:
         with self.lock, self.translate():
             if self._bulk is not None:  # what this process wrote is read too
                 self._commit()
+        yield from self.stream_apart(sql, params, batch)
+
+    def stream_apart(self, sql: str, params: Sequence[object] = (), batch: int = 10_000) -> Iterator[list[tuple]]:
+        """As stream, touching nothing of this object's but its path: what a forked child may
+        call (the shared connection and its lock belong to the parent)."""
+        with self.translate():
             conn = sqlite3.connect(self.path, check_same_thread=False)
         try:
             with self.translate():
@@ -553,6 +560,33 @@ class SqliteStore:
         # One query in the table's own order, each row built as text by SQLite: no Activity,
         # no per-cell conversion in Python (the export of a million activities is this loop).
         for rows in self.db.stream(f"{activity_tables.ALL_RESOLVED} SELECT {_ACTIVITY_CELLS} FROM resolved"):
+            yield from rows
+
+    def activity_cell_parts(self, parts_for: Callable[[int], int]) -> list[Callable[[], Iterable[Sequence[str]]]]:
+        """Ranges of rowids, each holding as many of the activities there are now as the others
+        (to one), each read as iter_activity_cells reads them all, on a connection of its own.
+        An activity written meanwhile is in no part or in one: a range ends at the last rowid
+        there is now, and a rewrite keeps its row's rowid."""
+        with self.db.lock:
+            if self.db.path == ":memory:":  # only the shared connection sees it
+                return [self.iter_activity_cells]
+            with self.db.transaction():  # commits an open bulk load: the parts read it too
+                pass
+            (n,) = self.db.query("SELECT count(*) FROM activities")[0]
+            parts = max(1, min(parts_for(n), n))
+            size = -(-n // parts)
+            starts = [self.db.query("SELECT rowid FROM activities ORDER BY rowid LIMIT 1 OFFSET ?", (k * size,))
+                      for k in range(parts)]  # fmt: skip
+            last = self.db.query("SELECT max(rowid) FROM activities")[0][0]
+        lows = [found[0][0] for found in starts if found]
+        if not lows:
+            return [lambda: iter(())]
+        highs = [low - 1 for low in lows[1:]] + [last]
+        return [functools.partial(self._activity_cells_between, low, high) for low, high in zip(lows, highs, strict=True)]
+
+    def _activity_cells_between(self, low: int, high: int) -> Iterator[Sequence[str]]:
+        sql = f"{activity_tables.RESOLVED_BETWEEN} SELECT {_ACTIVITY_CELLS} FROM resolved"
+        for rows in self.db.stream_apart(sql, (low, high)):
             yield from rows
 
     def _keyset(self, select: str, key: str, chunk: int = 5000) -> Iterator[tuple]:

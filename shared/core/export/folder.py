@@ -7,14 +7,25 @@ import csv
 import dataclasses
 import io
 import itertools
+import os
+import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, Protocol
 
 import orjson
 
+from shared.core import forked
+
 MANIFEST = "footprint.manifest.cdm.json"
 MAX_PARTITION_ROWS = 1_000_000
 CHUNK_ROWS = 10_000  # rows encoded at once: a few MB of text
+# Parts of an entity's rows read side by side, each by a forked child, one per core: SQLite
+# serializes the threads of one process (its allocator's lock), processes it does not. A part
+# of fewer rows than this is not worth a child.
+PARALLEL_MIN_ROWS = 100_000
+PROCESSES = min(os.cpu_count() or 1, 8)
+_COUNT = struct.Struct("<II")  # a chunk's partition (within its part) and rows, before its bytes
 # Joined by these, a chunk of all-text rows is one string the csv writer's quoting would leave
 # as it is when it holds none of _QUOTED and exactly the separators the joins put in.
 _CELL, _ROW = "\x1f", "\x1e"
@@ -55,6 +66,9 @@ class ExportEntity:
     columns: tuple[Column, ...]
     rows: Callable[[], Iterable[Sequence[Any]]]
     text_cells: bool = False  # every cell is a str ('' for empty): encoded a chunk at a time
+    # The same rows, all text, in parts the store can read apart (ExportSource's
+    # activity_cell_parts): given how many parts n rows should be, the parts' readers.
+    parts: Callable[[Callable[[int], int]], Sequence[Callable[[], Iterable[Sequence[str]]]]] | None = None
 
 
 @dataclasses.dataclass
@@ -72,10 +86,14 @@ def write_folder(
     receipts = []
     for entity in entities:
         receipt = EntityReceipt(entity.name)
-        for number, rows in enumerate(_partitions(entity.rows(), max_rows), start=1):
-            location = f"{entity.name}/part-{number:05d}.csv"
-            receipt.rows += _write_csv(target, location, entity, rows)
-            receipt.partitions.append(location)
+        parts = entity.parts(lambda n: _parts_for(n, max_rows)) if entity.parts else [entity.rows]
+        if len(parts) > 1:
+            _write_side_by_side(target, entity, parts, max_rows, receipt)
+        else:
+            for number, rows in enumerate(_partitions(parts[0](), max_rows), start=1):
+                location = f"{entity.name}/part-{number:05d}.csv"
+                receipt.rows += _write_csv(target, location, entity, rows)
+                receipt.partitions.append(location)
         if not receipt.partitions:  # an entity with no rows still has its (header-only) file
             location = f"{entity.name}/part-00001.csv"
             _write_csv(target, location, entity, iter(()))
@@ -127,6 +145,86 @@ def _partitions(rows: Iterable[Sequence[Any]], max_rows: int) -> Iterator[Iterat
         yield itertools.chain((first,), itertools.islice(it, max_rows - 1))
 
 
+def _parts_for(n: int, max_rows: int) -> int:
+    """Enough parts for partitions of at most max_rows; one per core where a child pays."""
+    processes = PROCESSES if forked.available() else 1
+    return max(1, -(-n // max_rows), min(processes, n // PARALLEL_MIN_ROWS))
+
+
+def _write_side_by_side(
+    target: ExportTarget, entity: ExportEntity, parts: Sequence[Callable[[], Iterable[Sequence[str]]]],
+    max_rows: int, receipt: EntityReceipt,
+) -> None:  # fmt: skip
+    """Each part read and encoded by a child of its own (all forked here, from the calling
+    thread, before any thread starts) and written by a thread of this process to its
+    partitions: part k's are part-0000k.csv, then part-0000k-2.csv... should more rows than
+    max_rows be in it by the time it is read."""
+    width = len(entity.columns)
+    started: list[tuple[Any, Any]] = []
+    try:
+        for part in parts:
+            started.append(forked.start(lambda part=part: _encoded(part(), width, max_rows), _packed))
+        streams = [forked.items_from(s, _unpacked, f"exporting {entity.name}") for s in started]
+        pool = ThreadPoolExecutor(len(streams))
+        try:
+            written = list(pool.map(lambda k: _write_part(target, entity, k + 1, streams[k]), range(len(streams))))
+        except BaseException:  # a part failed, or Ctrl-C: the others end now, not when done
+            for child, _ in started:
+                child.kill()
+            raise
+        finally:
+            pool.shutdown()
+    finally:
+        for child, receive in started:  # ended already, unless something failed first
+            if child.is_alive():
+                child.kill()
+            child.join()
+            receive.close()
+    for locations, rows in written:
+        receipt.partitions += locations
+        receipt.rows += rows
+
+
+def _encoded(rows: Iterable[Sequence[str]], width: int, max_rows: int) -> Iterator[tuple[int, int, bytes]]:
+    """(partition within the part, rows, their CSV) a chunk at a time, in the child."""
+    for partition, run in enumerate(_partitions(rows, max_rows)):
+        while chunk := list(itertools.islice(run, CHUNK_ROWS)):
+            text = io.StringIO()
+            if not _write_plain(text, chunk, width):
+                csv.writer(text, lineterminator="\r\n").writerows(chunk)
+            yield partition, len(chunk), text.getvalue().encode()
+
+
+def _packed(item: tuple[int, int, bytes]) -> bytes:
+    return _COUNT.pack(item[0], item[1]) + item[2]
+
+
+def _unpacked(body: bytes) -> tuple[int, int, bytes]:
+    partition, rows = _COUNT.unpack_from(body)
+    return partition, rows, body[_COUNT.size :]
+
+
+def _write_part(
+    target: ExportTarget, entity: ExportEntity, number: int, chunks: Iterator[tuple[int, int, bytes]]
+) -> tuple[list[str], int]:
+    """One part's partitions, each a header and then its chunks' bytes; their paths and rows."""
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\r\n").writerow([c.name for c in entity.columns])
+    locations, rows = [], 0
+    for partition, run in itertools.groupby(chunks, key=lambda chunk: chunk[0]):
+        locations.append(f"{entity.name}/part-{number:05d}{f'-{partition + 1}' if partition else ''}.csv")
+        with target.create(locations[-1]) as binary:
+            binary.write(header.getvalue().encode())
+            for _, count, body in run:
+                binary.write(body)
+                rows += count
+    if not locations:  # no row left in the part by the time it was read: a header alone
+        locations.append(f"{entity.name}/part-{number:05d}.csv")
+        with target.create(locations[-1]) as binary:
+            binary.write(header.getvalue().encode())
+    return locations, rows
+
+
 def _write_csv(target: ExportTarget, path: str, entity: ExportEntity, rows: Iterator[Sequence[Any]]) -> int:
     count = 0
     with target.create(path) as binary:
@@ -143,7 +241,7 @@ def _write_csv(target: ExportTarget, path: str, entity: ExportEntity, rows: Iter
     return count
 
 
-def _write_plain(text: io.TextIOWrapper, chunk: list[Sequence[str]], width: int) -> bool:
+def _write_plain(text: io.TextIOBase, chunk: list[Sequence[str]], width: int) -> bool:
     """Write a chunk of all-text rows as the csv writer would, as one string, when no cell
     needs quoting (the usual case: ids, times, addresses); False, having written nothing, when
     one does."""

@@ -76,6 +76,7 @@ def profile_entities(source: ExportSource, audiences: AudienceExport) -> list[Ex
         ExportEntity(
             "UnifiedActivity", "One activity per source event and configured activity",
             activity_columns(), source.iter_activity_cells, text_cells=True,
+            parts=source.activity_cell_parts,
         ),
         ExportEntity(
             "CustomerMeasure", "Each customer's current value of each configured measure",

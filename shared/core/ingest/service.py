@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.core import forked
 from shared.core.audiences.touched import FileUpkeep, WatchedStore
 from shared.core.cdm.catalog import Catalog, MetadataCache, is_manifest_name, is_metadata
 from shared.core.config import Config, mapping_fingerprint
 from shared.core.erasure.suppressions import Suppression, load_suppression
 from shared.core.errors import NotFound, PermanentError, StorageFull, TransientError
 from shared.core.identity.links import Spans, links_of_spans, merge_spans
-from shared.core.ingest import forked
 from shared.core.ingest.claims import (
     INTERRUPTED,
     ClaimLost,
@@ -76,7 +76,7 @@ class IngestOptions:
     # Rejects stored per file; past it the file fails (a wrong mapping, or not an export).
     max_rejects_per_file: int = 10_000
     # Files of at least this many bytes are read and mapped in a forked child while this
-    # process writes them (local loads into SQLite only: see shared/core/ingest/forked.py).
+    # process writes them (local loads into SQLite only: see shared/core/forked.py).
     read_in_child_from: int | None = None
     limits: Limits = dataclasses.field(default_factory=Limits)
     # Parsed manifests and entity documents by ETag, for a run or a worker's life (None: each

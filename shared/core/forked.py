@@ -1,5 +1,6 @@
-"""Mapped batches made in a forked child process, so that reading and mapping a file runs on
-one core while the store writes on another.
+"""Work done in a forked child process and sent down a pipe, so that it runs on a core of its
+own: the mapped batches of a large file being ingested (below), and the CSV of a part of an
+export's activities (shared/core/export/folder.py).
 
 Only for a local bulk load into SQLite (`footprint ingest`/`reconcile`), for files of at least
 FOOTPRINT_READ_IN_CHILD_BYTES (4 MiB: a fork and a pipe cost a few milliseconds): there the
@@ -26,6 +27,7 @@ import pickle
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from shared.core.errors import PermanentError, TransientError
 from shared.core.mapping import MappedBatch
@@ -38,6 +40,7 @@ _BATCH, _END, _BROKEN, _FAILED = b"b", b"e", b"p", b"x"
 _PR_SET_PDEATHSIG = 1
 # A child asked to end (SIGTERM) that has not after this is killed.
 _END_SECONDS = 10.0
+T = TypeVar("T")
 
 
 def available() -> bool:
@@ -48,28 +51,47 @@ def batches_from_child(make: Callable[[], Iterator[MappedBatch]]) -> Iterator[Ma
     """The batches `make()` yields, made in a forked child. A PermanentError the child meets
     (a broken file) is raised here after the batches before it; anything else it meets, or its
     death, is raised as an error to retry."""
+    yield from _received(*start(make, _encode), _decode, "reading the file")
+
+
+def start(make: Callable[[], Iterator[T]], encode: Callable[[T], bytes]) -> tuple[Any, Any]:
+    """Fork a child that sends `encode(item)` of each item `make()` yields down a pipe;
+    returns the child and the pipe's read end, for `items_from`. Fork from the thread that
+    owns the process's state (the main one): the child starts as a copy of it."""
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
     with contextlib.suppress(OSError):  # a smaller pipe only makes the child wait more
         import fcntl
 
         fcntl.fcntl(send.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
-    child = context.Process(target=_produce, args=(make, send, receive, os.getpid()), daemon=True)
-    child.start()
-    send.close()
+    child = context.Process(target=_produce, args=(make, encode, send, receive, os.getpid()), daemon=True)
+    try:
+        child.start()
+    finally:
+        send.close()
+    return child, receive
+
+
+def items_from(started: tuple[Any, Any], decode: Callable[[bytes], T], doing: str) -> Iterator[T]:
+    """What a child `start`ed sends, decoded; the child is ended and reaped when this ends,
+    however it ends. Errors as batches_from_child says, `doing` naming the work in them."""
+    yield from _received(*started, decode, doing)
+
+
+def _received(child, receive, decode: Callable[[bytes], T], doing: str) -> Iterator[T]:  # type: ignore[no-untyped-def]
     try:
         while True:
             try:
                 message = receive.recv_bytes()
             except EOFError:
-                raise TransientError("the process reading the file ended before it") from None
+                raise TransientError(f"the process {doing} ended before it") from None
             kind, body = message[:1], message[1:]
             if kind == _BATCH:
-                yield _decode(body)
+                yield decode(body)
             elif kind == _BROKEN:
                 raise PermanentError(body.decode())
             elif kind == _FAILED:
-                raise TransientError(f"reading the file: {body.decode()}")
+                raise TransientError(f"{doing}: {body.decode()}")
             else:
                 return
     finally:
@@ -82,17 +104,29 @@ def batches_from_child(make: Callable[[], Iterator[MappedBatch]]) -> Iterator[Ma
         receive.close()
 
 
-def _produce(make: Callable[[], Iterator[MappedBatch]], send, receive, parent: int) -> None:  # type: ignore[no-untyped-def]
+class _PipeGone(Exception):
+    """The pipe broke: the parent is gone, nobody is left to tell."""
+
+
+def _send(send, message: bytes) -> None:  # type: ignore[no-untyped-def]
+    try:
+        send.send_bytes(message)
+    except OSError:
+        raise _PipeGone from None
+
+
+def _produce(make, encode, send, receive, parent: int) -> None:  # type: ignore[no-untyped-def]
     _detach(receive, parent)
     try:
-        for batch in make():
-            send.send_bytes(_BATCH + _encode(batch))
-        send.send_bytes(_END)
-    except PermanentError as exc:
-        send.send_bytes(_BROKEN + str(exc).encode())
-    except OSError:  # the pipe broke: the parent is gone, nobody is left to tell
+        for item in make():
+            _send(send, _BATCH + encode(item))
+        _send(send, _END)
+    except _PipeGone:
         os._exit(1)
-    except BaseException as exc:  # reported to the parent, which retries the file later
+    except PermanentError as exc:
+        with contextlib.suppress(OSError):
+            send.send_bytes(_BROKEN + str(exc).encode())
+    except BaseException as exc:  # the work's own failure (an OSError too): the parent says it
         with contextlib.suppress(OSError):
             send.send_bytes(_FAILED + f"{type(exc).__name__}: {exc}"[:1000].encode())
 
