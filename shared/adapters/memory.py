@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections import Counter, defaultdict
@@ -311,8 +312,9 @@ class MemoryStore:
     def iter_activity_cells(self) -> Iterator[Sequence[str]]:
         return map(activity_cells, self.iter_activities())
 
-    def activity_cell_parts(self, parts_for: Callable[[int], int]) -> list[Callable[[], Iterable[Sequence[str]]]]:
-        return [self.iter_activity_cells]  # one: no cheap split
+    @contextlib.contextmanager
+    def activity_cell_parts(self, parts_for: Callable[[int], int]) -> Iterator[list[Callable[[], Iterable[Sequence[str]]]]]:
+        yield [self.iter_activity_cells]  # one: no cheap split
 
     def close(self) -> None:
         pass

@@ -211,10 +211,14 @@ class ExportSource(Protocol):
         the export's fast path, which builds no Activity."""
         ...
 
-    def activity_cell_parts(self, parts_for: Callable[[int], int]) -> list[Callable[[], Iterable[Sequence[str]]]]:
+    def activity_cell_parts(
+        self, parts_for: Callable[[int], int]
+    ) -> contextlib.AbstractContextManager[list[Callable[[], Iterable[Sequence[str]]]]]:
         """iter_activity_cells in parts that together hold every row once, each read on its
         own when called (in a forked child, by the export): `parts_for(n)` of them for n
-        activities where the store can split its rows cheaply, else one."""
+        activities where the store can split its rows cheaply, else one (read it after the
+        block). Parts whose reading begins inside the block read one snapshot; writers may
+        wait while it is open, so leave it once each part has begun."""
         ...
 
 

@@ -58,7 +58,9 @@ def test_every_activity_streams_once_as_its_export_row(store):  # type: ignore[n
 def test_an_empty_store_streams_nothing(store):  # type: ignore[no-untyped-def]
     assert list(store.iter_customers()) == [] and list(store.iter_activities()) == []
     assert list(store.iter_activity_cells()) == []
-    assert [row for part in store.activity_cell_parts(lambda n: 3) for row in part()] == []
+    with store.activity_cell_parts(lambda n: 3) as parts:
+        pass
+    assert [row for part in parts for row in part()] == []
 
 
 def test_the_parts_of_the_activities_hold_every_export_row_once(store):  # type: ignore[no-untyped-def]
@@ -67,8 +69,8 @@ def test_the_parts_of_the_activities_hold_every_export_row_once(store):  # type:
     store.write([activity("late", fk="R-1", file="events/b.csv")], [], [])
     whole = list(map(tuple, store.iter_activity_cells()))
     asked = []
-    parts = store.activity_cell_parts(lambda n: asked.append(n) or 4)
-    split = [list(map(tuple, part())) for part in parts]
+    with store.activity_cell_parts(lambda n: asked.append(n) or 4) as parts:
+        split = [list(map(tuple, part())) for part in parts]
     assert sorted(r for rows in split for r in rows) == sorted(whole) and len(whole) == 12
     if isinstance(store, SqliteStore):  # it splits: as many parts as asked, in its order, even
         assert asked == [12] and [len(rows) for rows in split] == [3, 3, 3, 3]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import time
 from collections import Counter
@@ -637,8 +638,9 @@ class TableStore:
     def iter_activity_cells(self) -> Iterator[Sequence[str]]:
         return map(activity_cells, self.iter_activities())
 
-    def activity_cell_parts(self, parts_for: Callable[[int], int]) -> list[Callable[[], Iterable[Sequence[str]]]]:
-        return [self.iter_activity_cells]  # one: no cheap split
+    @contextlib.contextmanager
+    def activity_cell_parts(self, parts_for: Callable[[int], int]) -> Iterator[list[Callable[[], Iterable[Sequence[str]]]]]:
+        yield [self.iter_activity_cells]  # one: no cheap split
 
     # -- links (LinkStore) -----------------------------------------------------------------
 

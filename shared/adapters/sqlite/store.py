@@ -562,27 +562,27 @@ class SqliteStore:
         for rows in self.db.stream(f"{activity_tables.ALL_RESOLVED} SELECT {_ACTIVITY_CELLS} FROM resolved"):
             yield from rows
 
-    def activity_cell_parts(self, parts_for: Callable[[int], int]) -> list[Callable[[], Iterable[Sequence[str]]]]:
-        """Ranges of rowids, each holding as many of the activities there are now as the others
-        (to one), each read as iter_activity_cells reads them all, on a connection of its own.
-        An activity written meanwhile is in no part or in one: a range ends at the last rowid
-        there is now, and a rewrite keeps its row's rowid."""
-        with self.db.lock:
-            if self.db.path == ":memory:":  # only the shared connection sees it
-                return [self.iter_activity_cells]
-            with self.db.transaction():  # commits an open bulk load: the parts read it too
-                pass
+    @contextlib.contextmanager
+    def activity_cell_parts(self, parts_for: Callable[[int], int]) -> Iterator[list[Callable[[], Iterable[Sequence[str]]]]]:
+        """Ranges of rowids, each holding as many of the activities as the others (to one),
+        each read as iter_activity_cells reads them all, on a connection of its own. No write
+        commits inside the block (its write transaction holds them off): parts whose reading
+        began inside it read one snapshot, the one the ranges were cut from."""
+        if self.db.path == ":memory:":  # only the shared connection sees it
+            yield [self.iter_activity_cells]
+            return
+        with self.db.transaction():  # an open bulk load is part of it: the parts read it too
             (n,) = self.db.query("SELECT count(*) FROM activities")[0]
             parts = max(1, min(parts_for(n), n))
+            if parts == 1:
+                yield [self.iter_activity_cells]
+                return
             size = -(-n // parts)
-            starts = [self.db.query("SELECT rowid FROM activities ORDER BY rowid LIMIT 1 OFFSET ?", (k * size,))
-                      for k in range(parts)]  # fmt: skip
+            lows = [self.db.query("SELECT rowid FROM activities ORDER BY rowid LIMIT 1 OFFSET ?", (k * size,))[0][0]
+                    for k in range(parts)]  # fmt: skip
             last = self.db.query("SELECT max(rowid) FROM activities")[0][0]
-        lows = [found[0][0] for found in starts if found]
-        if not lows:
-            return [lambda: iter(())]
-        highs = [low - 1 for low in lows[1:]] + [last]
-        return [functools.partial(self._activity_cells_between, low, high) for low, high in zip(lows, highs, strict=True)]
+            highs = [low - 1 for low in lows[1:]] + [last]
+            yield [functools.partial(self._activity_cells_between, lo, hi) for lo, hi in zip(lows, highs, strict=True)]
 
     def _activity_cells_between(self, low: int, high: int) -> Iterator[Sequence[str]]:
         sql = f"{activity_tables.RESOLVED_BETWEEN} SELECT {_ACTIVITY_CELLS} FROM resolved"

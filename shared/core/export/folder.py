@@ -11,6 +11,7 @@ import os
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, BinaryIO, Protocol
 
 import orjson
@@ -67,8 +68,8 @@ class ExportEntity:
     rows: Callable[[], Iterable[Sequence[Any]]]
     text_cells: bool = False  # every cell is a str ('' for empty): encoded a chunk at a time
     # The same rows, all text, in parts the store can read apart (ExportSource's
-    # activity_cell_parts): given how many parts n rows should be, the parts' readers.
-    parts: Callable[[Callable[[int], int]], Sequence[Callable[[], Iterable[Sequence[str]]]]] | None = None
+    # activity_cell_parts): given how many parts n rows should be, a block holding their readers.
+    parts: Callable[[Callable[[int], int]], AbstractContextManager[Sequence[Callable[[], Iterable[Sequence[str]]]]]] | None = None
 
 
 @dataclasses.dataclass
@@ -86,14 +87,7 @@ def write_folder(
     receipts = []
     for entity in entities:
         receipt = EntityReceipt(entity.name)
-        parts = entity.parts(lambda n: _parts_for(n, max_rows)) if entity.parts else [entity.rows]
-        if len(parts) > 1:
-            _write_side_by_side(target, entity, parts, max_rows, receipt)
-        else:
-            for number, rows in enumerate(_partitions(parts[0](), max_rows), start=1):
-                location = f"{entity.name}/part-{number:05d}.csv"
-                receipt.rows += _write_csv(target, location, entity, rows)
-                receipt.partitions.append(location)
+        _write_rows(target, entity, max_rows, receipt)
         if not receipt.partitions:  # an entity with no rows still has its (header-only) file
             location = f"{entity.name}/part-00001.csv"
             _write_csv(target, location, entity, iter(()))
@@ -102,6 +96,29 @@ def write_folder(
         receipts.append(receipt)
     _write_json(target, MANIFEST, manifest_document(entities, receipts))
     return receipts
+
+
+def _write_rows(target: ExportTarget, entity: ExportEntity, max_rows: int, receipt: EntityReceipt) -> None:
+    """An entity's partitions: its parts side by side where the store split its rows, else
+    its rows in order, max_rows to a partition."""
+    started: list[tuple[Any, Any]] = []
+    try:
+        with entity.parts(lambda n: _parts_for(n, max_rows)) if entity.parts else nullcontext([entity.rows]) as parts:
+            if len(parts) > 1:  # each part's reading begins inside the block: one snapshot
+                streams = _begin_side_by_side(entity, parts, max_rows, started)
+        if len(parts) > 1:
+            _write_side_by_side(target, entity, streams, started, receipt)
+            return
+    finally:
+        for child, receive in started:  # ended already, unless something failed first
+            if child.is_alive():
+                child.kill()
+            child.join()
+            receive.close()
+    for number, rows in enumerate(_partitions(parts[0](), max_rows), start=1):
+        location = f"{entity.name}/part-{number:05d}.csv"
+        receipt.rows += _write_csv(target, location, entity, rows)
+        receipt.partitions.append(location)
 
 
 def entity_document(entity: ExportEntity) -> dict[str, Any]:
@@ -151,35 +168,39 @@ def _parts_for(n: int, max_rows: int) -> int:
     return max(1, -(-n // max_rows), min(processes, n // PARALLEL_MIN_ROWS))
 
 
-def _write_side_by_side(
-    target: ExportTarget, entity: ExportEntity, parts: Sequence[Callable[[], Iterable[Sequence[str]]]],
-    max_rows: int, receipt: EntityReceipt,
-) -> None:  # fmt: skip
-    """Each part read and encoded by a child of its own (all forked here, from the calling
-    thread, before any thread starts) and written by a thread of this process to its
-    partitions: part k's are part-0000k.csv, then part-0000k-2.csv... should more rows than
-    max_rows be in it by the time it is read."""
+def _begin_side_by_side(
+    entity: ExportEntity, parts: Sequence[Callable[[], Iterable[Sequence[str]]]], max_rows: int,
+    started: list[tuple[Any, Any]],
+) -> list[Iterator[tuple[int, int, bytes]]]:  # fmt: skip
+    """Fork a child for each part (here, from the calling thread, before any thread starts),
+    that reads and encodes it, and wait for each one's first chunk: its reading has begun."""
     width = len(entity.columns)
-    started: list[tuple[Any, Any]] = []
+    for part in parts:
+        started.append(forked.start(lambda part=part: _encoded(part(), width, max_rows), _packed))
+    streams = []
+    for s in started:
+        stream = forked.items_from(s, _unpacked, f"exporting {entity.name}")
+        first = next(stream, None)
+        streams.append(itertools.chain([first], stream) if first is not None else iter(()))
+    return streams
+
+
+def _write_side_by_side(
+    target: ExportTarget, entity: ExportEntity, streams: list[Iterator[tuple[int, int, bytes]]],
+    started: list[tuple[Any, Any]], receipt: EntityReceipt,
+) -> None:  # fmt: skip
+    """Each part's chunks written by a thread of this process to its partitions: part k's are
+    part-0000k.csv, then part-0000k-2.csv... should more rows than max_rows be in it by the
+    time it is read."""
+    pool = ThreadPoolExecutor(len(streams))
     try:
-        for part in parts:
-            started.append(forked.start(lambda part=part: _encoded(part(), width, max_rows), _packed))
-        streams = [forked.items_from(s, _unpacked, f"exporting {entity.name}") for s in started]
-        pool = ThreadPoolExecutor(len(streams))
-        try:
-            written = list(pool.map(lambda k: _write_part(target, entity, k + 1, streams[k]), range(len(streams))))
-        except BaseException:  # a part failed, or Ctrl-C: the others end now, not when done
-            for child, _ in started:
-                child.kill()
-            raise
-        finally:
-            pool.shutdown()
+        written = list(pool.map(lambda k: _write_part(target, entity, k + 1, streams[k]), range(len(streams))))
+    except BaseException:  # a part failed, or Ctrl-C: the others end now, not when done
+        for child, _ in started:
+            child.kill()
+        raise
     finally:
-        for child, receive in started:  # ended already, unless something failed first
-            if child.is_alive():
-                child.kill()
-            child.join()
-            receive.close()
+        pool.shutdown()
     for locations, rows in written:
         receipt.partitions += locations
         receipt.rows += rows
