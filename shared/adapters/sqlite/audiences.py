@@ -58,8 +58,17 @@ class SqliteAudiences:
                 if statement.strip():
                     conn.execute(statement)
 
-    def evaluating(self) -> contextlib.AbstractContextManager[object]:
-        return self.db.transaction()
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[object]:
+        """A write transaction of its own: an open bulk load is committed first, so that the
+        ordered reads of evaluation_inputs (a connection of their own) see what it wrote."""
+        with self.db.lock:
+            self.db.commit_bulk()
+            with self.db.transaction() as conn:
+                yield conn
+
+    def customer_count(self) -> int:
+        return self.db.query("SELECT count(DISTINCT customer_id) FROM customer_rows")[0][0]
 
     def customer_ids(self, after: str | None, limit: int) -> list[str]:
         rows = self.db.query(

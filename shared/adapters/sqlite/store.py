@@ -197,6 +197,12 @@ class SqliteDatabase:
             else:
                 self._commit()
 
+    def commit_bulk(self) -> None:
+        """Commit an open bulk load, unless inside a transaction of this thread's."""
+        with self.lock, self.translate():
+            if self._bulk is not None and not self._depth:
+                self._commit()
+
     def _begin(self, me: int) -> None:
         """Begin, or carry on with this thread's open bulk load; another thread's is committed
         first, so a rollback here never undoes writes someone else was told were done."""

@@ -3,10 +3,12 @@ per-file function, the timer, the HTTP API and the commands evaluate customers b
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -20,6 +22,10 @@ from shared.core.ports import AudienceStore, ChangeQueue, ProfileStore
 log = logging.getLogger(__name__)
 
 CHUNK = 200
+# A file that touched this share of the customers (1/4) or more, on a store with one ordered
+# read of every customer's inputs, is evaluated by one ordered pass, not a query per customer.
+ORDERED_SHARE = 4
+ORDERED_MIN = CHUNK  # and at least this many
 EVALUATED = "evaluated"  # the mark naming the definitions every customer was last evaluated by
 # The mark of a worker that died or was stopped inside a file: every customer evaluated before
 # that instant is evaluated again (see ByFile.suspect).
@@ -101,7 +107,7 @@ def _evaluate_stale(
     # Evaluated at `now`, a customer is current: never later than it (a clock set back).
     before = None if suspect is None else min(suspect, format_instant(now))
     done, first = 0, store.stale_customers(audiences.fingerprint, 1, before)
-    if first and hasattr(store, "evaluation_inputs"):
+    if first and _ordered_inputs(store) is not None:
         # Most are stale (new definitions, a death): one ordered read from the first of them,
         # rather than a query per customer; what a deadline leaves is stale next time.
         done = _save_every(profiles, store, audiences, now, first[0], deadline)
@@ -154,14 +160,19 @@ def _save_every(
     return done
 
 
+def _ordered_inputs(store: AudienceStore) -> Callable[[str | None], Iterable[tuple[str, list[Any], dict[str, Any]]]] | None:
+    """The store's one ordered read of every customer's inputs from a start (SQLite's
+    `evaluation_inputs`: two scans in customer order, no query per customer), if it has one."""
+    return getattr(store, "evaluation_inputs", None)
+
+
 def _every_evaluation(
     profiles: ProfileStore, store: AudienceStore, audiences: Audiences, at: datetime,
     start: str | None = None,
 ) -> Iterator[tuple[str, Evaluation | None]]:  # fmt: skip
     """Every customer's evaluation at `at` from `start` on, in id order: from one ordered read
-    where the store offers it (`evaluation_inputs`: no query per customer), else a chunk of
-    customers at a time."""
-    inputs = getattr(store, "evaluation_inputs", None)
+    where the store offers it, else a chunk of customers at a time."""
+    inputs = _ordered_inputs(store)
     if inputs is not None:
         for customer_id, activities, attributes in inputs(start):
             yield customer_id, audiences.evaluate(activities, attributes, at)
@@ -249,6 +260,9 @@ class ByFile:
         ids = sorted(touched.customers)
         try:
             ids = sorted(touched.customers | self.store.customers_reached(touched))
+            if self._many(ids):
+                self._evaluate_in_one_pass(ids, now)
+                return
             while done < len(ids):
                 evaluate_customers(self.profiles, self.store, self.audiences, ids[done : done + CHUNK], now)
                 done += CHUNK
@@ -263,3 +277,34 @@ class ByFile:
                 self.store.mark_due(left, format_instant(now))
             except Exception as again:
                 log.warning("%d customers not marked due either: %s", len(left), again)
+
+    def _many(self, ids: Sequence[str]) -> bool:
+        count = getattr(self.store, "customer_count", None)
+        return (
+            len(ids) >= ORDERED_MIN and _ordered_inputs(self.store) is not None and count is not None
+            and len(ids) * ORDERED_SHARE >= count()
+        )  # fmt: skip
+
+    def _evaluate_in_one_pass(self, ids: Sequence[str], now: datetime) -> None:
+        """The customers of a file that touched many, from one ordered read from the first of
+        them, stopping after the last; the read and its saves in one `evaluating()` block (on
+        SQLite one write transaction: no other write lands in between). The ones it does not
+        meet are gone: they leave their segments."""
+        if self.audiences.empty:
+            return
+        inputs, wanted, results, stamp = _ordered_inputs(self.store), set(ids), [], format_instant(now)
+        assert inputs is not None
+        with self.store.evaluating(), contextlib.closing(iter(inputs(ids[0]))) as found:
+            for customer_id, activities, attributes in found:
+                if customer_id in wanted:
+                    wanted.discard(customer_id)
+                    results.append(_result(customer_id, self.audiences.evaluate(activities, attributes, now)))
+                    if len(results) == CHUNK or not wanted:
+                        self.store.save_audiences(results, self.audiences.fingerprint, stamp)
+                        results = []
+                    if not wanted:
+                        break
+            if results:
+                self.store.save_audiences(results, self.audiences.fingerprint, stamp)
+            if wanted:
+                evaluate_customers(self.profiles, self.store, self.audiences, sorted(wanted), now)
