@@ -30,6 +30,19 @@ Op = tuple  # ("create" | "upsert" | "update" | "delete", entity[, options]) as 
 
 WORKERS = 16
 _INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
+MAX_OPS = 100  # per transaction, all of one PartitionKey
+MAX_BATCH_BYTES = 1_500_000  # a transaction's body: 4 MiB on Storage, 2 MB on Cosmos DB
+# A few quick retries of throttling and faults; the ledger retries a failed file much later,
+# and a worker stuck in the SDK's default back-off would overrun the function timeout.
+CLIENT_OPTIONS = {
+    "retry_total": 3,
+    "retry_backoff_factor": 0.4,
+    "retry_backoff_max": 4,
+    "connection_timeout": 5,
+    "read_timeout": 30,
+}
+# An If-Match write that lost a race (412) or a create that met a row (409): read again.
+CONFLICTS = frozenset({409, 412})
 
 
 class InterruptSafePool(ThreadPoolExecutor):
@@ -50,19 +63,6 @@ class InterruptSafePool(ThreadPoolExecutor):
             super()._adjust_thread_count()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
-MAX_OPS = 100  # per transaction, all of one PartitionKey
-MAX_BATCH_BYTES = 1_500_000  # a transaction's body: 4 MiB on Storage, 2 MB on Cosmos DB
-# A few quick retries of throttling and faults; the ledger retries a failed file much later,
-# and a worker stuck in the SDK's default back-off would overrun the function timeout.
-CLIENT_OPTIONS = {
-    "retry_total": 3,
-    "retry_backoff_factor": 0.4,
-    "retry_backoff_max": 4,
-    "connection_timeout": 5,
-    "read_timeout": 30,
-}
-# An If-Match write that lost a race (412) or a create that met a row (409): read again.
-CONFLICTS = frozenset({409, 412})
 
 
 def _session() -> requests.Session:
