@@ -97,19 +97,23 @@ def _bare_upserts(azurite: Azurite, root: Path, events: str, send: Any) -> float
     return time.perf_counter() - started
 
 
+def _function_app_on(azurite: Azurite, prefix: str, **settings: Any) -> Any:
+    """The app's functions pinned to fresh tables and a fresh container on Azurite; the
+    container's client."""
+    container = "bench" + uuid.uuid4().hex[:10]
+    bootstrap.use_settings(dataclasses.replace(
+        Settings.from_env({}), store="azure-tables:", storage_connection=azurite.connection_string,
+        container=container, table_prefix=prefix + uuid.uuid4().hex[:12], **settings,
+    ))  # fmt: skip
+    return BlobServiceClient.from_connection_string(azurite.connection_string).create_container(container)
+
+
 def function_latency(
     azurite: Azurite, root: Path, customers: tuple[str, int], events: dict[int, list[str]]
 ) -> dict[int, float]:
     """Median seconds from a BlobCreated event to its file's activities on the HTTP timeline,
     for files of each size (`events`: rows -> files), on a warm worker."""
-    container = "bench" + uuid.uuid4().hex[:10]
-    settings = dataclasses.replace(
-        Settings.from_env({}), store="azure-tables:", storage_connection=azurite.connection_string,
-        container=container, table_prefix="f" + uuid.uuid4().hex[:12],
-    )  # fmt: skip
-    bootstrap.use_settings(settings)
-    client = BlobServiceClient.from_connection_string(azurite.connection_string)
-    blobs = client.create_container(container)
+    blobs = _function_app_on(azurite, "f")
     try:
         _deliver(blobs, root, customers[0], customers[1])
         return {
@@ -126,14 +130,7 @@ def membership_latency(azurite: Azurite, root: Path, customers: tuple[str, int],
     config = root / "first-click.json"
     defaults = json.loads((ROOT / "shared" / "default_config.json").read_text())
     config.write_text(json.dumps({**defaults, **FIRST_CLICK}))
-    container = "bench" + uuid.uuid4().hex[:10]
-    settings = dataclasses.replace(
-        Settings.from_env({}), store="azure-tables:", storage_connection=azurite.connection_string,
-        container=container, table_prefix="m" + uuid.uuid4().hex[:12], config_path=str(config),
-    )  # fmt: skip
-    bootstrap.use_settings(settings)
-    client = BlobServiceClient.from_connection_string(azurite.connection_string)
-    blobs = client.create_container(container)
+    blobs = _function_app_on(azurite, "m", config_path=str(config))
     try:
         _deliver(blobs, root, customers[0], customers[1])
         clicked: set[str] = set()
