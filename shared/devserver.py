@@ -116,6 +116,14 @@ def http_handler(functions: dict[str, Any], key: str | None = None) -> type[Base
             routes.append((route_pattern(trigger.route), methods, anonymous, f.get_user_function()))
 
     class Handler(BaseHTTPRequestHandler):
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except (BrokenPipeError, ConnectionResetError):
+                # The client went away mid-request (a browser that navigated on, cancelling a
+                # fetch): nobody is left to answer, and it is no error of the server's.
+                self.close_connection = True
+
         def _serve(self) -> None:
             url = urlsplit(self.path)
             allowed: set[str] = set()
