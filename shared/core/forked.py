@@ -40,6 +40,8 @@ _BATCH, _END, _BROKEN, _FAILED = b"b", b"e", b"p", b"x"
 _PR_SET_PDEATHSIG = 1
 # A child asked to end (SIGTERM) that has not after this is killed.
 _END_SECONDS = 10.0
+# Held back from fork until the child has chosen its own handling of them (see _detach).
+_ENDING = frozenset({signal.SIGINT, signal.SIGTERM})
 T = TypeVar("T")
 
 
@@ -64,10 +66,15 @@ def start(make: Callable[[], Iterator[T]], encode: Callable[[T], bytes]) -> tupl
         import fcntl
 
         fcntl.fcntl(send.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
-    child = context.Process(target=_produce, args=(make, encode, send, receive, os.getpid()), daemon=True)
+    # The child starts with the parent's handlers, which raise; SIGTERM or Ctrl-C arriving
+    # before it set its own would run them in the child. Blocked across the fork, such a signal
+    # waits (in the parent too, for a moment) and reaches the child once its own are set.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING)
+    child = context.Process(target=_produce, args=(make, encode, send, receive, os.getpid(), mask), daemon=True)
     try:
         child.start()
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         send.close()
     return child, receive
 
@@ -115,8 +122,8 @@ def _send(send, message: bytes) -> None:  # type: ignore[no-untyped-def]
         raise _PipeGone from None
 
 
-def _produce(make, encode, send, receive, parent: int) -> None:  # type: ignore[no-untyped-def]
-    _detach(receive, parent)
+def _produce(make, encode, send, receive, parent: int, mask) -> None:  # type: ignore[no-untyped-def]
+    _detach(receive, parent, mask)
     try:
         for item in make():
             _send(send, _BATCH + encode(item))
@@ -131,8 +138,9 @@ def _produce(make, encode, send, receive, parent: int) -> None:  # type: ignore[
             send.send_bytes(_FAILED + f"{type(exc).__name__}: {exc}"[:1000].encode())
 
 
-def _detach(receive, parent: int) -> None:  # type: ignore[no-untyped-def]
-    """Tie the child's life to its parent's and let go of what is the parent's."""
+def _detach(receive, parent: int, mask) -> None:  # type: ignore[no-untyped-def]
+    """Tie the child's life to its parent's and let go of what is the parent's; `mask` is the
+    parent's signal mask from before the fork, restored once the child's own handling is set."""
     receive.close()  # the parent's end: with it closed here, a dead parent breaks the pipe
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
@@ -144,6 +152,7 @@ def _detach(receive, parent: int) -> None:  # type: ignore[no-untyped-def]
     # The parent ends it with SIGTERM: at once, not through the parent's handler, which would
     # raise here and have the child try to report into a pipe nobody reads any more.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a SIGTERM held back ends the child here
     quiet = os.open(os.devnull, os.O_WRONLY)
     os.dup2(quiet, 1)
     os.dup2(quiet, 2)

@@ -240,3 +240,43 @@ def test_an_interrupt_as_a_pool_thread_starts_lets_the_process_end() -> None:
     summary.record(case, ended_by_itself and b"interrupted" in out, seconds=watch.seconds)
     assert ended_by_itself, "the interrupted process hung at exit, waiting for a pool thread"
     assert b"interrupted" in out and child.returncode == 0, (out, err)
+
+
+# A reader child told to end (SIGTERM, as the parent ends it when interrupted) before its own
+# signal handling is set: where Ctrl-C found the ingest as it forked its reader.
+_ENDED_AS_THE_READER_STARTS = """
+import os, signal
+from multiprocessing import util
+from shared import cli
+from shared.core import forked
+from shared.core.errors import TransientError
+
+signal.signal(signal.SIGTERM, cli._terminate)  # the command's handler, inherited by the fork
+
+
+class Parent:
+    pass
+
+
+parent = Parent()
+util.register_after_fork(parent, lambda _: os.kill(os.getpid(), signal.SIGTERM))
+try:
+    for _ in forked.items_from(forked.start(lambda: iter([b"row"]), bytes), bytes, "reading"):
+        pass
+    print("read", flush=True)
+except TransientError:
+    print("reader ended", flush=True)
+"""
+
+
+def test_a_reader_ended_as_it_starts_ends_quietly() -> None:
+    """Issue 15.2: SIGINT reached the ingest as it forked its reader; the reader, ended at
+    once, still ran the command's SIGTERM handler and printed a traceback into its output."""
+    case = "15.2 reader ended as it starts: it ends quietly, the parent says so"
+    watch = Stopwatch()
+    child = subprocess.run([sys.executable, "-c", _ENDED_AS_THE_READER_STARTS], cwd=workers.ROOT,
+                           capture_output=True, timeout=DEADLINE_SECONDS)  # fmt: skip
+    quiet = b"Traceback" not in child.stderr and child.returncode == 0
+    summary.record(case, quiet and child.stdout == b"reader ended\n", seconds=watch.seconds)
+    assert b"Traceback" not in child.stderr, child.stderr.decode()
+    assert child.stdout == b"reader ended\n" and child.returncode == 0, (child.stdout, child.stderr)
