@@ -29,6 +29,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from shared.core import interrupts
 from shared.core.errors import PermanentError, TransientError
 from shared.core.mapping import MappedBatch
 from shared.core.model import Activity
@@ -40,8 +41,6 @@ _BATCH, _END, _BROKEN, _FAILED = b"b", b"e", b"p", b"x"
 _PR_SET_PDEATHSIG = 1
 # A child asked to end (SIGTERM) that has not after this is killed.
 _END_SECONDS = 10.0
-# Held back from fork until the child has chosen its own handling of them (see _detach).
-_ENDING = frozenset({signal.SIGINT, signal.SIGTERM})
 T = TypeVar("T")
 
 
@@ -69,12 +68,12 @@ def start(make: Callable[[], Iterator[T]], encode: Callable[[T], bytes]) -> tupl
     # The child starts with the parent's handlers, which raise; SIGTERM or Ctrl-C arriving
     # before it set its own would run them in the child. Blocked across the fork, such a signal
     # waits (in the parent too, for a moment) and reaches the child once its own are set.
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING)
-    child = context.Process(target=_produce, args=(make, encode, send, receive, os.getpid(), mask), daemon=True)
     try:
-        child.start()
+        with interrupts.held_off() as mask:
+            child = context.Process(target=_produce, args=(make, encode, send, receive, os.getpid(), mask),
+                                    daemon=True)  # fmt: skip
+            child.start()
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         send.close()
     return child, receive
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
@@ -21,6 +20,7 @@ from urllib3.util.retry import Retry
 from shared.adapters.azure import table_batch
 from shared.adapters.azure.errors import translated
 from shared.adapters.azure.table_keys import Entity, pack, unpack, weight
+from shared.core import interrupts
 from shared.core.errors import ConfigError
 
 T = TypeVar("T")
@@ -29,7 +29,6 @@ RequestHook = Callable[[Any], None]  # called with the SDK's PipelineRequest
 Op = tuple  # ("create" | "upsert" | "update" | "delete", entity[, options]) as the SDK takes them
 
 WORKERS = 16
-_INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
 MAX_OPS = 100  # per transaction, all of one PartitionKey
 MAX_BATCH_BYTES = 1_500_000  # a transaction's body: 4 MiB on Storage, 2 MB on Cosmos DB
 # A few quick retries of throttling and faults; the ledger retries a failed file much later,
@@ -58,11 +57,8 @@ class InterruptSafePool(ThreadPoolExecutor):
         if threading.current_thread() is not threading.main_thread() or len(self._threads) >= self._max_workers:
             super()._adjust_thread_count()
             return
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
-        try:
+        with interrupts.held_off():
             super()._adjust_thread_count()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _session() -> requests.Session:
