@@ -69,7 +69,10 @@ class LocalFileSource:
 
 
 class LocalExportTarget:
-    """An export written into a local folder; each file appears whole, by rename."""
+    """An export written into a local folder; each file appears whole, by rename. Forked
+    children may write it (a path and the files they open are all it holds)."""
+
+    forkable = True
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()

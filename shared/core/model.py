@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 # Statuses of a file in the ledger.
@@ -73,6 +74,17 @@ ACTIVITY_FIELDS = {
     "visitor_id": "VisitorId",
     "identity_path": "IdentityPath",
 }
+
+
+# An export row's cells may come joined into one str by CELL (the SQLite store's fast path:
+# one object per row instead of one per cell); such a str holds exactly one CELL fewer than
+# the row has cells, none inside a cell.
+CELL = "\x1f"
+
+
+def split_cells(row: Sequence[str]) -> Sequence[str]:
+    """A row's cells, whether it came as its cells or joined by CELL."""
+    return row.split(CELL) if isinstance(row, str) else row
 
 
 def activity_cells(activity: Activity) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from shared.adapters.sqlite.store import SqliteStore
 from shared.core.audiences.records import AudienceResult
 from shared.core.export.folder import MANIFEST
 from shared.core.export.profiles import AudienceExport, export_profiles
-from shared.core.model import activity_cells
+from shared.core.model import activity_cells, split_cells
 from tests.builders import activity, customer, link
 
 T0, T1 = "2026-06-01T00:00:00.000Z", "2026-06-02T00:00:00.000Z"
@@ -65,12 +65,15 @@ def test_an_empty_store_streams_nothing(store):  # type: ignore[no-untyped-def]
 
 def test_the_parts_of_the_activities_hold_every_export_row_once(store):  # type: ignore[no-untyped-def]
     acts = [activity(f"k{i}", fk="R-1" if i % 3 else "R-404", row=i) for i in range(11)]
+    # A cell holding the separator a store may join a row's cells by, and one to be quoted.
+    acts[4] = acts[4]._replace(title="a\x1fb", external_url='c, "d"\x1f')
     store.write(acts, [customer("R-1")], [])
     store.write([activity("late", fk="R-1", file="events/b.csv")], [], [])
     whole = list(map(tuple, store.iter_activity_cells()))
+    assert ("a\x1fb", 'c, "d"\x1f') in {row[6:8] for row in whole}
     asked = []
     with store.activity_cell_parts(lambda n: asked.append(n) or 4) as parts:
-        split = [list(map(tuple, part())) for part in parts]
+        split = [[tuple(split_cells(row)) for row in part()] for part in parts]
     assert sorted(r for rows in split for r in rows) == sorted(whole) and len(whole) == 12
     if isinstance(store, SqliteStore):  # it splits: as many parts as asked, in its order, even
         assert asked == [12] and [len(rows) for rows in split] == [3, 3, 3, 3]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import itertools
 import os
@@ -17,6 +18,7 @@ from typing import Any, BinaryIO, Protocol
 import orjson
 
 from shared.core import forked
+from shared.core.model import CELL, split_cells
 
 MANIFEST = "footprint.manifest.cdm.json"
 MAX_PARTITION_ROWS = 1_000_000
@@ -29,7 +31,7 @@ PROCESSES = min(os.cpu_count() or 1, 8)
 _COUNT = struct.Struct("<II")  # a chunk's partition (within its part) and rows, before its bytes
 # Joined by these, a chunk of all-text rows is one string the csv writer's quoting would leave
 # as it is when it holds none of _QUOTED and exactly the separators the joins put in.
-_CELL, _ROW = "\x1f", "\x1e"
+_CELL, _ROW = CELL, "\x1e"
 _QUOTED = ('"', ",", "\r", "\n")
 _FOUNDATIONS = [{"corpusPath": "cdm:/foundations.cdm.json"}]
 _CSV_TRAIT = {
@@ -44,7 +46,9 @@ _CSV_TRAIT = {
 
 
 class ExportTarget(Protocol):
-    """Where an export goes: a folder of files by '/'-separated path."""
+    """Where an export goes: a folder of files by '/'-separated path. One whose `forkable` is
+    true (a local folder) may be written by forked children, each a part of an entity's rows:
+    the rows then never cross a pipe. Any other is written by the calling process."""
 
     def create(self, path: str) -> BinaryIO:
         """A new file to write; it exists under `path` once closed without error."""
@@ -105,7 +109,7 @@ def _write_rows(target: ExportTarget, entity: ExportEntity, max_rows: int, recei
     try:
         with entity.parts(lambda n: _parts_for(n, max_rows)) if entity.parts else nullcontext([entity.rows]) as parts:
             if len(parts) > 1:  # each part's reading begins inside the block: one snapshot
-                streams = _begin_side_by_side(entity, parts, max_rows, started)
+                streams = _begin_side_by_side(target, entity, parts, max_rows, started)
         if len(parts) > 1:
             _write_side_by_side(target, entity, streams, started, receipt)
             return
@@ -169,38 +173,60 @@ def _parts_for(n: int, max_rows: int) -> int:
 
 
 def _begin_side_by_side(
-    entity: ExportEntity, parts: Sequence[Callable[[], Iterable[Sequence[str]]]], max_rows: int,
-    started: list[tuple[Any, Any]],
-) -> list[Iterator[tuple[int, int, bytes]]]:  # fmt: skip
+    target: ExportTarget, entity: ExportEntity, parts: Sequence[Callable[[], Iterable[Sequence[str]]]],
+    max_rows: int, started: list[tuple[Any, Any]],
+) -> list[Iterator[Any]]:  # fmt: skip
     """Fork a child for each part (here, from the calling thread, before any thread starts),
-    that reads and encodes it, and wait for each one's first chunk: its reading has begun."""
+    that reads and encodes it, and wait for each one's first message: its reading has begun.
+    A child writes its part's partitions itself where the target allows it, else sends them."""
     width = len(entity.columns)
-    for part in parts:
-        started.append(forked.start(lambda part=part: _encoded(part(), width, max_rows), _packed))
+    in_child = getattr(target, "forkable", False)
+    for number, part in enumerate(parts, start=1):
+        if in_child:
+            make = functools.partial(_part_written, target, entity, number, part, max_rows)
+            started.append(forked.start(make, bytes))
+        else:
+            started.append(forked.start(lambda part=part: _encoded(part(), width, max_rows), _packed))
     streams = []
     for s in started:
-        stream = forked.items_from(s, _unpacked, f"exporting {entity.name}")
+        stream = forked.items_from(s, bytes if in_child else _unpacked, f"exporting {entity.name}")
         first = next(stream, None)
-        streams.append(itertools.chain([first], stream) if first is not None else iter(()))
+        streams.append(itertools.chain([first], stream) if first is not None and not in_child else stream)
     return streams
 
 
+def _part_written(
+    target: ExportTarget, entity: ExportEntity, number: int, part: Callable[[], Iterable[Sequence[str]]],
+    max_rows: int,
+) -> Iterator[bytes]:  # fmt: skip
+    """In a child: a word once the part's first chunk is read, then, the part written, its
+    partitions and rows."""
+    chunks = _encoded(part(), len(entity.columns), max_rows)
+    first = next(chunks, None)
+    yield b"begun"
+    locations, rows = _write_part(target, entity, number, chunks if first is None else itertools.chain([first], chunks))
+    yield orjson.dumps([locations, rows])
+
+
 def _write_side_by_side(
-    target: ExportTarget, entity: ExportEntity, streams: list[Iterator[tuple[int, int, bytes]]],
+    target: ExportTarget, entity: ExportEntity, streams: list[Iterator[Any]],
     started: list[tuple[Any, Any]], receipt: EntityReceipt,
 ) -> None:  # fmt: skip
-    """Each part's chunks written by a thread of this process to its partitions: part k's are
-    part-0000k.csv, then part-0000k-2.csv... should more rows than max_rows be in it by the
-    time it is read."""
-    pool = ThreadPoolExecutor(len(streams))
-    try:
-        written = list(pool.map(lambda k: _write_part(target, entity, k + 1, streams[k]), range(len(streams))))
-    except BaseException:  # a part failed, or Ctrl-C: the others end now, not when done
-        for child, _ in started:
-            child.kill()
-        raise
-    finally:
-        pool.shutdown()
+    """Each part's chunks written to its partitions: part k's are part-0000k.csv, then
+    part-0000k-2.csv... should more rows than max_rows be in it by the time it is read. By the
+    children themselves, which then say what they wrote, or by a thread of this process each."""
+    if getattr(target, "forkable", False):
+        written = [tuple(orjson.loads(b"".join(stream))) for stream in streams]
+    else:
+        pool = ThreadPoolExecutor(len(streams))
+        try:
+            written = list(pool.map(lambda k: _write_part(target, entity, k + 1, streams[k]), range(len(streams))))
+        except BaseException:  # a part failed, or Ctrl-C: the others end now, not when done
+            for child, _ in started:
+                child.kill()
+            raise
+        finally:
+            pool.shutdown()
     for locations, rows in written:
         receipt.partitions += locations
         receipt.rows += rows
@@ -210,10 +236,7 @@ def _encoded(rows: Iterable[Sequence[str]], width: int, max_rows: int) -> Iterat
     """(partition within the part, rows, their CSV) a chunk at a time, in the child."""
     for partition, run in enumerate(_partitions(rows, max_rows)):
         while chunk := list(itertools.islice(run, CHUNK_ROWS)):
-            text = io.StringIO()
-            if not _write_plain(text, chunk, width):
-                csv.writer(text, lineterminator="\r\n").writerows(chunk)
-            yield partition, len(chunk), text.getvalue().encode()
+            yield partition, len(chunk), _csv_bytes(chunk, width, text_cells=True)
 
 
 def _packed(item: tuple[int, int, bytes]) -> bytes:
@@ -229,51 +252,49 @@ def _write_part(
     target: ExportTarget, entity: ExportEntity, number: int, chunks: Iterator[tuple[int, int, bytes]]
 ) -> tuple[list[str], int]:
     """One part's partitions, each a header and then its chunks' bytes; their paths and rows."""
-    header = io.StringIO()
-    csv.writer(header, lineterminator="\r\n").writerow([c.name for c in entity.columns])
+    header = _header(entity)
     locations, rows = [], 0
     for partition, run in itertools.groupby(chunks, key=lambda chunk: chunk[0]):
         locations.append(f"{entity.name}/part-{number:05d}{f'-{partition + 1}' if partition else ''}.csv")
         with target.create(locations[-1]) as binary:
-            binary.write(header.getvalue().encode())
+            binary.write(header)
             for _, count, body in run:
                 binary.write(body)
                 rows += count
     if not locations:  # no row left in the part by the time it was read: a header alone
         locations.append(f"{entity.name}/part-{number:05d}.csv")
         with target.create(locations[-1]) as binary:
-            binary.write(header.getvalue().encode())
+            binary.write(header)
     return locations, rows
 
 
 def _write_csv(target: ExportTarget, path: str, entity: ExportEntity, rows: Iterator[Sequence[Any]]) -> int:
     count = 0
     with target.create(path) as binary:
-        text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
-        try:
-            writer = csv.writer(text, lineterminator="\r\n")
-            writer.writerow([c.name for c in entity.columns])
-            while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
-                if not (entity.text_cells and _write_plain(text, chunk, len(entity.columns))):
-                    writer.writerows(chunk)
-                count += len(chunk)
-        finally:
-            text.detach()  # the staged file, not the wrapper, decides whether it lands
+        binary.write(_header(entity))
+        while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+            binary.write(_csv_bytes(chunk, len(entity.columns), entity.text_cells))
+            count += len(chunk)
     return count
 
 
-def _write_plain(text: io.TextIOBase, chunk: list[Sequence[str]], width: int) -> bool:
-    """Write a chunk of all-text rows as the csv writer would, as one string, when no cell
-    needs quoting (the usual case: ids, times, addresses); False, having written nothing, when
-    one does."""
-    body = _ROW.join(map(_CELL.join, chunk))
-    if any(mark in body for mark in _QUOTED):
-        return False
-    if body.count(_CELL) != len(chunk) * (width - 1) or body.count(_ROW) != len(chunk) - 1:
-        return False  # a cell holds a separator itself
-    text.write(body.replace(_CELL, ",").replace(_ROW, "\r\n"))
-    text.write("\r\n")
-    return True
+def _header(entity: ExportEntity) -> bytes:
+    return _csv_bytes([[c.name for c in entity.columns]], len(entity.columns), text_cells=False)
+
+
+def _csv_bytes(chunk: list[Sequence[Any]], width: int, text_cells: bool) -> bytes:
+    """A chunk of rows as the csv writer writes them (minimal quoting, CRLF), as UTF-8. All-text
+    rows (each its cells, or them joined by CELL) that need no quoting, the usual case (ids,
+    times, addresses), are joined as one string instead."""
+    if text_cells:
+        body = _ROW.join([row if isinstance(row, str) else _CELL.join(row) for row in chunk])
+        if not any(mark in body for mark in _QUOTED) and body.count(_CELL) == len(chunk) * (width - 1) \
+                and body.count(_ROW) == len(chunk) - 1:  # no cell holds a separator itself
+            return (body.replace(_CELL, ",").replace(_ROW, "\r\n") + "\r\n").encode()
+        chunk = list(map(split_cells, chunk))
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\r\n").writerows(chunk)
+    return text.getvalue().encode()
 
 
 def json_cell(value: Any) -> str:

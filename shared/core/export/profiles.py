@@ -150,6 +150,7 @@ class _Within:
 
     def __init__(self, target: ExportTarget, folder: str) -> None:
         self._target, self._folder = target, folder
+        self.forkable = getattr(target, "forkable", False)
 
     def create(self, path: str) -> BinaryIO:
         return self._target.create(f"{self._folder}/{path}")
