@@ -6,20 +6,27 @@ same rows (the table the DuckDB reference built).
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
 
 import orjson
 
-from bench.measure import child
+from bench.measure import Run, child
 from bench.table import Row
 
 
-def export_rows(tmp: Path, store: Path) -> list[Row]:
-    ours = child("shared", "export", str(tmp / "export-out"), "--json", "--store", f"sqlite:///{store}")
+def export_rows(tmp: Path, store: Path, attempts: int = 3) -> list[Row]:
+    """Each measured `attempts` times, alternating, the fastest of each kept: a noisy
+    neighbour then hurts both alike."""
+    runs: dict[str, list[Run]] = {"ours": [], "duckdb": []}
+    for _ in range(attempts):
+        shutil.rmtree(tmp / "export-out", ignore_errors=True)
+        runs["ours"].append(child("shared", "export", str(tmp / "export-out"), "--json", "--store", f"sqlite:///{store}"))
+        runs["duckdb"].append(child("bench.export_paths", "duckdb", str(tmp / "duckdb" / "bench.duckdb"), str(tmp)))
+    ours, reference = (min(runs[k], key=lambda r: r.seconds) for k in ("ours", "duckdb"))
     exported = {r["entity"]: r["rows"] for r in orjson.loads(ours.output)}
-    reference = child("bench.export_paths", "duckdb", str(tmp / "duckdb" / "bench.duckdb"), str(tmp))
     copied = orjson.loads(reference.output)["rows"]
     ratio = ours.seconds / reference.seconds
     return [
@@ -27,7 +34,7 @@ def export_rows(tmp: Path, store: Path) -> list[Row]:
             ours.seconds, ours.rss_mb,
             f"{exported['Customer']:,} customers too; {ratio:.1f}x DuckDB's time (target <= 2x)"),
         Row("  DuckDB: COPY (SELECT * FROM activities) TO CSV", copied, "rows",
-            reference.seconds, reference.rss_mb, "the rows of its own reference table"),
+            reference.seconds, reference.rss_mb, f"the rows of its own reference table; each the fastest of {attempts}"),
     ]  # fmt: skip
 
 

@@ -126,6 +126,8 @@ def kinds() -> list[Kind]:
              f"{ENTITY}/p.csv", "done", "", ids("dh")),
         Kind("json-lines-not-objects", {f"{ENTITY}/p.jsonl": jsonl([*good_objects("jo"), [1, 2], 3, "s", None, True])},
              f"{ENTITY}/p.jsonl", "done", "not a JSON object", ids("jo")),
+        Kind("nul-in-json-value", {f"{ENTITY}/p.jsonl": jsonl([*good_objects("jn"), {**good_objects("jn-x", 1)[0], "Signal.View.Title": "x\x00y"}])},
+             f"{ENTITY}/p.jsonl", "done", "NUL character in a value", ids("jn")),
         Kind("invalid-json-lines", {f"{ENTITY}/p.jsonl": jsonl(good_objects("ij")) + b'{"a": \n{]\n'},
              f"{ENTITY}/p.jsonl", "done", "invalid JSON", ids("ij")),
         Kind("deeply-nested-json", {f"{ENTITY}/p.jsonl": jsonl(good_objects("dn"))

@@ -14,6 +14,9 @@ from shared.core.reading.records import EXCERPT_CHARS, Limits, ParsedRow, sniff_
 
 _SKIP_CHUNK = 64 * 1024
 _TEXT_ONLY = frozenset({str})
+# The only way JSON text holds a NUL: no value of a row kept holds one (SQLite's printf, which
+# the export reads activities with, ends a value at a NUL).
+_NUL_ESCAPE = b"\\u0000"
 
 
 def iter_json_rows(binary: BinaryIO, limits: Limits) -> Iterator[ParsedRow]:
@@ -37,6 +40,8 @@ def iter_json_rows(binary: BinaryIO, limits: Limits) -> Iterator[ParsedRow]:
                     error = "not a JSON object"
                 elif len(values := _flatten(document)) > limits.max_columns:
                     error = f"more than {limits.max_columns} fields"
+                elif _NUL_ESCAPE in line and any("\x00" in k or "\x00" in v for k, v in values.items()):
+                    error = "NUL character in a value"  # as a CSV row holding a NUL byte is
                 else:
                     row += 1
                     yield new(ParsedRow, (row, values, None, ""))
