@@ -20,7 +20,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared.adapters.azure.errors import translated
-from shared.adapters.azure.table_access import MAX_OPS, if_unchanged, is_conflict
+from shared.adapters.azure.table_access import MAX_OPS, batched, if_unchanged, is_conflict
 from shared.adapters.azure.table_keys import Entity, bucket, digest, pack, plain_key
 from shared.adapters.azure.table_layout import CUSTOMER_ROWS
 from shared.adapters.azure.tables import TableStore
@@ -80,8 +80,11 @@ class TableAudiences:
         return self.store.customer_attributes(customer_ids)
 
     def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]:
-        rows = self.io.map(lambda c: self.io.get(AUDIENCES, *_state_where(c)), list(customer_ids))
+        rows = self._states(customer_ids)
         return {r["CustomerId"]: _stored(r) for r in rows if r is not None}
+
+    def _states(self, customer_ids: Sequence[str]) -> list[Entity | None]:
+        return self.io.get_many(AUDIENCES, [_state_where(c) for c in customer_ids])
 
     def save_audiences(
         self, results: Sequence[AudienceResult], fingerprint: str, at: str
@@ -94,7 +97,7 @@ class TableAudiences:
         made: list[MembershipChange] = []
         for _ in range(_MAX_SAVES):
             ids = [r.customer_id for r in pending]
-            states = dict(zip(ids, self.io.map(lambda c: self.io.get(AUDIENCES, *_state_where(c)), ids), strict=True))
+            states = dict(zip(ids, self._states(ids), strict=True))
             diffs: dict[str, list[tuple[str, str, str, str]]] = {}
             for result in pending:
                 old = states[result.customer_id]
@@ -104,11 +107,44 @@ class TableAudiences:
             made += [c for segment, items in sorted(diffs.items()) for c in self._record(segment, items)]
             self._apply([_member_op(*d) for items in diffs.values() for d in items])
             self._apply([op for r in pending for op in _due_ops(r, states[r.customer_id])])
-            written = self.io.map(lambda r, read=states: self._put_state(r, read[r.customer_id], fingerprint, at), pending)
+            written = self._put_states(pending, states, fingerprint, at)
             pending = [r for r, ok in zip(pending, written, strict=True) if not ok]
             if not pending:
                 return made
         raise TransientError("measures and segments: the same customers kept being saved by others")
+
+    def _put_states(
+        self, results: Sequence[AudienceResult], states: dict[str, Entity | None], fingerprint: str, at: str
+    ) -> list[bool]:
+        """_put_state of each result: a transaction per partition, each write If-Match the
+        state read (or a create where none was); a transaction refused because another save
+        came first is done one state at a time, to tell which lost."""
+        ops: list[tuple[AudienceResult, tuple[Any, ...]]] = []
+        for result in results:
+            old = states[result.customer_id]
+            if result.measures is None:
+                if old is not None:
+                    ops.append((result, ("delete", old, if_unchanged(old))))
+            elif old is None:
+                ops.append((result, ("create", _state_row(result, fingerprint, at))))
+            else:
+                options = {"mode": UpdateMode.REPLACE, **if_unchanged(old)}
+                ops.append((result, ("update", _state_row(result, fingerprint, at), options)))
+        batches = batched(ops, lambda pair: pair[1][1]["PartitionKey"], lambda pair: [pair[1][1]])
+
+        def put(batch: list[tuple[AudienceResult, tuple[Any, ...]]]) -> list[str]:
+            """The customers whose state this batch could not write."""
+            try:
+                self.io.submit(AUDIENCES, [op for _, op in batch])
+                return []
+            except TableTransactionError as exc:
+                if not is_conflict(exc) and exc.status_code != 404:
+                    raise
+            return [r.customer_id for r, _ in batch
+                    if not self._put_state(r, states[r.customer_id], fingerprint, at)]  # fmt: skip
+
+        lost = {c for found in self.io.map(put, batches) for c in found}
+        return [r.customer_id not in lost for r in results]
 
     def _put_state(self, result: AudienceResult, old: Entity | None, fingerprint: str, at: str) -> bool:
         """Write one customer's state where `old` was read; False when another save came first."""
@@ -133,10 +169,21 @@ class TableAudiences:
         """Upserts in batches; deletes one by one, a row already gone being no error (a save
         that died half-way is done again)."""
         self.io.write_all(AUDIENCES, [op for op in ops if op[0] != "delete"])
-        table = self.io.table(AUDIENCES)
-        for op in ops:
-            if op[0] == "delete":
-                with translated(f"writing table {self.io.prefix}{AUDIENCES}"), contextlib.suppress(ResourceNotFoundError):
+        deletes = list({(op[1]["PartitionKey"], op[1]["RowKey"]): op for op in ops if op[0] == "delete"}.values())
+        self.io.map(self._delete_all, batched(deletes, lambda op: op[1]["PartitionKey"], lambda op: [op[1]]))
+
+    def _delete_all(self, ops: list[tuple[Any, ...]]) -> None:
+        """One transaction of deletes; should a row be gone, one by one."""
+        with translated(f"writing table {self.io.prefix}{AUDIENCES}"):
+            try:
+                self.io.submit(AUDIENCES, ops)
+                return
+            except TableTransactionError as exc:
+                if exc.status_code != 404:
+                    raise
+            table = self.io.table(AUDIENCES)
+            for op in ops:
+                with contextlib.suppress(ResourceNotFoundError):
                     table.delete_entity(op[1]["PartitionKey"], op[1]["RowKey"])
 
     def _record(self, segment: str, items: list[tuple[str, str, str, str]]) -> list[MembershipChange]:
@@ -178,8 +225,7 @@ class TableAudiences:
 
     def mark_due(self, customer_ids: Sequence[str], at: str) -> None:
         ops: list[tuple[Any, ...]] = []
-        for customer_id, old in zip(customer_ids, self.io.map(lambda c: self.io.get(AUDIENCES, *_state_where(c)),
-                                                              list(customer_ids)), strict=True):  # fmt: skip
+        for customer_id, old in zip(customer_ids, self._states(customer_ids), strict=True):
             partition, row = _state_where(customer_id)
             if old is not None and old.get("NextChange") and old["NextChange"] > at:
                 ops.append(("delete", _due(old["NextChange"], customer_id)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,9 @@ CLIENT_OPTIONS = {
     "connection_timeout": 5,
     "read_timeout": 30,
 }
+# Comparisons one filter may hold (Table Storage's limit): a query reads this many rows by key
+# of one partition, less one (the PartitionKey's), or half as many RowKey ranges.
+MAX_COMPARISONS = 15
 # An If-Match write that lost a race (412) or a create that met a row (409): read again.
 CONFLICTS = frozenset({409, 412})
 
@@ -143,6 +147,57 @@ class TableAccess:
             for entity in found:
                 yield unpack(entity)
 
+    def get_many(self, name: str, where: Sequence[tuple[str, str]]) -> list[Entity | None]:
+        """The row at each (PartitionKey, RowKey), None where there is none: one query per
+        partition and MAX_COMPARISONS - 1 keys, rather than a request per row."""
+        wanted = list(dict.fromkeys(where))
+        per_query = MAX_COMPARISONS - 1
+        groups = [keys[i : i + per_query] for keys in _by_partition(wanted).values()
+                  for i in range(0, len(keys), per_query)]  # fmt: skip
+
+        def read(group: list[tuple[str, str]]) -> list[Entity]:
+            if len(group) == 1:
+                found = self.get(name, *group[0])
+                return [] if found is None else [found]
+            either = " or ".join(f"RowKey eq @r{i}" for i in range(len(group)))
+            parameters = {"pk": group[0][0], **{f"r{i}": row for i, (_, row) in enumerate(group)}}
+            return list(self.query(name, f"PartitionKey eq @pk and ( {either} )", parameters))
+
+        rows = {(r["PartitionKey"], r["RowKey"]): r for found in self.map(read, groups) for r in found}
+        return [rows.get(key) for key in where]
+
+    def query_ranges(
+        self, name: str, ranges: Sequence[tuple[str, str, str]], select: list[str] | None = None
+    ) -> list[list[Entity]]:
+        """The rows of each (PartitionKey, exclusive low RowKey, exclusive high RowKey) range,
+        in RowKey order: one query per partition and MAX_COMPARISONS // 2 ranges."""
+        wanted = list(dict.fromkeys(ranges))
+        per_query = MAX_COMPARISONS // 2
+        groups = [bounds[i : i + per_query] for bounds in _by_partition(wanted).values()
+                  for i in range(0, len(bounds), per_query)]  # fmt: skip
+        fields = None if select is None else [*select, "PartitionKey", "RowKey"]
+
+        def read(group: list[tuple[str, str, str]]) -> list[Entity]:
+            either = " or ".join(f"( RowKey gt @l{i} and RowKey lt @h{i} )" for i in range(len(group)))
+            parameters: dict[str, Any] = {"pk": group[0][0]}
+            for i, (_, low, high) in enumerate(group):
+                parameters.update({f"l{i}": low, f"h{i}": high})
+            return list(self.query(name, f"PartitionKey eq @pk and ( {either} )", parameters, select=fields))
+
+        found: dict[str, list[Entity]] = defaultdict(list)
+        for rows in self.map(read, groups):
+            for row in rows:
+                found[row["PartitionKey"]].append(row)
+        keys: dict[str, list[str]] = {}
+        for partition, rows in found.items():
+            rows.sort(key=lambda r: r["RowKey"])
+            keys[partition] = [r["RowKey"] for r in rows]
+        return [
+            found[partition][bisect_right(keys[partition], low) : bisect_left(keys[partition], high)]
+            if partition in found else []
+            for partition, low, high in ranges
+        ]
+
     def query_by_row_key(
         self, name: str, where: str, parameters: dict[str, Any], select: list[str], page: int
     ) -> Iterator[Entity]:
@@ -232,6 +287,13 @@ def batched(
         if batch:
             batches.append(batch)
     return batches
+
+
+def _by_partition(keys: Iterable[tuple[str, ...]]) -> dict[str, list[Any]]:
+    grouped: dict[str, list[Any]] = defaultdict(list)
+    for key in keys:
+        grouped[key[0]].append(key)
+    return grouped
 
 
 def if_unchanged(entity: Entity) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from shared.adapters.azure.table_access import TableAccess
 from shared.adapters.azure.table_keys import Entity
-from shared.adapters.azure.table_links import links_of, visitors_of
+from shared.adapters.azure.table_links import links_of, links_of_many, visitors_of_many
 from shared.core.identity.resolution import resolve
 from shared.core.identity.winners import LATEST, VisitorLink, winner
 from shared.core.model import Activity
@@ -24,8 +24,10 @@ class Resolver:
         io: TableAccess,
         rules: Mapping[str, str],
         customer_row: Callable[[CustomerKey], Entity | None],
+        customer_rows: Callable[[list[CustomerKey]], list[Entity | None]] | None = None,
     ) -> None:
         self.io, self.rules, self._customer_row = io, rules, customer_row
+        self._customer_rows = customer_rows or (lambda keys: io.map(customer_row, keys))
         self.customers: dict[CustomerKey, str | None] = {}
         self.winners: dict[CustomerKey, VisitorLink | None] = {}
 
@@ -62,17 +64,21 @@ class Resolver:
         })  # fmt: skip
 
     def _customers_of(self, keys: set[CustomerKey]) -> None:
-        wanted = [k for k in keys if k not in self.customers]
-        self.io.map(lambda k: self.customer_of(*k), wanted)
+        wanted = sorted(k for k in keys if k not in self.customers)
+        for key, row in zip(wanted, self._customer_rows(wanted), strict=True):
+            self.customers[key] = row["CustomerId"] if row is not None else None
 
     def _winners_of(self, visitors: set[CustomerKey]) -> None:
-        wanted = [v for v in visitors if v not in self.winners]
-        self.io.map(lambda v: self.winner_of(*v), wanted)
+        wanted = sorted(v for v in visitors if v not in self.winners)
+        for (entity, visitor), found in zip(wanted, links_of_many(self.io, wanted), strict=True):
+            self.winners[(entity, visitor)] = winner(found, self.rules.get(entity, LATEST))
 
     def visitors_of_keys(self, keys: Iterable[CustomerKey]) -> list[tuple[str, VisitorLink]]:
         """(entity, winning link) of each visitor whose winner is one of `keys`."""
         keys = set(keys)
-        found = self.io.map(lambda k: [(k[0], v) for v in visitors_of(self.io, *k)], keys)
+        ordered = sorted(keys)
+        found = [[(k[0], v) for v in sorted(visitors)]
+                 for k, visitors in zip(ordered, visitors_of_many(self.io, ordered), strict=True)]  # fmt: skip
         self._winners_of({pair for pairs in found for pair in pairs})
         chosen = [
             (entity, link) for pairs in found for entity, visitor in pairs

@@ -144,6 +144,29 @@ def links_of(io: TableAccess, entity: str, visitor: str) -> list[Link]:
     return sorted(link for link in map(link_of, found) if link.visitor_id == visitor)
 
 
+def links_of_many(io: TableAccess, visitors: Sequence[tuple[str, str]]) -> list[list[Link]]:
+    """links_of each (entity, visitor), a query per partition and a few visitors (not from
+    inside the pool)."""
+    ranges = []
+    for entity, visitor in visitors:
+        vd = visitor_digest(entity, visitor)
+        ranges.append((bucket(vd), vd, vd + "~"))
+    found = io.query_ranges(LINKS, ranges)
+    return [sorted(link for link in map(link_of, rows) if link.visitor_id == visitor)
+            for (_, visitor), rows in zip(visitors, found, strict=True)]  # fmt: skip
+
+
+def visitors_of_many(io: TableAccess, keys: Sequence[tuple[str, str]]) -> list[set[str]]:
+    """visitors_of each (entity, key), a query per partition and a few keys (not from inside
+    the pool)."""
+    ranges = []
+    for entity, key in keys:
+        kd = digest(entity, key)
+        ranges.append((bucket(kd), kd, kd + "~"))
+    found = io.query_ranges(LINK_KEYS, ranges, select=["Key", "VisitorId"])
+    return [{r["VisitorId"] for r in rows if r["Key"] == key} for (_, key), rows in zip(keys, found, strict=True)]
+
+
 def visitors_of(io: TableAccess, entity: str, key: str) -> set[str]:
     """The visitors ever linked to one key (an index: their links say whether they still are)."""
     kd = digest(entity, key)

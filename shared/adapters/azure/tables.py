@@ -55,7 +55,8 @@ from shared.adapters.azure.table_links import (
     every_link,
     forget_links,
     links_of,
-    visitors_of,
+    links_of_many,
+    visitors_of_many,
     write_links,
 )
 from shared.core.audiences.touched import Touched
@@ -295,9 +296,10 @@ class TableStore:
         activities' visitors are found among the visitors linked to it: a signed-in visit
         links its visitor to its key."""
         row_keys = sorted(touched.row_keys)
-        linked = self.io.map(lambda k: [(k[0], v) for v in visitors_of(self.io, *k)], row_keys)
-        visitors = sorted(touched.visitors | touched.row_keys | {v for found in linked for v in found})
-        links = self.io.map(lambda v: links_of(self.io, *v), visitors)
+        linked = {(k[0], v) for k, found in zip(row_keys, visitors_of_many(self.io, row_keys), strict=True)
+                  for v in found}  # fmt: skip
+        visitors = sorted(touched.visitors | touched.row_keys | linked)
+        links = links_of_many(self.io, visitors)
         keys = touched.keys | touched.row_keys | {(link.customer_entity, link.key) for found in links for link in found}
         return set(self._resolve(keys).values())
 
@@ -307,10 +309,17 @@ class TableStore:
         row = self.io.get(CUSTOMER_ROWS, *customer_where(*key))
         return row if row is not None and (row["Entity"], row["Key"]) == key else None
 
+    def _customer_rows(self, keys: Sequence[CustomerKey]) -> list[Entity | None]:
+        """_customer_row of each key, a query per partition and a few keys (not from inside
+        the pool)."""
+        rows = self.io.get_many(CUSTOMER_ROWS, [customer_where(*k) for k in keys])
+        return [r if r is not None and (r["Entity"], r["Key"]) == k else None
+                for k, r in zip(keys, rows, strict=True)]  # fmt: skip
+
     def _resolve(self, keys: set[CustomerKey]) -> dict[CustomerKey, str]:
         """CustomerId of each customer key that has a customer row now."""
-        ordered = list(keys)
-        rows = self.io.map(self._customer_row, ordered)
+        ordered = sorted(keys)
+        rows = self._customer_rows(ordered)
         return {k: r["CustomerId"] for k, r in zip(ordered, rows, strict=True) if r is not None}
 
     def _rows_of(self, customer_id: str) -> list[Entity]:
@@ -327,8 +336,8 @@ class TableStore:
     def customer_attributes(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
         """As get_customer's Attributes, of many customers at once (their visitors not read)."""
         ids = list(customer_ids)
-        keys = sorted({(m["Entity"], m["Key"]) for found in self.io.map(self._members_of, ids) for m in found})
-        rows = [r for r in self.io.map(self._customer_row, keys) if r is not None]
+        keys = sorted({(m["Entity"], m["Key"]) for found in self._members_of_many(ids) for m in found})
+        rows = [r for r in self._customer_rows(keys) if r is not None]
         found: dict[str, dict[str, Any] | None] = dict.fromkeys(ids)
         for row in sorted(rows, key=lambda r: (r["Entity"], r["Key"])):
             if row["CustomerId"] not in found:
@@ -341,7 +350,7 @@ class TableStore:
         return found
 
     def _resolver(self, customers: Iterable[Entity] = ()) -> Resolver:
-        resolver = Resolver(self.io, self.rules, self._customer_row)
+        resolver = Resolver(self.io, self.rules, self._customer_row, self._customer_rows)
         resolver.customers.update(((r["Entity"], r["Key"]), r["CustomerId"]) for r in customers)
         return resolver
 
@@ -378,26 +387,30 @@ class TableStore:
         a visitor (the index rows of its keys and visitors, each checked against the activity);
         each step for all of them at once: as many round trips as for one customer."""
         ids = list(dict.fromkeys(customer_ids))
-        keys = {(m["Entity"], m["Key"]) for found in self.io.map(self._members_of, ids) for m in found}
-        ordered = sorted(keys)
-        rows = [r for r in self.io.map(self._customer_row, ordered) if r is not None and r["CustomerId"] in ids]
+        wanted = set(ids)
+        keys = {(m["Entity"], m["Key"]) for found in self._members_of_many(ids) for m in found}
+        rows = [r for r in self._customer_rows(sorted(keys)) if r is not None and r["CustomerId"] in wanted]
         resolver = self._resolver(rows)
         streams = [_Stream(*keyed_range(r["Entity"], r["Key"]), r["Entity"], r["Key"]) for r in rows]
         for entity, link in resolver.visitors_of_keys((r["Entity"], r["Key"]) for r in rows):
             visitor = link.visitor_id
             streams.append(_Stream(*keyed_range(entity, visitor), entity, visitor))
             streams.append(_Stream(*visitor_keyed_range(entity, visitor), entity, None))
-        found = self.io.map(lambda s: list(self._hits(s, ["RowKey"])), streams)
+        found = self.io.query_ranges(KEYED, [(s.partition, s.low, s.high) for s in streams], ["ActivityId"])
         hits = list({hit["ActivityId"]: hit for part in found for hit in part}.values())
-        query = TimelineQuery()
-        records = self.io.map(lambda hit: self._checked(hit, query), hits)
-        activities = [activity_of(r, None) for r in records if r is not None]
+        stored = self.io.get_many(ACTIVITIES, [activity_where(hit["ActivityId"]) for hit in hits])
+        records = [r for hit, r in zip(hits, stored, strict=True) if r is not None and _indexed_by(r, hit)]
+        activities = [activity_of(r, None) for r in records]
         resolver.prefetch(activities)
         reaching: dict[str, list[Activity]] = {c: [] for c in ids}
         for activity in map(resolver.resolve, activities):
             if activity.customer_id in reaching:
                 reaching[activity.customer_id].append(activity)
         return reaching
+
+    def _members_of_many(self, customer_ids: Sequence[str]) -> list[list[Entity]]:
+        """_members_of each customer, a query per partition and a few customers."""
+        return self.io.query_ranges(MEMBERS, [members_range(c) for c in customer_ids], ["Entity", "Key"])
 
     def _members_of(self, customer_id: str) -> list[Entity]:
         partition, low, high = members_range(customer_id)
@@ -503,10 +516,7 @@ class TableStore:
     def _checked(self, hit: Entity, query: TimelineQuery) -> Entity | None:
         """The activity record an index row points at, if the activity still says the same."""
         record = self.io.get(ACTIVITIES, *activity_where(hit["ActivityId"]))
-        if record is None:
-            return None
-        rows = [row for row in (keyed_record(record), visitor_keyed_record(record)) if row]
-        if all(row["RowKey"] != hit["RowKey"] for row in rows):
+        if record is None or not _indexed_by(record, hit):
             return None
         if query.types and not _of_type(record, query.types):  # type: ignore[arg-type]
             return None
@@ -675,6 +685,12 @@ class _Stream(NamedTuple):
     high: str
     entity: str
     key: str | None
+def _indexed_by(record: Entity, hit: Entity) -> bool:
+    """Whether an activity record still says what the index row pointing at it says."""
+    rows = [row for row in (keyed_record(record), visitor_keyed_record(record)) if row]
+    return any(row["RowKey"] == hit["RowKey"] for row in rows)
+
+
 def _of_type(record: Entity, types: Sequence[str]) -> bool:
     """A type filter names the activity (ActivityType) or its configured type (display)."""
     return record.get("ActivityType") in types or record.get("ActivityTypeDisplay") in types
