@@ -22,6 +22,7 @@ from shared.adapters.memory import MemoryLedger, MemoryStore
 from shared.adapters.sqlite.ledger import SqliteLedger
 from shared.adapters.sqlite.store import SqliteDatabase, SqliteStore
 from shared.core.audiences import upkeep
+from shared.core.audiences.touched import WatchedStore
 from shared.core.audiences.upkeep import ByFile
 from shared.core.config import parse_config
 from shared.core.ingest.service import IngestOptions, Ports, ingest_file
@@ -109,8 +110,21 @@ def _fresh(profiles, audiences_store):  # type: ignore[no-untyped-def]
     return fresh
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite", "sqlite-one-pass"])
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@contextlib.contextmanager
+def _bounds(small: bool) -> Iterator[None]:
+    """WatchedStore's bounds made tiny: references read into customers after almost every
+    batch, those read remembered and forgotten, the customers evaluated in the middle of a file."""
+    old = WatchedStore.MAX_REFERENCES, WatchedStore.MAX_CUSTOMERS, WatchedStore.MAX_REMEMBERED
+    if small:
+        WatchedStore.MAX_REFERENCES, WatchedStore.MAX_CUSTOMERS, WatchedStore.MAX_REMEMBERED = 2, 3, 4
+    try:
+        yield
+    finally:
+        WatchedStore.MAX_REFERENCES, WatchedStore.MAX_CUSTOMERS, WatchedStore.MAX_REMEMBERED = old
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "sqlite-one-pass", "memory-small-bounds", "sqlite-small-bounds"])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(history=histories)
 @example(history=[  # another file's copy of e1 moves it from R-1 to R-2; a rewrite drops it
     ("RetailCustomers/c.csv", [("R-1", "Oslo"), ("R-2", "Oslo")]),
@@ -122,14 +136,18 @@ def _fresh(profiles, audiences_store):  # type: ignore[no-untyped-def]
 def test_stored_audiences_equal_a_fresh_evaluation_after_any_files(kind: str, history: list) -> None:  # type: ignore[type-arg]
     # sqlite-one-pass: every file's customers evaluated by the one ordered pass that a file
     # touching many of them (ORDERED_MIN, ORDERED_SHARE) gets, instead of a query each.
-    with tempfile.TemporaryDirectory() as folder, _ordered_min(1 if kind == "sqlite-one-pass" else upkeep.ORDERED_MIN):
+    # -small-bounds: files loaded two rows a batch, with WatchedStore's bounds tiny.
+    small = kind.endswith("-small-bounds")
+    options = IngestOptions(batch_size=2) if small else IngestOptions()
+    with tempfile.TemporaryDirectory() as folder, _ordered_min(1 if kind == "sqlite-one-pass" else upkeep.ORDERED_MIN), \
+            _bounds(small):  # fmt: skip
         root = Path(folder) / "export"
-        profiles, ledger, db = _open(kind.removesuffix("-one-pass"), Path(folder))
+        profiles, ledger, db = _open(kind.removesuffix("-one-pass").removesuffix("-small-bounds"), Path(folder))
         audiences_store = bootstrap.open_audiences(profiles)
         ports = Ports(LocalFileSource(root), profiles, ledger, upkeep=ByFile(profiles, audiences_store, AUDIENCES, lambda: NOW))
         for version, (path, rows) in enumerate(history):
             _write(root, path, rows, version)
-            assert ingest_file(ports, CONFIG, path, IngestOptions()).status == "done"
+            assert ingest_file(ports, CONFIG, path, options).status == "done"
         fresh = _fresh(profiles, audiences_store)
         stored = audiences_store.stored_audiences(list(fresh))
         assert {c: (s.measures, s.segments) for c, s in stored.items()} == fresh

@@ -94,15 +94,25 @@ class FileUpkeep(Protocol):
 
 class WatchedStore:
     """A profile store that notes what one file's load writes and forgets; everything else
-    goes to the store it wraps. `settle` evaluates the customers touched; so does every
-    `MAX_TOUCHED` references, keeping memory flat whatever the file's size."""
+    goes to the store it wraps. `settle` evaluates the customers touched. Memory stays flat
+    whatever the file's size: every `MAX_REFERENCES` references are read into the customers
+    they reach as the store is then (each later move of theirs names references of its own),
+    and every `MAX_CUSTOMERS` customers are evaluated. A file that touches most customers
+    is then one evaluation pass at its end, not one every few thousand rows."""
 
-    MAX_TOUCHED = 20_000
+    MAX_REFERENCES = 20_000
+    MAX_CUSTOMERS = 200_000
+    MAX_REMEMBERED = 100_000  # references read already, not read again for this file
 
     def __init__(self, store: Any, upkeep: FileUpkeep) -> None:
         self.store, self.upkeep = store, upkeep
         self.touched = Touched()
         self._before: set[Ref] = set()  # row keys whose earlier customer was read
+        # Activity keys and visitors read into customers already: what they reach changes only
+        # through a write naming references of its own (a customer row, a link's key), so
+        # the same key on the file's next rows reaches no customer not found already.
+        self._read_keys: set[Ref] = set()
+        self._read_visitors: set[Ref] = set()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
@@ -130,9 +140,27 @@ class WatchedStore:
             touched.add_row(r.entity, r.key, r.customer_id)
         for link in links:
             touched.add_link(link.customer_entity, link.visitor_id, link.key)
-        if len(touched) >= self.MAX_TOUCHED:
-            self.settle()
+        if len(touched) - len(touched.customers) >= self.MAX_REFERENCES:
+            self._resolve()
         return unmatched
+
+    def _resolve(self) -> None:
+        """The references noted so far as the customers they reach now."""
+        touched = self.touched
+        fresh = Touched(touched.keys - self._read_keys, touched.visitors - self._read_visitors, touched.row_keys)
+        try:
+            reached = self.upkeep.reached(fresh)
+        except Exception as exc:  # a read for the upkeep never fails the file: evaluate now
+            log.warning("customers of %d references: %s", len(fresh), exc)
+            self.settle()
+            return
+        if len(self._read_keys) + len(self._read_visitors) >= self.MAX_REMEMBERED:
+            self._read_keys, self._read_visitors = set(), set()
+        self._read_keys |= fresh.keys
+        self._read_visitors |= fresh.visitors
+        self.touched = Touched(customers=touched.customers | reached)
+        if len(self.touched.customers) >= self.MAX_CUSTOMERS:
+            self.settle()
 
     def forget_file(self, path: str, keep_etag: str) -> Touched | None:
         forgotten = self.store.forget_file(path, keep_etag)
@@ -143,5 +171,6 @@ class WatchedStore:
     def settle(self) -> None:
         """Evaluate the customers touched so far, and start again."""
         touched, self.touched, self._before = self.touched, Touched(), set()
+        self._read_keys, self._read_visitors = set(), set()
         if touched:
             self.upkeep.evaluate(touched)
