@@ -247,7 +247,9 @@ class AudienceStore(Protocol):
     def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]: ...
 
     def save_audiences(self, results: Sequence[AudienceResult], fingerprint: str, at: str) -> list[MembershipChange]:
-        """Store the evaluations; record and return each membership change they make."""
+        """Store the evaluations; record and return each membership change they make. A store
+        that cannot hold writes off in `evaluating()` may raise records.Overtaken for the
+        customers another save reached first since the block began reading them."""
         ...
 
     def due_customers(self, now: str, limit: int) -> list[str]:

@@ -159,3 +159,41 @@ def test_an_evaluation_read_before_anothers_write_is_not_stored_after_it(tmp_pat
     finally:
         first_db.close()
         second_db.close()
+
+
+@pytest.mark.azurite
+def test_an_evaluation_overtaken_by_a_later_one_on_azure_is_evaluated_again(request, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Table Storage holds nothing between an evaluation's reads and its save. One worker reads
+    a customer's activities; another writes an activity of that customer, evaluates it and
+    saves, all before the first saves. The first's save finds a state saved since its reads
+    began and evaluates the customer again, so its older reading is never what stays."""
+    from shared.core.audiences.upkeep import evaluate_customers
+    from tests.contract.conftest import _azure_tables
+
+    store, ledger = _azure_tables(request)
+    root = tmp_path / "export"
+    try:
+        audiences_store = bootstrap.open_audiences(store)
+        ports = Ports(LocalFileSource(root), store, ledger, upkeep=ByFile(store, audiences_store, AUDIENCES, lambda: NOW))
+        _write(root, "RetailCustomers/c.csv", ["R-1"], 0)  # type: ignore[arg-type]
+        _write(root, "EmailPromotion/a.csv", [event("e1", "2021-09-30T12:00:00Z", "v1", "R-1")], 1)
+        for path in ("RetailCustomers/c.csv", "EmailPromotion/a.csv"):
+            assert ingest_file(ports, CONFIG, path, IngestOptions()).status == DONE
+        (r1,) = audiences_store.customer_ids(None, 10)
+        reads: list[int] = []
+
+        class OvertakenOnce(type(audiences_store)):  # type: ignore[misc]
+            def attributes_of(self, customer_ids):  # type: ignore[no-untyped-def]
+                reads.append(len(customer_ids))
+                if len(reads) == 1:  # after its first reading of the activities: the other worker
+                    _write(root, "EmailPromotion/b.csv", [event("e2", "2021-09-30T13:00:00Z", "v1", "R-1")], 2)
+                    assert ingest_file(ports, CONFIG, "EmailPromotion/b.csv", IngestOptions()).status == DONE
+                    assert audiences_store.stored_audiences([r1])[r1].measures["Clicks"] == 2
+                return super().attributes_of(customer_ids)
+
+        evaluate_customers(store, OvertakenOnce(store), AUDIENCES, [r1], NOW)
+        assert reads == [1, 1]  # read again, once
+        assert audiences_store.stored_audiences([r1])[r1].measures["Clicks"] == 2
+        assert audiences_store.segment_members("Clickers", None, 10) == [r1]
+    finally:
+        store.close()

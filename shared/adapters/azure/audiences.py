@@ -12,6 +12,7 @@ makes one of them work its changes out again.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -28,6 +29,7 @@ from shared.core.audiences.records import (
     ENTERED,
     AudienceResult,
     MembershipChange,
+    Overtaken,
     StoredAudience,
     membership_diff,
 )
@@ -46,6 +48,10 @@ def _ordered(customer_id: str) -> str:
     return raw.hex() if len(raw) <= _ORDERED_KEY_BYTES else "~" + digest(customer_id)
 
 
+def _etag(state: Entity | None) -> str | None:
+    return None if state is None else state["@etag"]
+
+
 def _state_where(customer_id: str) -> tuple[str, str]:
     return "s" + bucket(digest(customer_id)), plain_key(customer_id)
 
@@ -56,10 +62,21 @@ class TableAudiences:
         self.io = store.io
         self._ids: list[str] = []  # the last scan of customer ids, served a page at a time
         self._stale: tuple[str, list[str]] | None = None
+        self._fence = threading.local()  # .states: customer id -> state read in evaluating()
 
-    def evaluating(self) -> contextlib.AbstractContextManager[object]:
-        """Nothing held: Table Storage has no transaction across partitions (see the README)."""
-        return contextlib.nullcontext()
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[object]:
+        """Nothing can be held (Table Storage has no transaction across partitions), so the
+        block fences instead: activities_by_customer reads each customer's state before its
+        activities, and a save finding a state other than that one (another evaluation saved
+        meanwhile, maybe having seen a write this one did not) refuses that customer: Overtaken.
+        The last save of a customer is then one whose reads began after every earlier save."""
+        outer = getattr(self._fence, "states", None)
+        self._fence.states = {} if outer is None else outer
+        try:
+            yield self._fence.states
+        finally:
+            self._fence.states = outer
 
     def customer_ids(self, after: str | None, limit: int) -> list[str]:
         if after is None or not self._ids or after != self._ids[0]:
@@ -73,6 +90,10 @@ class TableAudiences:
         return page
 
     def activities_by_customer(self, customer_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        fence = getattr(self._fence, "states", None)
+        if fence is not None:  # inside evaluating(): each state as it was before these reads
+            unread = [c for c in customer_ids if c not in fence]
+            fence.update(zip(unread, self._states(unread), strict=True))
         found = self.store.activities_of_customers(customer_ids)
         return {c: [a.to_record() for a in found[c]] for c in customer_ids}
 
@@ -95,9 +116,16 @@ class TableAudiences:
         what they correct is recorded too, so members always end as the stored state says."""
         pending = list({r.customer_id: r for r in results}.values())
         made: list[MembershipChange] = []
+        fence, overtaken = getattr(self._fence, "states", None) or {}, []
         for _ in range(_MAX_SAVES):
             ids = [r.customer_id for r in pending]
             states = dict(zip(ids, self._states(ids), strict=True))
+            late = {c for c in ids if c in fence and _etag(states[c]) != _etag(fence[c])}
+            if late:  # read again by the next evaluation of them, fenced anew
+                overtaken += sorted(late)
+                pending = [r for r in pending if r.customer_id not in late]
+                for c in late:
+                    del fence[c]
             diffs: dict[str, list[tuple[str, str, str, str]]] = {}
             for result in pending:
                 old = states[result.customer_id]
@@ -110,6 +138,8 @@ class TableAudiences:
             written = self._put_states(pending, states, fingerprint, at)
             pending = [r for r, ok in zip(pending, written, strict=True) if not ok]
             if not pending:
+                if overtaken:
+                    raise Overtaken(overtaken, made)
                 return made
         raise TransientError("measures and segments: the same customers kept being saved by others")
 

@@ -54,3 +54,14 @@ def membership_diff(
     changes = [(s, customer_id, ENTERED, at) for s in new - old]
     changes += [(s, customer_id, EXITED, at) for s in old - new]
     return sorted(changes)
+
+
+class Overtaken(Exception):
+    """A save refused for these customers: another save of theirs landed after their
+    evaluation began reading (inside `evaluating()`), so what it read may predate a write that
+    other one saw. Evaluate them again; the others' changes were saved and are in `changes`."""
+
+    def __init__(self, customer_ids: list[str], changes: list[MembershipChange]) -> None:
+        super().__init__(f"{len(customer_ids)} customers saved by another evaluation meanwhile")
+        self.customer_ids, self.changes = customer_ids, changes
+

@@ -14,14 +14,15 @@ import orjson
 
 from shared.core.audiences.definitions import format_instant
 from shared.core.audiences.evaluator import Audiences, Evaluation
-from shared.core.audiences.records import AudienceResult, MembershipChange
+from shared.core.audiences.records import AudienceResult, MembershipChange, Overtaken
 from shared.core.audiences.touched import Touched
-from shared.core.errors import NotFound
+from shared.core.errors import NotFound, TransientError
 from shared.core.ports import AudienceStore, ChangeQueue, ProfileStore
 
 log = logging.getLogger(__name__)
 
 CHUNK = 200
+_OVERTAKEN_ROUNDS = 20  # evaluations of customers others keep saving at the same moment
 # A file that touched this share of the customers (1/4) or more, on a store with one ordered
 # read of every customer's inputs, is evaluated by one ordered pass, not a query per customer.
 ORDERED_SHARE = 4
@@ -49,9 +50,16 @@ def evaluate_customers(
     now. A customer that is gone leaves its segments."""
     if audiences.empty:
         return []
-    with store.evaluating():
-        results = [_result(c, found) for c, found in _evaluations(profiles, store, audiences, list(dict.fromkeys(ids)), at)]
-        return store.save_audiences(results, audiences.fingerprint, format_instant(at))
+    ids, made = list(dict.fromkeys(ids)), []
+    for _ in range(_OVERTAKEN_ROUNDS):
+        with store.evaluating():
+            results = [_result(c, found) for c, found in _evaluations(profiles, store, audiences, ids, at)]
+            try:
+                return made + store.save_audiences(results, audiences.fingerprint, format_instant(at))
+            except Overtaken as overtaken:  # read again: another evaluation saw a later write
+                made += overtaken.changes
+                ids = overtaken.customer_ids
+    raise TransientError(f"{len(ids)} customers kept being evaluated by others at the same moment")
 
 
 def _result(customer_id: str, found: Evaluation | None) -> AudienceResult:
