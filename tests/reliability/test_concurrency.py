@@ -66,4 +66,4 @@ def test_four_workers_on_overlapping_files_process_each_file_once(
         summary.record(case, diff.ok and not problems, diff.lost, diff.duplicated, watch.seconds)
         if problems or not diff.ok:
             failures.append((trial, diff, problems))
-    assert not failures, failures
+    assert not failures, "\n".join(map(repr, failures))  # whole: the digest says what differs

@@ -107,7 +107,7 @@ def test_a_worker_killed_at_random_points_loses_and_duplicates_nothing(
             failures.append((trial, diff, unsettled))
     print(f"{case}: files chosen before each kill: {chosen}")
     print(f"{case}: files finished before each kill: {finished_before_kill}")
-    assert not failures, failures
+    assert not failures, "\n".join(map(repr, failures))  # whole: the digest says what differs
     # The kills landed all over the run: one before any file, most in the middle.
     assert finished_before_kill[-1] == 0, finished_before_kill
     middle = [n for n in finished_before_kill if 0 < n < FILES]
