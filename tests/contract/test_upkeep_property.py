@@ -162,6 +162,10 @@ def test_stored_audiences_equal_a_fresh_evaluation_after_any_files(kind: str, hi
             start = ids[len(ids) // 2] if ids else None  # and from a customer on (a pass resumed)
             got = [(c, sorted(found, key=_by_id), attrs) for c, found, attrs in audiences_store.evaluation_inputs(start)]
             assert got == want[len(ids) // 2 :]
+            fields = AUDIENCES.fields  # and read as only the fields the measures read
+            only = [(c, [{f: a[f] for f in fields} for a in found], attrs) for c, found, attrs in want]
+            got = [(c, sorted(found, key=_by_id), attrs) for c, found, attrs in audiences_store.evaluation_inputs(None, fields)]
+            assert got == only
         for segment in AUDIENCES.segment_configs:
             members = [c for c, (_, segments) in fresh.items() if segment.name in segments]
             assert audiences_store.segment_members(segment.name, None, 10_000) == sorted(members)

@@ -10,6 +10,7 @@ from shared import bootstrap
 from shared.adapters.memory import MemoryStore
 from shared.core.audiences import upkeep, views
 from shared.core.audiences.evaluator import Audiences
+from shared.core.audiences.touched import Touched
 from shared.core.config import parse_config
 from tests.builders import activity, customer
 
@@ -77,3 +78,15 @@ def test_as_of_replays_any_time_from_the_store_as_it_is() -> None:
     then = views.segment_members(store, kept, audiences, "Engaged", NOW - 3 * DAY, now=False)
     assert then["members"] == [] and then["asOf"] == "2021-09-28T00:00:00.000Z"
     assert kept.segment_members("Engaged", None, 10) == [r1]  # replaying changed nothing kept
+
+
+def test_a_batch_of_activities_notes_what_each_one_would() -> None:
+    batch = [activity("a1"), activity("a2", fk=None, visitor="v-1"), activity("a3", fk="R-2", visitor="v-2"),
+             activity("a4", fk=None), activity("a5", fk="R-1")]  # fmt: skip
+    one, each = Touched(), Touched()
+    one.add_activities(batch)
+    for a in batch:
+        each.add_activity(a.customer_entity, a.activity_foreign_key, a.visitor_id)
+    assert (one.keys, one.visitors) == (each.keys, each.visitors)
+    assert one.keys == {("Customers", "R-1"), ("Customers", "R-2")}
+    assert one.visitors == {("Customers", "v-1"), ("Customers", "v-2")}

@@ -88,6 +88,9 @@ def test_every_measure_is_what_the_spec_says(activities, measures, minute) -> No
     audiences = _config(measures)
     found = audiences.evaluate(activities, {}, at)
     assert found.measures == {m["name"]: _plain(m, activities, at) for m in measures}
+    # The fields the measures read are enough: a store's full pass reads only those.
+    only = [{f: a[f] for f in audiences.fields} for a in activities]
+    assert audiences.evaluate(only, {}, at) == found
     # Nothing changes before the next change the evaluation names (the timer reads the
     # customer again then, and only then); with none named, nothing changes at all.
     later = [at + timedelta(minutes=m) for m in (1, 30, 61, 180, 1500)]

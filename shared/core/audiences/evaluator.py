@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from shared.core.audiences.definitions import MeasureConfig, format_instant
+from shared.core.audiences.definitions import TIME_FIELD, MeasureConfig, format_instant
 from shared.core.audiences.measures import Measure, measure_values
 from shared.core.audiences.rules import SegmentConfig, segment_order
 from shared.core.audiences.segments import RuleContext
@@ -35,6 +35,8 @@ class Audiences:
         self._measures = [Measure(m) for m in measures]
         self._ordered = segment_order(segments)
         self.fingerprint = _fingerprint(measures, segments)
+        # The activity fields any measure reads: a store's full pass may read only these.
+        self.fields = tuple(sorted({TIME_FIELD, "ActivityId"}.union(*(m.fields for m in self._measures))))
 
     @property
     def empty(self) -> bool:

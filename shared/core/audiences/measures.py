@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import functools
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -48,6 +49,13 @@ class Measure:
             tuple(sorted(self._types)) if self._types is not None else None,
             tuple(sorted((f, t.model_dump_json()) for f, t in config.where.items())),
         )
+
+    @property
+    def fields(self) -> frozenset[str]:
+        """The activity fields this measure reads, besides its time and id (its order)."""
+        of = (self.config.of,) if self.config.of else ()
+        typed = ("ActivityType",) if self._types is not None else ()
+        return frozenset((*self.config.where, *of, *typed))
 
     @property
     def filters(self) -> bool:
@@ -96,12 +104,18 @@ def _order_key(value: Any) -> tuple[int, Any]:
     return (0, value) if isinstance(value, int | float) else (1, str(value))
 
 
+@functools.lru_cache(maxsize=256)
+def _instant(at: datetime, back: timedelta | None = None) -> str:
+    """`at` (less `back`) in the store's form: the same few for every customer of a pass."""
+    return format_instant(at if back is None else at - back)
+
+
 def measure_values(
     measures: Sequence[Measure], activities: Sequence[Record], at: datetime
 ) -> tuple[dict[str, Any], datetime | None]:
     """Every measure's value at `at`, and the next moment after it when one would change as
     time passes alone (an activity leaving a window, or one after `at` starting to count)."""
-    now = format_instant(at)
+    now = _instant(at)
     ordered = sorted(activities, key=_recency)
     selections: dict[tuple, tuple[list[Record], list[str]]] = {}
     values: dict[str, Any] = {}
@@ -115,7 +129,7 @@ def measure_values(
         high = bisect.bisect_right(times, now)
         if high < len(times):
             upcoming.append(times[high])
-        low = bisect.bisect_right(times, format_instant(at - measure.window), 0, high) if measure.window else 0
+        low = bisect.bisect_right(times, _instant(at, measure.window), 0, high) if measure.window else 0
         values[measure.name] = measure.value(selected[low:high])
         if measure.window and low < high:
             # An activity at t counts while at < t + window: the oldest leaves first.

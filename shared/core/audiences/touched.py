@@ -58,6 +58,17 @@ class Touched:
             if visitor is not None:
                 self.visitors.add((entity, visitor))
 
+    def add_activities(self, batch: Sequence[Activity]) -> None:
+        """`add_activity` for each of a batch, as two set updates (a file's hot path)."""
+        self.keys.update(
+            (a.customer_entity, a.activity_foreign_key) for a in batch
+            if a.customer_entity is not None and a.activity_foreign_key is not None
+        )  # fmt: skip
+        self.visitors.update(
+            (a.customer_entity, a.visitor_id) for a in batch
+            if a.customer_entity is not None and a.visitor_id is not None
+        )  # fmt: skip
+
     def add_link(self, entity: str, visitor: str, key: str) -> None:
         self.visitors.add((entity, visitor))
         self.keys.add((entity, key))
@@ -134,8 +145,7 @@ class WatchedStore:
                     log.warning("customers of %d keys before their rows changed: %s", len(fresh), exc)
                 self._before |= fresh
         unmatched = self.store.write(activities, customers, rejects, links, touched=touched)
-        for a in activities:
-            touched.add_activity(a.customer_entity, a.activity_foreign_key, a.visitor_id)
+        touched.add_activities(activities)
         for r in customers:
             touched.add_row(r.entity, r.key, r.customer_id)
         for link in links:

@@ -115,7 +115,7 @@ def _evaluate_stale(
     # Evaluated at `now`, a customer is current: never later than it (a clock set back).
     before = None if suspect is None else min(suspect, format_instant(now))
     done, first = 0, store.stale_customers(audiences.fingerprint, 1, before)
-    if first and _ordered_inputs(store) is not None:
+    if first and _ordered_inputs(store, audiences) is not None:
         # Most are stale (new definitions, a death): one ordered read from the first of them,
         # rather than a query per customer; what a deadline leaves is stale next time.
         done = _save_every(profiles, store, audiences, now, first[0], deadline)
@@ -168,10 +168,14 @@ def _save_every(
     return done
 
 
-def _ordered_inputs(store: AudienceStore) -> Callable[[str | None], Iterable[tuple[str, list[Any], dict[str, Any]]]] | None:
+def _ordered_inputs(
+    store: AudienceStore, audiences: Audiences
+) -> Callable[[str | None], Iterable[tuple[str, list[Any], dict[str, Any]]]] | None:
     """The store's one ordered read of every customer's inputs from a start (SQLite's
-    `evaluation_inputs`: two scans in customer order, no query per customer), if it has one."""
-    return getattr(store, "evaluation_inputs", None)
+    `evaluation_inputs`: two scans in customer order, no query per customer), if it has one;
+    its activities hold only the fields the measures read."""
+    inputs = getattr(store, "evaluation_inputs", None)
+    return None if inputs is None else lambda start: inputs(start, audiences.fields)
 
 
 def _every_evaluation(
@@ -180,7 +184,7 @@ def _every_evaluation(
 ) -> Iterator[tuple[str, Evaluation | None]]:  # fmt: skip
     """Every customer's evaluation at `at` from `start` on, in id order: from one ordered read
     where the store offers it, else a chunk of customers at a time."""
-    inputs = _ordered_inputs(store)
+    inputs = _ordered_inputs(store, audiences)
     if inputs is not None:
         for customer_id, activities, attributes in inputs(start):
             yield customer_id, audiences.evaluate(activities, attributes, at)
@@ -289,7 +293,8 @@ class ByFile:
     def _many(self, ids: Sequence[str]) -> bool:
         count = getattr(self.store, "customer_count", None)
         return (
-            len(ids) >= ORDERED_MIN and _ordered_inputs(self.store) is not None and count is not None
+            len(ids) >= ORDERED_MIN and count is not None
+            and _ordered_inputs(self.store, self.audiences) is not None
             and len(ids) * ORDERED_SHARE >= count()
         )  # fmt: skip
 
@@ -300,7 +305,8 @@ class ByFile:
         meet are gone: they leave their segments."""
         if self.audiences.empty:
             return
-        inputs, wanted, results, stamp = _ordered_inputs(self.store), set(ids), [], format_instant(now)
+        inputs = _ordered_inputs(self.store, self.audiences)
+        wanted, results, stamp = set(ids), [], format_instant(now)
         assert inputs is not None
         with self.store.evaluating(), contextlib.closing(iter(inputs(ids[0]))) as found:
             for customer_id, activities, attributes in found:
