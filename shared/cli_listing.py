@@ -80,4 +80,3 @@ def add_commands(
     )
     p.add_argument("--against", metavar="EXPORT", help="local export folder to check the columns of")
     p.set_defaults(run=cmd_config_check)
-

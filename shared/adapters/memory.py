@@ -401,6 +401,7 @@ class MemoryLedger:
                 and (status is None or self._entries[latest[path]].status == status)
             ]  # fmt: skip
         return found[:limit]
+
     def awaiting_metadata(self, folder: str) -> Iterator[LedgerEntry]:
         with self._lock:
             keys = sorted(k for k in self._awaiting if k[0].startswith(folder))

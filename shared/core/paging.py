@@ -101,6 +101,8 @@ def _parts(token: str) -> list[str]:
     if not (isinstance(parts, list) and all(isinstance(p, str) for p in parts)):
         raise BadRequest("continuation token is not valid")
     return parts
+
+
 # Listings other than the timeline (activities, search, rejects, files) continue after the
 # last item's position, and a token names its listing and the filters it was made under, so
 # it continues only the query it came from.

@@ -189,6 +189,7 @@ class Ledger(Protocol):
     ) -> list[LedgerEntry]:
         """The latest entry of each path (as `latest` picks it) in path order, only those with
         `status` when given, only paths greater than `after` when given; at most `limit`."""
+
     def awaiting_metadata(self, folder: str) -> Iterator[LedgerEntry]:
         """Entries marked awaits_metadata of files under `folder` ('' for all, else ending in
         '/'), by path: found through an index, whatever the size of the ledger."""

@@ -45,4 +45,3 @@ def segment_changes(req: func.HttpRequest) -> Any:
     _, store, audiences = _context()
     return views.segment_changes(store, audiences, req.route_params["name"], req.params.get("since"),
                                  _int(req, "limit"))  # fmt: skip
-

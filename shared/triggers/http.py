@@ -75,6 +75,8 @@ def _int(req: func.HttpRequest, name: str, maximum: int | None = None) -> int | 
 
 
 query_int = _int  # for the other HTTP blueprints
+
+
 def _limit(req: func.HttpRequest, maximum: int) -> int | None:
     return _int(req, "limit", maximum)
 

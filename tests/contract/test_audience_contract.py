@@ -110,6 +110,8 @@ def test_the_current_measures_and_memberships_stream_for_an_export(audiences) ->
 
 def test_nothing_evaluated_streams_nothing(audiences) -> None:  # type: ignore[no-untyped-def]
     assert list(audiences.iter_measures()) == [] and list(audiences.iter_memberships()) == []
+
+
 def test_customers_reached_by_keys_visitors_and_row_keys(store, audiences) -> None:  # type: ignore[no-untyped-def]
     from shared.core.audiences.touched import Touched
     from tests.builders import link

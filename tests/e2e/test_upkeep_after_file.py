@@ -134,4 +134,3 @@ def test_the_per_file_function_keeps_segments_current(container, tmp_path: Path,
     land(SIGN_IN)
     assert members("Clickers") == [R2] and changes("Clickers")[-1] == (R2, "entered")
     assert get("get_customer", f"customers/{R2}", id=R2)["Measures"]["Clicks"] == 3
-

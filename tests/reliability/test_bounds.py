@@ -106,4 +106,3 @@ def test_a_cr_only_file_still_reads_line_by_line(tmp_path: Path) -> None:
     )
     assert report.status == DONE and not rejects
     assert {a.source_activity_id for a in activities} == set(ids("cro"))
-

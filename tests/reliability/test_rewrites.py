@@ -59,7 +59,6 @@ def test_a_rewrite_dropping_a_shared_event_keeps_the_other_files_copy(backend: B
         store.close()
 
 
-
 @pytest.mark.parametrize("dies", [False, True], ids=["lives", "dies after the forget"])
 def test_a_rewrite_while_another_worker_reads_the_overlapping_file_keeps_its_copy(
     backend: Backend, tmp_path: Path, dies: bool

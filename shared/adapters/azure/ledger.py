@@ -184,6 +184,7 @@ class TableLedger:
                 if len(found) == limit:
                     break
         return found
+
     def awaiting_metadata(self, folder: str) -> Iterator[LedgerEntry]:
         """The index rows under `folder`, each checked against its entry; rows whose entry no
         longer awaits metadata (done since, or claimed) are removed as they are met."""

@@ -685,6 +685,8 @@ class _Stream(NamedTuple):
     high: str
     entity: str
     key: str | None
+
+
 def _indexed_by(record: Entity, hit: Entity) -> bool:
     """Whether an activity record still says what the index row pointing at it says."""
     rows = [row for row in (keyed_record(record), visitor_keyed_record(record)) if row]

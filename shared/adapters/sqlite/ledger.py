@@ -117,6 +117,7 @@ class SqliteLedger:
             (after or "", status, status, limit),
         )
         return [_entry(r) for r in rows]
+
     def awaiting_metadata(self, folder: str) -> Iterator[LedgerEntry]:
         sql = f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE awaits_metadata = 1"
         if folder:  # paths under folder 'x/' sort from 'x/' to just before 'x0'

@@ -64,4 +64,3 @@ class Overtaken(Exception):
     def __init__(self, customer_ids: list[str], changes: list[MembershipChange]) -> None:
         super().__init__(f"{len(customer_ids)} customers saved by another evaluation meanwhile")
         self.customer_ids, self.changes = customer_ids, changes
-

@@ -48,7 +48,6 @@ class ParsedRow(NamedTuple):
     excerpt: str
 
 
-
 def sniff_text(binary: BinaryIO, encoding: str) -> None:
     """Refuse a file that is not text at all, rather than rejecting it row by row."""
     sample = binary.peek(_SNIFF)[:_SNIFF]  # type: ignore[attr-defined]
