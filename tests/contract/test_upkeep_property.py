@@ -21,7 +21,7 @@ from shared.adapters.local_files import LocalFileSource
 from shared.adapters.memory import MemoryLedger, MemoryStore
 from shared.adapters.sqlite.ledger import SqliteLedger
 from shared.adapters.sqlite.store import SqliteDatabase, SqliteStore
-from shared.core.audiences import upkeep
+from shared.core.audiences import side_by_side, upkeep
 from shared.core.audiences.touched import WatchedStore
 from shared.core.audiences.upkeep import ByFile
 from shared.core.config import parse_config
@@ -95,6 +95,18 @@ def _ordered_min(value: int) -> Iterator[None]:
         upkeep.ORDERED_MIN = old
 
 
+@contextlib.contextmanager
+def _side_by_side(on: bool) -> Iterator[None]:
+    """Full passes split between two forked children however few the customers (on), or
+    never (off)."""
+    old = side_by_side.PROCESSES, side_by_side.MIN_CUSTOMERS
+    side_by_side.PROCESSES, side_by_side.MIN_CUSTOMERS = (2, 1) if on else (1, old[1])
+    try:
+        yield
+    finally:
+        side_by_side.PROCESSES, side_by_side.MIN_CUSTOMERS = old
+
+
 def _by_id(record: dict) -> str:  # type: ignore[type-arg]
     return str(record["ActivityId"])
 
@@ -123,7 +135,8 @@ def _bounds(small: bool) -> Iterator[None]:
         WatchedStore.MAX_REFERENCES, WatchedStore.MAX_CUSTOMERS, WatchedStore.MAX_REMEMBERED = old
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite", "sqlite-one-pass", "memory-small-bounds", "sqlite-small-bounds"])
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "sqlite-one-pass", "sqlite-side-by-side", "memory-small-bounds",
+                                  "sqlite-small-bounds"])  # fmt: skip
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(history=histories)
 @example(history=[  # another file's copy of e1 moves it from R-1 to R-2; a rewrite drops it
@@ -136,13 +149,15 @@ def _bounds(small: bool) -> Iterator[None]:
 def test_stored_audiences_equal_a_fresh_evaluation_after_any_files(kind: str, history: list) -> None:  # type: ignore[type-arg]
     # sqlite-one-pass: every file's customers evaluated by the one ordered pass that a file
     # touching many of them (ORDERED_MIN, ORDERED_SHARE) gets, instead of a query each.
+    # sqlite-side-by-side: that pass split between two forked children.
     # -small-bounds: files loaded two rows a batch, with WatchedStore's bounds tiny.
     small = kind.endswith("-small-bounds")
     options = IngestOptions(batch_size=2) if small else IngestOptions()
-    with tempfile.TemporaryDirectory() as folder, _ordered_min(1 if kind == "sqlite-one-pass" else upkeep.ORDERED_MIN), \
-            _bounds(small):  # fmt: skip
+    one_pass = kind in ("sqlite-one-pass", "sqlite-side-by-side")
+    with tempfile.TemporaryDirectory() as folder, _ordered_min(1 if one_pass else upkeep.ORDERED_MIN), \
+            _bounds(small), _side_by_side(kind == "sqlite-side-by-side"):  # fmt: skip
         root = Path(folder) / "export"
-        profiles, ledger, db = _open(kind.removesuffix("-one-pass").removesuffix("-small-bounds"), Path(folder))
+        profiles, ledger, db = _open(kind.split("-")[0], Path(folder))
         audiences_store = bootstrap.open_audiences(profiles)
         ports = Ports(LocalFileSource(root), profiles, ledger, upkeep=ByFile(profiles, audiences_store, AUDIENCES, lambda: NOW))
         for version, (path, rows) in enumerate(history):
@@ -166,6 +181,11 @@ def test_stored_audiences_equal_a_fresh_evaluation_after_any_files(kind: str, hi
             only = [(c, [{f: a[f] for f in fields} for a in found], attrs) for c, found, attrs in want]
             got = [(c, sorted(found, key=_by_id), attrs) for c, found, attrs in audiences_store.evaluation_inputs(None, fields)]
             assert got == only
+            # and a run of customers, read on connections of its own (a forked child's)
+            low, high = (ids[len(ids) // 3], ids[2 * len(ids) // 3]) if ids else (None, None)
+            got = [(c, sorted(found, key=_by_id), attrs)
+                   for c, found, attrs in audiences_store.evaluation_inputs(low, fields, high, apart=True)]  # fmt: skip
+            assert got == [x for x in only if low is None or low <= x[0] < high]
         for segment in AUDIENCES.segment_configs:
             members = [c for c, (_, segments) in fresh.items() if segment.name in segments]
             assert audiences_store.segment_members(segment.name, None, 10_000) == sorted(members)
@@ -198,3 +218,47 @@ def test_a_failed_evaluation_leaves_the_file_done_and_its_customers_due(tmp_path
     audiences_store.down = False
     assert evaluate_due(profiles, audiences_store, AUDIENCES, NOW) == 1  # the timer's next run
     assert audiences_store.segment_members("Clickers", None, 10) == [customer_id]
+
+
+def test_a_full_pass_side_by_side_is_the_pass_in_one_process(tmp_path: Path) -> None:
+    """Evaluations worked out in two forked children, a run of customers each, are those of
+    one process: every customer once, the same measures and segments, members in id order;
+    a refresh stores them; a pass stopped early leaves no child behind."""
+    root = tmp_path / "export"
+    db = SqliteDatabase(tmp_path / "store.db")
+    profiles = SqliteStore(db)
+    audiences_store = bootstrap.open_audiences(profiles)
+    keys = [f"R-{n}" for n in range(40)]
+    _write(root, "RetailCustomers/c.csv", [(k, "Oslo" if n % 3 else "Leeds") for n, k in enumerate(keys)], 0)
+    _write(root, "EmailPromotion/a.csv", [
+        event(f"e{n}", f"2021-09-{20 + n % 11:02d}T12:00:00Z", f"v{n % 7}", keys[n * 7 % 40] if n % 5 else "",
+              uri=f"https://shop.example.com/{n % 4}")
+        for n in range(300)
+    ], 1)  # fmt: skip
+    ports = Ports(LocalFileSource(root), profiles, SqliteLedger(db))
+    for path in ("RetailCustomers/c.csv", "EmailPromotion/a.csv"):
+        assert ingest_file(ports, CONFIG, path, IngestOptions()).status == "done"
+    with _side_by_side(False):
+        assert side_by_side.evaluations(audiences_store, AUDIENCES, NOW) is None
+        alone = upkeep.segments_as_of(profiles, audiences_store, AUDIENCES, NOW)
+    fresh = _fresh(profiles, audiences_store)
+    assert len(fresh) == 40 and any(alone.values())
+    with _side_by_side(True):
+        found = side_by_side.evaluations(audiences_store, AUDIENCES, NOW)
+        assert found is not None
+        got = [(c, e.measures, e.segments) for c, e in found]
+        assert sorted(got) == sorted((c, *fresh[c]) for c in fresh)  # each once, as one process has it
+        wanted = sorted(fresh)[5:30:2]
+        some = side_by_side.evaluations(audiences_store, AUDIENCES, NOW, wanted=wanted)
+        assert some is not None and sorted(c for c, _ in some) == wanted
+        assert upkeep.segments_as_of(profiles, audiences_store, AUDIENCES, NOW) == alone
+        assert upkeep.refresh_all(profiles, audiences_store, AUDIENCES, NOW) == 40
+        stopped = side_by_side.evaluations(audiences_store, AUDIENCES, NOW)
+        assert stopped is not None and next(stopped)
+        stopped.close()  # the children are ended and reaped
+    stored = audiences_store.stored_audiences(list(fresh))
+    assert {c: (s.measures, s.segments) for c, s in stored.items()} == fresh
+    import multiprocessing
+
+    assert multiprocessing.active_children() == []
+    db.close()

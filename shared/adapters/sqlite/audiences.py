@@ -27,7 +27,7 @@ from shared.core.audiences.records import (
     membership_diff,
 )
 from shared.core.audiences.touched import Ref, Touched
-from shared.core.model import ACTIVITY_FIELDS
+from shared.core.model import ACTIVITY_FIELDS, Activity
 
 _COLUMN_OF = {name: column for column, name in ACTIVITY_FIELDS.items()}  # record field -> view column
 SCHEMA = """
@@ -72,6 +72,23 @@ class SqliteAudiences:
     def customer_count(self) -> int:
         return self.db.query("SELECT count(DISTINCT customer_id) FROM customer_rows")[0][0]
 
+    def customer_splits(self, start: str | None, parts: int, at_least: int) -> list[str]:
+        """Ids cutting the customers from `start` on into `parts` runs of about as many each,
+        for as many forked children to read with `evaluation_inputs(apart=True)`; none if there
+        are fewer than `at_least` or the database is :memory: (only this connection sees it).
+        What this process wrote is committed first, for the children to read."""
+        if self.db.path == ":memory:":
+            return []
+        self.db.commit_bulk()
+        count = self.db.query("SELECT count(DISTINCT customer_id) FROM customer_rows WHERE customer_id >= ?",
+                              (start or "",))[0][0]  # fmt: skip
+        if count < max(at_least, parts):
+            return []
+        return [self.db.query(
+            "SELECT DISTINCT customer_id FROM customer_rows WHERE customer_id >= ? "
+            "ORDER BY customer_id LIMIT 1 OFFSET ?", (start or "", count * k // parts),
+        )[0][0] for k in range(1, parts)]  # fmt: skip
+
     def customer_ids(self, after: str | None, limit: int) -> list[str]:
         rows = self.db.query(
             "SELECT DISTINCT customer_id FROM customer_rows WHERE customer_id > ? "
@@ -91,32 +108,42 @@ class SqliteAudiences:
         return found
 
     def evaluation_inputs(
-        self, start: str | None = None, fields: Sequence[str] | None = None
-    ) -> Iterator[tuple[str, list[dict[str, Any]], dict[str, Any]]]:
-        """Every customer from `start` on, in id order, with its activities and attributes, for
-        a full pass: two scans in customer order merged, not a query per customer. With
-        `fields`, each activity holds only those (what the measures read): most of a full
-        pass's time is Python making each cell of each row an object."""
-        customers = (row for rows in self.db.stream(
+        self, start: str | None = None, fields: Sequence[str] | None = None, end: str | None = None,
+        apart: bool = False,
+    ) -> Iterator[tuple[str, list[dict[str, Any]], dict[str, Any]]]:  # fmt: skip
+        """Every customer from `start` on (before `end`, if given), in id order, with its
+        activities and attributes, for a full pass: two scans in customer order merged, not a
+        query per customer. With `fields`, each activity holds only those (what the measures
+        read): most of a full pass's time is Python making each cell of each row an object.
+        `apart`: in a forked child (shared/core/audiences/side_by_side.py), on connections of
+        its own only, what the parent committed before forking (customer_splits)."""
+        bounds, params = "customer_id >= ?", [start or ""]
+        if end is not None:
+            bounds, params = bounds + " AND customer_id < ?", [*params, end]
+        stream = self.db.stream_apart if apart else self.db.stream
+        customers = itertools.chain.from_iterable(stream(
             "SELECT customer_id, entity, key, attributes, updated_at FROM customer_rows "
-            "WHERE customer_id >= ? ORDER BY customer_id, entity, key", (start or "",)) for row in rows)  # fmt: skip
+            f"WHERE {bounds} ORDER BY customer_id, entity, key", params))  # fmt: skip
         names = tuple(fields or ())
         columns = ", ".join(_COLUMN_OF[name] for name in names) if names else ACTIVITY_COLUMNS
-
-        def record(row: tuple) -> dict[str, Any]:
-            return dict(zip(names, row, strict=True)) if names else _activity(row).to_record()
-
-        activities = (row for rows in self.db.stream(
-            f"{ALL_RESOLVED} SELECT customer_id, {columns} FROM resolved "
-            "WHERE customer_id >= ? ORDER BY customer_id", (start or "",)) for row in rows)  # fmt: skip
-        pending = next(activities, None)
-        for customer_id, rows in itertools.groupby(customers, key=itemgetter(0)):
-            found = []
-            while pending is not None and pending[0] <= customer_id:
-                if pending[0] == customer_id:
-                    found.append(record(pending[1:]))
-                pending = next(activities, None)
-            yield customer_id, found, _customer(customer_id, [r[1:] for r in rows]).attributes
+        width = len(names) if names else len(Activity._fields)
+        # Customer last, so that zip(names, row) stops before it: no slice per row.
+        rows = itertools.chain.from_iterable(stream(
+            f"{ALL_RESOLVED} SELECT {columns}, customer_id FROM resolved "
+            f"WHERE {bounds} ORDER BY customer_id", params))  # fmt: skip
+        groups = itertools.groupby(rows, key=itemgetter(width))
+        pending = next(groups, None)
+        for customer_id, found in itertools.groupby(customers, key=itemgetter(0)):
+            while pending is not None and pending[0] < customer_id:
+                pending = next(groups, None)
+            activities = []
+            if pending is not None and pending[0] == customer_id:
+                if names:
+                    activities = [dict(zip(names, row, strict=False)) for row in pending[1]]
+                else:
+                    activities = [_activity(row[:width]).to_record() for row in pending[1]]
+                pending = next(groups, None)
+            yield customer_id, activities, _customer(customer_id, [r[1:] for r in found]).attributes
 
     def attributes_of(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
         profiles = SqliteStore(self.db)

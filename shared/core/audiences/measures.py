@@ -7,6 +7,7 @@ import functools
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from shared.core.audiences.definitions import (
@@ -44,6 +45,7 @@ class Measure:
         self.window = config.window
         self._types = frozenset(config.activities) if config.activities is not None else None
         self._tests = [_text_test(f, t) for f, t in config.where.items()]
+        self.predicate = _predicate(self._types, self._tests)  # None: every activity
         # Measures that select the same activities share one pass over them per customer.
         self.selection = (
             tuple(sorted(self._types)) if self._types is not None else None,
@@ -57,15 +59,9 @@ class Measure:
         typed = ("ActivityType",) if self._types is not None else ()
         return frozenset((*self.config.where, *of, *typed))
 
-    @property
-    def filters(self) -> bool:
-        return self._types is not None or bool(self._tests)
-
     def selects(self, activity: Record) -> bool:
         """Whether the activity is of the measure's kind, whatever its time."""
-        if self._types is not None and activity.get("ActivityType") not in self._types:
-            return False
-        return all(test(activity) for test in self._tests)
+        return self.predicate is None or self.predicate(activity)
 
     def value(self, chosen: Sequence[Record]) -> Any:
         """The aggregate over the activities inside the window, sorted by (time, id)."""
@@ -95,8 +91,35 @@ class Measure:
         return pick.get(field)
 
 
+def _predicate(
+    types: frozenset[str] | None, tests: Sequence[Callable[[Record], bool]]
+) -> Callable[[Record], bool] | None:
+    """The measure's filter as one function (a full pass calls it for every activity)."""
+    if types is None and not tests:
+        return None
+    if types is None:
+        if len(tests) == 1:
+            return tests[0]
+        return lambda a: all(test(a) for test in tests)
+    if not tests:
+        return lambda a: a.get("ActivityType") in types
+    return lambda a: a.get("ActivityType") in types and all(test(a) for test in tests)
+
+
 def _recency(activity: Record) -> tuple[str, str]:
     return activity["ActivityTime"], activity.get("ActivityId") or ""
+
+
+_TIME_AND_ID = itemgetter("ActivityTime", "ActivityId")
+
+
+def _in_order(activities: Sequence[Record]) -> list[Record]:
+    """Sorted by (ActivityTime, ActivityId), a missing or null id as "": by a key made in C
+    where every activity has an id (a store's always do), else by one made here."""
+    try:
+        return sorted(activities, key=_TIME_AND_ID)
+    except (KeyError, TypeError):  # an id missing, or null ones compared
+        return sorted(activities, key=_recency)
 
 
 def _order_key(value: Any) -> tuple[int, Any]:
@@ -116,14 +139,16 @@ def measure_values(
     """Every measure's value at `at`, and the next moment after it when one would change as
     time passes alone (an activity leaving a window, or one after `at` starting to count)."""
     now = _instant(at)
-    ordered = sorted(activities, key=_recency)
+    ordered = _in_order(activities)
     selections: dict[tuple, tuple[list[Record], list[str]]] = {}
     values: dict[str, Any] = {}
-    upcoming: list[str] = []
+    upcoming: list[str] = []  # activities after `at`, starting to count
+    leaving: list[datetime] = []  # the oldest activity in a window, leaving it
     for measure in measures:
         found = selections.get(measure.selection)
         if found is None:
-            chosen = [a for a in ordered if measure.selects(a)] if measure.filters else ordered
+            predicate = measure.predicate
+            chosen = ordered if predicate is None else list(filter(predicate, ordered))
             found = selections[measure.selection] = (chosen, [a["ActivityTime"] for a in chosen])
         selected, times = found
         high = bisect.bisect_right(times, now)
@@ -133,5 +158,10 @@ def measure_values(
         values[measure.name] = measure.value(selected[low:high])
         if measure.window and low < high:
             # An activity at t counts while at < t + window: the oldest leaves first.
-            upcoming.append(format_instant(parse_instant(times[low]) + measure.window))
-    return values, parse_instant(min(upcoming)) if upcoming else None
+            leaving.append(parse_instant(times[low]) + measure.window)
+    if upcoming:
+        leaving.append(parse_instant(min(upcoming)))
+    if not leaving:
+        return values, None
+    first = min(leaving)  # to the millisecond, as the store writes instants
+    return values, first.replace(microsecond=first.microsecond // 1000 * 1000)

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from shared.core.audiences import side_by_side
 from shared.core.audiences.definitions import format_instant
 from shared.core.audiences.evaluator import Audiences, Evaluation
 from shared.core.audiences.records import AudienceResult, MembershipChange, Overtaken
@@ -213,12 +214,13 @@ def evaluate_due(
 def segments_as_of(
     profiles: ProfileStore, store: AudienceStore, audiences: Audiences, at: datetime
 ) -> dict[str, list[str]]:
-    """Every segment's members at `at`, evaluated afresh from the store (a full pass)."""
+    """Every segment's members at `at`, in id order, evaluated afresh from the store (a full
+    pass)."""
     members: dict[str, list[str]] = {s.name: [] for s in audiences.segment_configs}
     for customer_id, found in _every_evaluation(profiles, store, audiences, at):
         for segment in found.segments if found else ():
             members[segment].append(customer_id)
-    return members
+    return {name: sorted(ids) for name, ids in members.items()}
 
 
 def published_mark(segment: str) -> str:
@@ -300,25 +302,41 @@ class ByFile:
 
     def _evaluate_in_one_pass(self, ids: Sequence[str], now: datetime) -> None:
         """The customers of a file that touched many, from one ordered read from the first of
-        them, stopping after the last; the read and its saves in one `evaluating()` block (on
+        them, stopping after the last (or such reads side by side, side_by_side.py); the reads
+        and their saves in one `evaluating()` block (on
         SQLite one write transaction: no other write lands in between). The ones it does not
         meet are gone: they leave their segments."""
         if self.audiences.empty:
             return
-        inputs = _ordered_inputs(self.store, self.audiences)
-        wanted, results, stamp = set(ids), [], format_instant(now)
-        assert inputs is not None
-        with self.store.evaluating(), contextlib.closing(iter(inputs(ids[0]))) as found:
-            for customer_id, activities, attributes in found:
-                if customer_id in wanted:
-                    wanted.discard(customer_id)
-                    results.append(_result(customer_id, self.audiences.evaluate(activities, attributes, now)))
-                    if len(results) == CHUNK or not wanted:
-                        self.store.save_audiences(results, self.audiences.fingerprint, stamp)
-                        results = []
-                    if not wanted:
-                        break
+        wanted, stamp = set(ids), format_instant(now)
+        with self.store.evaluating():
+            results = []
+            for customer_id, found in self._evaluations_of(ids, now):
+                wanted.discard(customer_id)
+                results.append(_result(customer_id, found))
+                if len(results) == CHUNK:
+                    self.store.save_audiences(results, self.audiences.fingerprint, stamp)
+                    results = []
             if results:
                 self.store.save_audiences(results, self.audiences.fingerprint, stamp)
             if wanted:
                 evaluate_customers(self.profiles, self.store, self.audiences, sorted(wanted), now)
+
+    def _evaluations_of(self, ids: Sequence[str], now: datetime) -> Iterator[tuple[str, Evaluation]]:
+        """The evaluations of those of `ids` (sorted) the ordered reads meet: side by side
+        where that pays, else from one read from the first of them, stopping after the last."""
+        found = side_by_side.evaluations(self.store, self.audiences, now, wanted=ids)
+        if found is not None:
+            with contextlib.closing(found):
+                yield from found
+            return
+        inputs = _ordered_inputs(self.store, self.audiences)
+        assert inputs is not None
+        wanted = set(ids)
+        with contextlib.closing(iter(inputs(ids[0]))) as read:
+            for customer_id, activities, attributes in read:
+                if customer_id in wanted:
+                    wanted.discard(customer_id)
+                    yield customer_id, self.audiences.evaluate(activities, attributes, now)
+                    if not wanted:
+                        return
