@@ -8,11 +8,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from shared.adapters.azure.table_layout import KEYED, activity_record, keyed_record
 from shared.adapters.azure.tables import TableStore, open_tables
 from shared.bootstrap import open_store
 from shared.core.errors import BadRequest, ConfigError, TransientError
 from shared.core.mapping import derived_customer_id
-from shared.core.model import DONE, Reject, TimelineQuery
+from shared.core.model import DONE, Activity, Reject, TimelineQuery
 from shared.settings import Settings
 from tests.azurite import ACCOUNT_KEY, Azurite
 from tests.builders import activity, customer
@@ -263,3 +264,36 @@ def test_the_store_url_azure_tables_uses_the_storage_setting(azurite, azurite_na
     with pytest.raises(ConfigError) as caught:
         open_store(f"azure-tables:{azurite.connection_string}", Settings.from_env({}))
     assert ACCOUNT_KEY not in str(caught.value)
+
+
+def _stray_index_row(store: TableStore, record: Activity) -> None:
+    """What a worker that died between index and truth leaves: the index row of a version
+    that is not (or no longer) the stored one."""
+    store.io.write_all(KEYED, [("upsert", keyed_record(activity_record(record)))])
+
+
+def test_a_stray_older_index_row_does_not_hide_the_activity_from_its_evaluation(tables):  # type: ignore[no-untyped-def]
+    store, _ = tables()
+    older = activity("k1", time="2021-09-28T10:00:00.000Z", file="events/a.csv")
+    truth = activity("k1", time="2021-09-28T14:00:00.000Z", file="events/b.csv")
+    store.write([older], [customer("R-1")], [])
+    store.write([truth], [], [])
+    _stray_index_row(store, older)  # sorts after the activity's own row (newest first)
+    who = customer("R-1").customer_id
+    found = store.activities_of_customers([who])[who]
+    assert [(a.activity_id, a.activity_time) for a in found] == [(truth.activity_id, truth.activity_time)]
+
+
+def test_a_stray_newer_index_row_does_not_hide_the_activity_from_the_timeline(tables):  # type: ignore[no-untyped-def]
+    store, _ = tables()
+    older = activity("k1", time="2021-09-28T14:00:00.000Z", file="events/a.csv")
+    truth = activity("k1", time="2021-09-28T10:00:00.000Z", file="events/b.csv")
+    store.write([older, activity("k2", time="2021-09-28T09:00:00.000Z")], [customer("R-1")], [])
+    store.write([truth], [], [])
+    _stray_index_row(store, older)  # sorts before the activity's own row
+    who = customer("R-1").customer_id
+    for limit in (1, 2, 10):
+        items = store.timeline(who, TimelineQuery(limit=limit)).items
+        assert [(a.activity_id, a.activity_time) for a in items][:1] == [(truth.activity_id, truth.activity_time)]
+    items = store.timeline(who, TimelineQuery(limit=10)).items
+    assert [a.activity_time for a in items] == [truth.activity_time, "2021-09-28T09:00:00.000Z"]

@@ -397,9 +397,16 @@ class TableStore:
             streams.append(_Stream(*keyed_range(entity, visitor), entity, visitor))
             streams.append(_Stream(*visitor_keyed_range(entity, visitor), entity, None))
         found = self.io.query_ranges(KEYED, [(s.partition, s.low, s.high) for s in streams], ["ActivityId"])
-        hits = list({hit["ActivityId"]: hit for part in found for hit in part}.values())
-        stored = self.io.get_many(ACTIVITIES, [activity_where(hit["ActivityId"]) for hit in hits])
-        records = [r for hit, r in zip(hits, stored, strict=True) if r is not None and _indexed_by(r, hit)]
+        # An activity may have several index rows in these ranges: its own, and strays a writer
+        # that died between index and truth left (an older time, another key). Each activity
+        # is read once and kept if any of its rows is its own: the first row met must not decide.
+        hits: dict[str, list[Entity]] = {}
+        for part in found:
+            for hit in part:
+                hits.setdefault(hit["ActivityId"], []).append(hit)
+        stored = self.io.get_many(ACTIVITIES, [activity_where(a) for a in hits])
+        records = [r for rows, r in zip(hits.values(), stored, strict=True)
+                   if r is not None and any(_indexed_by(r, hit) for hit in rows)]  # fmt: skip
         activities = [activity_of(r, None) for r in records]
         resolver.prefetch(activities)
         reaching: dict[str, list[Activity]] = {c: [] for c in ids}
@@ -471,14 +478,22 @@ class TableStore:
         after = decode_cursor(query.continuation) if query.continuation else None
         ranges = [self._keyed(stream, query, after, timeline) for stream in streams]
         merged = heapq.merge(*ranges, key=lambda hit: hit["RowKey"][32:])
-        candidates = _unique(merged)
+        # Every row checked before an activity counts as met: a stray row a writer that died
+        # between index and truth left (another time) must not hide the activity's own row.
+        # One activity may still be met twice (under its key and its visitor): kept once.
         items: list[Activity] = []
+        met: set[str] = set()
+        unmet = (hit for hit in merged if hit["ActivityId"] not in met)
         while len(items) <= query.limit:
-            chunk = list(islice(candidates, query.limit + 1 - len(items)))
+            chunk = list(islice(unmet, query.limit + 1 - len(items)))
             if not chunk:
                 break
             records = self.io.map(lambda hit: self._checked(hit, query), chunk)
-            found = [activity_of(r, None) for r in records if r is not None]
+            found = []
+            for record in records:
+                if record is not None and record["ActivityId"] not in met:
+                    met.add(record["ActivityId"])
+                    found.append(activity_of(record, None))
             resolver.prefetch(found)
             items += [a for a in map(resolver.resolve, found) if chosen(a)]
         page = items[: query.limit]
@@ -717,11 +732,3 @@ def _matches(row: Entity, text: str, needle: str) -> bool:
         return True
     values = orjson.loads(row["Attributes"]).values()
     return any(needle in str(value).casefold() for value in values if value)
-
-
-def _unique(hits: Iterable[Entity]) -> Iterator[Entity]:
-    seen: set[str] = set()
-    for hit in hits:
-        if hit["ActivityId"] not in seen:
-            seen.add(hit["ActivityId"])
-            yield hit
