@@ -428,8 +428,11 @@ class TableStore:
 
     def activity_counts(self, customer_id: str) -> dict[str, int]:
         # Counted from the index, unchecked but for which customer a visitor's activity's own
-        # key names: only a writer that died between index and truth leaves a stray row, and
-        # re-running its file puts the truth in place.
+        # key names, and each activity once: only a writer that died between index and truth
+        # leaves a stray row. Re-running its file puts the truth in place but need not remove
+        # the stray (the next attempt may not write that version: another batch size, a newer
+        # file); one under another customer's key makes that customer's count one too high.
+        # Evaluations and the timeline check every row (activities_of_customers, _checked).
         resolver, streams = self._reaching(customer_id)
         found = self.io.map(lambda s: list(self._hits(s, ["ActivityType", "ForeignKey"])), streams)
         counts: Counter[str] = Counter()
