@@ -96,6 +96,15 @@ def _ordered_min(value: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _everyone_min(value: int) -> Iterator[None]:
+    old, upkeep.EVERYONE_MIN = upkeep.EVERYONE_MIN, value
+    try:
+        yield
+    finally:
+        upkeep.EVERYONE_MIN = old
+
+
+@contextlib.contextmanager
 def _side_by_side(on: bool) -> Iterator[None]:
     """Full passes split between two forked children however few the customers (on), or
     never (off)."""
@@ -136,7 +145,7 @@ def _bounds(small: bool) -> Iterator[None]:
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite", "sqlite-one-pass", "sqlite-side-by-side", "memory-small-bounds",
-                                  "sqlite-small-bounds"])  # fmt: skip
+                                  "sqlite-small-bounds", "sqlite-everyone", "sqlite-everyone-small-bounds"])  # fmt: skip
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(history=histories)
 @example(history=[  # another file's copy of e1 moves it from R-1 to R-2; a rewrite drops it
@@ -150,12 +159,16 @@ def test_stored_audiences_equal_a_fresh_evaluation_after_any_files(kind: str, hi
     # sqlite-one-pass: every file's customers evaluated by the one ordered pass that a file
     # touching many of them (ORDERED_MIN, ORDERED_SHARE) gets, instead of a query each.
     # sqlite-side-by-side: that pass split between two forked children.
+    # sqlite-everyone: every file naming a reference evaluated as every customer in one pass
+    # (EVERYONE_MIN), its references not read; with small bounds, decided in the middle of a file.
     # -small-bounds: files loaded two rows a batch, with WatchedStore's bounds tiny.
     small = kind.endswith("-small-bounds")
     options = IngestOptions(batch_size=2) if small else IngestOptions()
     one_pass = kind in ("sqlite-one-pass", "sqlite-side-by-side")
+    everyone = kind.startswith("sqlite-everyone")
     with tempfile.TemporaryDirectory() as folder, _ordered_min(1 if one_pass else upkeep.ORDERED_MIN), \
-            _bounds(small), _side_by_side(kind == "sqlite-side-by-side"):  # fmt: skip
+            _bounds(small), _side_by_side(kind == "sqlite-side-by-side"), \
+            _everyone_min(1 if everyone else upkeep.EVERYONE_MIN):  # fmt: skip
         root = Path(folder) / "export"
         profiles, ledger, db = _open(kind.split("-")[0], Path(folder))
         audiences_store = bootstrap.open_audiences(profiles)
@@ -218,6 +231,90 @@ def test_a_failed_evaluation_leaves_the_file_done_and_its_customers_due(tmp_path
     audiences_store.down = False
     assert evaluate_due(profiles, audiences_store, AUDIENCES, NOW) == 1  # the timer's next run
     assert audiences_store.segment_members("Clickers", None, 10) == [customer_id]
+
+
+def test_a_file_reaching_most_customers_evaluates_everyone_without_reading_whom_it_reaches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a file's keys and visitors are many (EVERYONE_MIN) and a quarter of the customers
+    or more, they are not read into customers: every customer is evaluated in one pass at the
+    file's end, and those a customers file dropped leave their segments."""
+    root = tmp_path / "export"
+    db = SqliteDatabase(tmp_path / "store.db")
+    profiles = SqliteStore(db)
+    audiences_store = bootstrap.open_audiences(profiles)
+    reads: list[int] = []
+
+    class Counting(ByFile):
+        def reached(self, touched):  # type: ignore[no-untyped-def]
+            reads.append(len(touched))
+            return super().reached(touched)
+
+    ports = Ports(LocalFileSource(root), profiles, SqliteLedger(db),
+                  upkeep=Counting(profiles, audiences_store, AUDIENCES, lambda: NOW))  # fmt: skip
+    monkeypatch.setattr(WatchedStore, "MAX_REFERENCES", 12)  # decided after three batches of two
+    monkeypatch.setattr(upkeep, "EVERYONE_MIN", 10)
+    keys = [f"R-{n}" for n in range(40)]
+
+    def load(path: str, rows: list, version: int) -> int:  # type: ignore[type-arg]
+        _write(root, path, rows, version)
+        reads.clear()
+        assert ingest_file(ports, CONFIG, path, IngestOptions(batch_size=2)).status == "done"
+        return len(reads)
+
+    load("RetailCustomers/c.csv", [(k, "Oslo") for k in keys], 0)
+    clicks = [event(f"e{n}", "2021-09-30T12:00:00Z", f"v{n}", keys[n % 40]) for n in range(200)]
+    assert load("EmailPromotion/a.csv", clicks, 1) == 0  # no reference read into customers
+    fresh = _fresh(profiles, audiences_store)
+    assert len(fresh) == 40 and all("Clickers" in segments for _, segments in fresh.values())
+    stored = audiences_store.stored_audiences(list(fresh))
+    assert {c: (s.measures, s.segments) for c, s in stored.items()} == fresh
+    # The customers file rewritten without R-0 .. R-19, then more clicks: those are gone and
+    # leave Clickers; the clicks' file reads no reference either.
+    load("RetailCustomers/c.csv", [(k, "Oslo") for k in keys[20:]], 2)
+    more = [event(f"f{n}", "2021-09-30T13:00:00Z", f"v{n}", keys[n % 40]) for n in range(200)]
+    assert load("EmailPromotion/b.csv", more, 3) == 0
+    fresh = _fresh(profiles, audiences_store)
+    assert len(fresh) == 20
+    assert audiences_store.segment_members("Clickers", None, 100) == sorted(fresh)
+    assert audiences_store.stale_customers(AUDIENCES.fingerprint, 100) == []  # none gone, none left out
+    db.close()
+
+
+def test_a_failed_pass_of_everyone_leaves_everyone_to_the_timer(tmp_path: Path) -> None:
+    """A pass of every customer after a file that fails part way marks everyone evaluated
+    before then for the timer (the suspect mark): its next refresh makes them current."""
+    from shared.core.errors import TransientError
+
+    root = tmp_path / "export"
+    db = SqliteDatabase(tmp_path / "store.db")
+    profiles = SqliteStore(db)
+    audiences_store = bootstrap.open_audiences(profiles)
+    down = [True]
+    real_save = audiences_store.save_audiences
+
+    def save(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if down[0]:
+            raise TransientError("the store is down")
+        return real_save(*args, **kwargs)
+
+    audiences_store.save_audiences = save  # type: ignore[method-assign]
+    ports = Ports(LocalFileSource(root), profiles, SqliteLedger(db),
+                  upkeep=ByFile(profiles, audiences_store, AUDIENCES, lambda: NOW))  # fmt: skip
+    keys = [f"R-{n}" for n in range(12)]
+    _write(root, "RetailCustomers/c.csv", [(k, "Oslo") for k in keys], 0)
+    _write(root, "EmailPromotion/a.csv", [
+        event(f"e{n}", "2021-09-30T12:00:00Z", f"v{n}", keys[n % 12]) for n in range(24)
+    ], 1)  # fmt: skip
+    with _everyone_min(1):
+        for path in ("RetailCustomers/c.csv", "EmailPromotion/a.csv"):
+            assert ingest_file(ports, CONFIG, path, IngestOptions()).status == "done"
+    assert audiences_store.segment_members("Clickers", None, 100) == []
+    assert audiences_store.marks().get(upkeep.SUSPECT)  # everyone evaluated before now, again
+    down[0] = False
+    assert upkeep.refresh(profiles, audiences_store, AUDIENCES, NOW) == 12  # the timer's next run
+    assert audiences_store.segment_members("Clickers", None, 100) == sorted(_fresh(profiles, audiences_store))
+    db.close()
 
 
 def test_a_full_pass_side_by_side_is_the_pass_in_one_process(tmp_path: Path) -> None:

@@ -90,3 +90,39 @@ def test_a_batch_of_activities_notes_what_each_one_would() -> None:
     assert (one.keys, one.visitors) == (each.keys, each.visitors)
     assert one.keys == {("Customers", "R-1"), ("Customers", "R-2")}
     assert one.visitors == {("Customers", "v-1"), ("Customers", "v-2")}
+
+
+def test_once_everyone_is_evaluated_a_file_notes_only_the_customers_its_rows_name() -> None:
+    """WatchedStore, told the references reach most customers (covers_all), stops noting and
+    reading them; the customers its rows named, before and after (maybe gone), still reach
+    the evaluation, which is of everyone."""
+    from shared.core.audiences.touched import WatchedStore
+
+    class Wide:
+        def __init__(self) -> None:
+            self.reads: list[Touched] = []
+            self.evaluated: list[Touched] = []
+
+        def covers_all(self, references: int) -> bool:
+            return references >= 2
+
+        def reached(self, touched: Touched) -> set[str]:
+            self.reads.append(touched)
+            return set()
+
+        def evaluate(self, touched: Touched) -> None:
+            self.evaluated.append(touched)
+
+    wide = Wide()
+    watched = WatchedStore(MemoryStore(), wide)
+    watched.MAX_REFERENCES = 2
+    r1, r2 = customer("R-1"), customer("R-2", row=2)
+    watched.write([], [r1], [])
+    watched.write([activity("a1"), activity("a2", fk="R-2", visitor="v-2")], [], [])  # now everyone
+    assert watched.touched.everyone and not watched.touched.keys and not watched.touched.visitors
+    watched.write([activity("a3", fk="R-3", visitor="v-3")], [r2], [])
+    assert not watched.touched.keys and not watched.touched.visitors  # no longer noted
+    watched.settle()
+    [touched] = wide.evaluated
+    assert touched.everyone and touched.customers == {r1.customer_id, r2.customer_id}
+    assert all(read.row_keys and not read.keys and not read.visitors for read in wide.reads)

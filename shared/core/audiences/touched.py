@@ -41,11 +41,18 @@ class Touched:
     visitors: set[Ref] = dataclasses.field(default_factory=set)
     row_keys: set[Ref] = dataclasses.field(default_factory=set)
     customers: set[str] = dataclasses.field(default_factory=set)
+    # Every customer: the file's references reach most of them (FileUpkeep.covers_all); then
+    # only `customers` matter beside it (named by customer rows: maybe gone, to leave segments).
+    everyone: bool = False
 
     def __len__(self) -> int:
         return len(self.keys) + len(self.visitors) + len(self.row_keys) + len(self.customers)
 
+    def __bool__(self) -> bool:
+        return self.everyone or len(self) > 0
+
     def merge(self, other: Touched) -> None:
+        self.everyone |= other.everyone
         self.keys |= other.keys
         self.visitors |= other.visitors
         self.row_keys |= other.row_keys
@@ -86,9 +93,15 @@ class FileUpkeep(Protocol):
         """The customers the references reach as the store is now."""
         ...
 
+    def covers_all(self, references: int) -> bool:
+        """Whether a file naming this many keys and visitors is best evaluated as every
+        customer (Touched.everyone), rather than by reading whom they reach; may raise for a
+        fault of the store."""
+        ...
+
     def evaluate(self, touched: Touched) -> None:
-        """Evaluate now the customers named and reached; never raises for a fault of the
-        store: what it could not evaluate is left to the timer."""
+        """Evaluate now the customers named and reached (every customer, with `everyone`);
+        never raises for a fault of the store: what it could not evaluate is left to the timer."""
         ...
 
     def catch_up(self, deadline: float | None) -> tuple[int, int]:
@@ -109,7 +122,9 @@ class WatchedStore:
     whatever the file's size: every `MAX_REFERENCES` references are read into the customers
     they reach as the store is then (each later move of theirs names references of its own),
     and every `MAX_CUSTOMERS` customers are evaluated. A file that touches most customers
-    is then one evaluation pass at its end, not one every few thousand rows."""
+    is then one evaluation pass at its end, not one every few thousand rows; once its
+    references are that many (`FileUpkeep.covers_all`), they are no longer noted or read at
+    all: the pass at its end is of every customer (Touched.everyone)."""
 
     MAX_REFERENCES = 20_000
     MAX_CUSTOMERS = 200_000
@@ -145,18 +160,31 @@ class WatchedStore:
                     log.warning("customers of %d keys before their rows changed: %s", len(fresh), exc)
                 self._before |= fresh
         unmatched = self.store.write(activities, customers, rejects, links, touched=touched)
-        touched.add_activities(activities)
         for r in customers:
             touched.add_row(r.entity, r.key, r.customer_id)
-        for link in links:
-            touched.add_link(link.customer_entity, link.visitor_id, link.key)
+        if not touched.everyone:  # every customer is evaluated: whom these reach needs no noting
+            touched.add_activities(activities)
+            for link in links:
+                touched.add_link(link.customer_entity, link.visitor_id, link.key)
         if len(touched) - len(touched.customers) >= self.MAX_REFERENCES:
             self._resolve()
         return unmatched
 
     def _resolve(self) -> None:
-        """The references noted so far as the customers they reach now."""
+        """The references noted so far as the customers they reach now; none once they are
+        so many that every customer is evaluated."""
         touched = self.touched
+        if not touched.everyone:
+            try:
+                touched.everyone = self.upkeep.covers_all(len(touched.keys) + len(touched.visitors))
+            except Exception as exc:  # a read for the upkeep never fails the file
+                log.warning("how many customers %d references reach: %s", len(touched), exc)
+        if touched.everyone:  # only the customers rows named (maybe gone) matter now
+            self.touched = Touched(customers=touched.customers, everyone=True)
+            self._read_keys, self._read_visitors = set(), set()
+            if len(self.touched.customers) >= self.MAX_CUSTOMERS:
+                self.settle()
+            return
         fresh = Touched(touched.keys - self._read_keys, touched.visitors - self._read_visitors, touched.row_keys)
         try:
             reached = self.upkeep.reached(fresh)

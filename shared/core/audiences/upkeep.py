@@ -28,6 +28,10 @@ _OVERTAKEN_ROUNDS = 20  # evaluations of customers others keep saving at the sam
 # read of every customer's inputs, is evaluated by one ordered pass, not a query per customer.
 ORDERED_SHARE = 4
 ORDERED_MIN = CHUNK  # and at least this many
+# A file whose keys and visitors are this many, and a quarter of the customers or more, is
+# evaluated as every customer in one pass: reading whom its references reach (a look-up per
+# reference) would cost more than the pass's evaluations of the customers they miss.
+EVERYONE_MIN = 2_000
 EVALUATED = "evaluated"  # the mark naming the definitions every customer was last evaluated by
 # The mark of a worker that died or was stopped inside a file: every customer evaluated before
 # that instant is evaluated again (see ByFile.suspect).
@@ -269,12 +273,21 @@ class ByFile:
         resumable, costing one full pass."""
         self.store.set_mark(SUSPECT, format_instant(self.clock()))
 
+    def covers_all(self, references: int) -> bool:
+        """Whether a file naming this many keys and visitors is evaluated as every customer in
+        one pass (EVERYONE_MIN), its references then no longer noted or read."""
+        return self._many(references, EVERYONE_MIN)
+
     def evaluate(self, touched: Touched) -> None:
-        now, done = self.clock(), 0
+        now, done, everyone = self.clock(), 0, touched.everyone
         ids = sorted(touched.customers)
         try:
+            everyone = everyone or self.covers_all(len(touched.keys) + len(touched.visitors))
+            if everyone:
+                self._evaluate_in_one_pass(ids, now, everyone=True)
+                return
             ids = sorted(touched.customers | self.store.customers_reached(touched))
-            if self._many(ids):
+            if self._many(len(ids), ORDERED_MIN):
                 self._evaluate_in_one_pass(ids, now)
                 return
             while done < len(ids):
@@ -282,36 +295,41 @@ class ByFile:
                 done += CHUNK
         except Exception as exc:
             # The file is done whatever happens here: its rows are in. What was not evaluated
-            # is marked due now, for the timer's next run (evaluate_due); should even that
-            # fail (the store is down), those customers are current again after their next
-            # file, a window's expiry or `footprint segments refresh`.
+            # is marked due now, for the timer's next run (evaluate_due), and after a pass of
+            # everyone, everyone evaluated before now (suspect: the timer's refresh); should
+            # even that fail (the store is down), those customers are current again after their
+            # next file, a window's expiry or `footprint segments refresh`.
             left = ids[done:]
-            log.warning("%d customers not evaluated after their file, left to the timer: %s", len(left), exc)
+            log.warning("%d customers not evaluated after their file, left to the timer: %s",
+                        len(left), exc)  # fmt: skip
             try:
+                if everyone:
+                    self.suspect()
                 self.store.mark_due(left, format_instant(now))
             except Exception as again:
                 log.warning("%d customers not marked due either: %s", len(left), again)
 
-    def _many(self, ids: Sequence[str]) -> bool:
+    def _many(self, found: int, least: int) -> bool:
+        """Whether `found` customers (or references to them) are many: one ordered read pays."""
         count = getattr(self.store, "customer_count", None)
         return (
-            len(ids) >= ORDERED_MIN and count is not None
+            found >= least and count is not None
             and _ordered_inputs(self.store, self.audiences) is not None
-            and len(ids) * ORDERED_SHARE >= count()
+            and found * ORDERED_SHARE >= count()
         )  # fmt: skip
 
-    def _evaluate_in_one_pass(self, ids: Sequence[str], now: datetime) -> None:
+    def _evaluate_in_one_pass(self, ids: Sequence[str], now: datetime, everyone: bool = False) -> None:
         """The customers of a file that touched many, from one ordered read from the first of
-        them, stopping after the last (or such reads side by side, side_by_side.py); the reads
-        and their saves in one `evaluating()` block (on
-        SQLite one write transaction: no other write lands in between). The ones it does not
-        meet are gone: they leave their segments."""
+        them, stopping after the last (or such reads side by side, side_by_side.py); with
+        `everyone`, every customer, `ids` those the file named. The reads and their saves in
+        one `evaluating()` block (on SQLite one write transaction: no other write lands in
+        between). The ones of `ids` it does not meet are gone: they leave their segments."""
         if self.audiences.empty:
             return
         wanted, stamp = set(ids), format_instant(now)
         with self.store.evaluating():
             results = []
-            for customer_id, found in self._evaluations_of(ids, now):
+            for customer_id, found in self._evaluations_of(ids, now, everyone):
                 wanted.discard(customer_id)
                 results.append(_result(customer_id, found))
                 if len(results) == CHUNK:
@@ -322,16 +340,23 @@ class ByFile:
             if wanted:
                 evaluate_customers(self.profiles, self.store, self.audiences, sorted(wanted), now)
 
-    def _evaluations_of(self, ids: Sequence[str], now: datetime) -> Iterator[tuple[str, Evaluation]]:
-        """The evaluations of those of `ids` (sorted) the ordered reads meet: side by side
-        where that pays, else from one read from the first of them, stopping after the last."""
-        found = side_by_side.evaluations(self.store, self.audiences, now, wanted=ids)
+    def _evaluations_of(
+        self, ids: Sequence[str], now: datetime, everyone: bool = False
+    ) -> Iterator[tuple[str, Evaluation]]:
+        """The evaluations of those of `ids` (sorted) the ordered reads meet, or of every
+        customer: side by side where that pays, else from one read from the first of them,
+        stopping after the last."""
+        found = side_by_side.evaluations(self.store, self.audiences, now, wanted=None if everyone else ids)
         if found is not None:
             with contextlib.closing(found):
                 yield from found
             return
         inputs = _ordered_inputs(self.store, self.audiences)
         assert inputs is not None
+        if everyone:
+            for customer_id, activities, attributes in inputs(None):
+                yield customer_id, self.audiences.evaluate(activities, attributes, now)
+            return
         wanted = set(ids)
         with contextlib.closing(iter(inputs(ids[0]))) as read:
             for customer_id, activities, attributes in read:
