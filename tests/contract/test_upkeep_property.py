@@ -87,21 +87,14 @@ def _write(root: Path, path: str, rows: list, version: int) -> None:  # type: ig
 
 
 @contextlib.contextmanager
-def _ordered_min(value: int) -> Iterator[None]:
-    old, upkeep.ORDERED_MIN = upkeep.ORDERED_MIN, value
+def _upkeep_bound(name: str, value: int) -> Iterator[None]:
+    """One of upkeep.py's bounds (ORDERED_MIN, EVERYONE_MIN) set for a block."""
+    old = getattr(upkeep, name)
+    setattr(upkeep, name, value)
     try:
         yield
     finally:
-        upkeep.ORDERED_MIN = old
-
-
-@contextlib.contextmanager
-def _everyone_min(value: int) -> Iterator[None]:
-    old, upkeep.EVERYONE_MIN = upkeep.EVERYONE_MIN, value
-    try:
-        yield
-    finally:
-        upkeep.EVERYONE_MIN = old
+        setattr(upkeep, name, old)
 
 
 @contextlib.contextmanager
@@ -166,9 +159,9 @@ def test_stored_audiences_equal_a_fresh_evaluation_after_any_files(kind: str, hi
     options = IngestOptions(batch_size=2) if small else IngestOptions()
     one_pass = kind in ("sqlite-one-pass", "sqlite-side-by-side")
     everyone = kind.startswith("sqlite-everyone")
-    with tempfile.TemporaryDirectory() as folder, _ordered_min(1 if one_pass else upkeep.ORDERED_MIN), \
+    with tempfile.TemporaryDirectory() as folder, _upkeep_bound("ORDERED_MIN", 1 if one_pass else upkeep.ORDERED_MIN), \
             _bounds(small), _side_by_side(kind == "sqlite-side-by-side"), \
-            _everyone_min(1 if everyone else upkeep.EVERYONE_MIN):  # fmt: skip
+            _upkeep_bound("EVERYONE_MIN", 1 if everyone else upkeep.EVERYONE_MIN):  # fmt: skip
         root = Path(folder) / "export"
         profiles, ledger, db = _open(kind.split("-")[0], Path(folder))
         audiences_store = bootstrap.open_audiences(profiles)
@@ -306,7 +299,7 @@ def test_a_failed_pass_of_everyone_leaves_everyone_to_the_timer(tmp_path: Path) 
     _write(root, "EmailPromotion/a.csv", [
         event(f"e{n}", "2021-09-30T12:00:00Z", f"v{n}", keys[n % 12]) for n in range(24)
     ], 1)  # fmt: skip
-    with _everyone_min(1):
+    with _upkeep_bound("EVERYONE_MIN", 1):
         for path in ("RetailCustomers/c.csv", "EmailPromotion/a.csv"):
             assert ingest_file(ports, CONFIG, path, IngestOptions()).status == "done"
     assert audiences_store.segment_members("Clickers", None, 100) == []

@@ -126,3 +126,28 @@ def test_once_everyone_is_evaluated_a_file_notes_only_the_customers_its_rows_nam
     [touched] = wide.evaluated
     assert touched.everyone and touched.customers == {r1.customer_id, r2.customer_id}
     assert all(read.row_keys and not read.keys and not read.visitors for read in wide.reads)
+
+
+def test_a_file_told_its_references_are_few_is_not_asked_again() -> None:
+    """covers_all (a count of the customers) is asked once a file: after a no, each later lot
+    of references is read into customers without asking."""
+    from shared.core.audiences.touched import WatchedStore
+
+    class Narrow:
+        def __init__(self) -> None:
+            self.asked, self.reads = 0, 0
+
+        def covers_all(self, references: int) -> bool:
+            self.asked += 1
+            return False
+
+        def reached(self, touched: Touched) -> set[str]:
+            self.reads += 1
+            return set()
+
+    narrow = Narrow()
+    watched = WatchedStore(MemoryStore(), narrow)
+    watched.MAX_REFERENCES = 2
+    for n in range(4):
+        watched.write([activity(f"a{n}", fk=f"R-{n}", visitor=f"v-{n}")], [], [])
+    assert (narrow.asked, narrow.reads) == (1, 4)

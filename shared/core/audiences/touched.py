@@ -139,6 +139,9 @@ class WatchedStore:
         # the same key on the file's next rows reaches no customer not found already.
         self._read_keys: set[Ref] = set()
         self._read_visitors: set[Ref] = set()
+        # covers_all said no: asked once a file (each read is of as many references, and the
+        # customers' count hardly moves within a file), not before every read.
+        self._narrow = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
@@ -174,9 +177,10 @@ class WatchedStore:
         """The references noted so far as the customers they reach now; none once they are
         so many that every customer is evaluated."""
         touched = self.touched
-        if not touched.everyone:
+        if not touched.everyone and not self._narrow:
             try:
                 touched.everyone = self.upkeep.covers_all(len(touched.keys) + len(touched.visitors))
+                self._narrow = not touched.everyone
             except Exception as exc:  # a read for the upkeep never fails the file
                 log.warning("how many customers %d references reach: %s", len(touched), exc)
         if touched.everyone:  # only the customers rows named (maybe gone) matter now

@@ -351,12 +351,11 @@ class ByFile:
             with contextlib.closing(found):
                 yield from found
             return
+        if everyone:
+            yield from _every_evaluation(self.profiles, self.store, self.audiences, now)
+            return
         inputs = _ordered_inputs(self.store, self.audiences)
         assert inputs is not None
-        if everyone:
-            for customer_id, activities, attributes in inputs(None):
-                yield customer_id, self.audiences.evaluate(activities, attributes, now)
-            return
         wanted = set(ids)
         with contextlib.closing(iter(inputs(ids[0]))) as read:
             for customer_id, activities, attributes in read:
