@@ -242,7 +242,9 @@ class AudienceStore(Protocol):
         ...
 
     def attributes_of(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
-        """Each customer's Attributes (as its record has them); None for one that is gone."""
+        """Each customer's Attributes (as its record has them); None for one that is gone.
+        A store may also offer `inputs_of(ids)`: both of these at once, from one read of what
+        they share (Azure Tables' members and customer rows); evaluations use it then."""
         ...
 
     def stored_audiences(self, customer_ids: Sequence[str]) -> dict[str, StoredAudience]: ...

@@ -183,13 +183,14 @@ def test_an_evaluation_overtaken_by_a_later_one_on_azure_is_evaluated_again(requ
         reads: list[int] = []
 
         class OvertakenOnce(type(audiences_store)):  # type: ignore[misc]
-            def attributes_of(self, customer_ids):  # type: ignore[no-untyped-def]
+            def inputs_of(self, customer_ids):  # type: ignore[no-untyped-def]
+                found = super().inputs_of(customer_ids)
                 reads.append(len(customer_ids))
                 if len(reads) == 1:  # after its first reading of the activities: the other worker
                     _write(root, "EmailPromotion/b.csv", [event("e2", "2021-09-30T13:00:00Z", "v1", "R-1")], 2)
                     assert ingest_file(ports, CONFIG, "EmailPromotion/b.csv", IngestOptions()).status == DONE
                     assert audiences_store.stored_audiences([r1])[r1].measures["Clicks"] == 2
-                return super().attributes_of(customer_ids)
+                return found
 
         evaluate_customers(store, OvertakenOnce(store), AUDIENCES, [r1], NOW)
         assert reads == [1, 1]  # read again, once

@@ -297,3 +297,33 @@ def test_a_stray_newer_index_row_does_not_hide_the_activity_from_the_timeline(ta
         assert [(a.activity_id, a.activity_time) for a in items][:1] == [(truth.activity_id, truth.activity_time)]
     items = store.timeline(who, TimelineQuery(limit=10)).items
     assert [a.activity_time for a in items] == [truth.activity_time, "2021-09-28T09:00:00.000Z"]
+
+
+def test_an_evaluations_inputs_read_at_once_are_those_read_apart(tables):  # type: ignore[no-untyped-def]
+    """inputs_of (what an evaluation reads) gives each customer's activities and attributes as
+    activities_by_customer and attributes_of do, from one read of the customers' members."""
+    from shared.adapters.azure.audiences import TableAudiences
+
+    store, _ = tables()
+    both = customer("R-1", unified="u1", City="Leeds")
+    other = customer("X-9", unified="u1", entity="Shoppers", City="York", Email="a@b.c")
+    store.write([activity("k1"), activity("k2", show=False), activity("k3", fk="R-2")],
+                [both, other, customer("R-2")], [])  # fmt: skip
+    audiences = TableAudiences(store)
+    ids = ["u1", customer("R-2").customer_id, "c-gone"]
+    members_reads = Counter[int]()
+    read_members = store._members_of_many
+
+    def counted(customer_ids):  # type: ignore[no-untyped-def]
+        members_reads[len(customer_ids)] += 1
+        return read_members(customer_ids)
+
+    store._members_of_many = counted  # type: ignore[method-assign]
+    activities, attributes = audiences.inputs_of(ids)
+    assert members_reads == Counter({3: 1})
+    assert activities == audiences.activities_by_customer(ids)
+    assert attributes == audiences.attributes_of(ids)
+    # The attributes as a customer's record merges them: the first entity's value wins.
+    assert attributes == {"u1": {"City": "Leeds", "Email": "a@b.c"}, ids[1]: {}, "c-gone": None}
+    assert sorted(a["SourceActivityId"] for a in activities["u1"]) == ["k1", "k2"]
+    assert [a["SourceActivityId"] for a in activities[ids[1]]] == ["k3"] and activities["c-gone"] == []

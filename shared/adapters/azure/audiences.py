@@ -67,8 +67,8 @@ class TableAudiences:
     @contextlib.contextmanager
     def evaluating(self) -> Iterator[object]:
         """Nothing can be held (Table Storage has no transaction across partitions), so the
-        block fences instead: activities_by_customer reads each customer's state before its
-        activities, and a save finding a state other than that one (another evaluation saved
+        block fences instead: activities_by_customer (and inputs_of) reads each customer's
+        state before its activities, and a save finding a state other than that one (another evaluation saved
         meanwhile, maybe having seen a write this one did not) refuses that customer: Overtaken.
         The last save of a customer is then one whose reads began after every earlier save."""
         outer = getattr(self._fence, "states", None)
@@ -90,12 +90,25 @@ class TableAudiences:
         return page
 
     def activities_by_customer(self, customer_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        fence = getattr(self._fence, "states", None)
-        if fence is not None:  # inside evaluating(): each state as it was before these reads
-            unread = [c for c in customer_ids if c not in fence]
-            fence.update(zip(unread, self._states(unread), strict=True))
+        self._fence_states(customer_ids)
         found = self.store.activities_of_customers(customer_ids)
         return {c: [a.to_record() for a in found[c]] for c in customer_ids}
+
+    def inputs_of(
+        self, customer_ids: Sequence[str]
+    ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, dict[str, Any] | None]]:
+        """activities_by_customer and attributes_of at once: the customers' members and rows
+        are read once for both (two round trips a customer fewer than apart)."""
+        self._fence_states(customer_ids)
+        found, attributes = self.store.inputs_of_customers(customer_ids)
+        return {c: [a.to_record() for a in found[c]] for c in customer_ids}, attributes
+
+    def _fence_states(self, customer_ids: Sequence[str]) -> None:
+        """Inside evaluating(): each state as it was before the reads that follow."""
+        fence = getattr(self._fence, "states", None)
+        if fence is not None:
+            unread = [c for c in customer_ids if c not in fence]
+            fence.update(zip(unread, self._states(unread), strict=True))
 
     def attributes_of(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
         return self.store.customer_attributes(customer_ids)

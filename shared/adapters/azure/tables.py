@@ -335,19 +335,15 @@ class TableStore:
 
     def customer_attributes(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
         """As get_customer's Attributes, of many customers at once (their visitors not read)."""
-        ids = list(customer_ids)
-        keys = sorted({(m["Entity"], m["Key"]) for found in self._members_of_many(ids) for m in found})
-        rows = [r for r in self._customer_rows(keys) if r is not None]
-        found: dict[str, dict[str, Any] | None] = dict.fromkeys(ids)
-        for row in sorted(rows, key=lambda r: (r["Entity"], r["Key"])):
-            if row["CustomerId"] not in found:
-                continue
-            attributes = found[row["CustomerId"]] or {}
-            for name, value in orjson.loads(row["Attributes"]).items():
-                if attributes.get(name) in (None, ""):
-                    attributes[name] = value
-            found[row["CustomerId"]] = attributes
-        return found
+        ids = list(dict.fromkeys(customer_ids))
+        return _attributes_of(ids, self._rows_of_many(ids))
+
+    def _rows_of_many(self, customer_ids: Sequence[str]) -> list[Entity]:
+        """The customer rows of these customer ids, checked against the truth: their members'
+        keys, then those rows, each step for all of them at once."""
+        wanted = set(customer_ids)
+        keys = sorted({(m["Entity"], m["Key"]) for found in self._members_of_many(customer_ids) for m in found})
+        return [r for r in self._customer_rows(keys) if r is not None and r["CustomerId"] in wanted]
 
     def _resolver(self, customers: Iterable[Entity] = ()) -> Resolver:
         resolver = Resolver(self.io, self.rules, self._customer_row, self._customer_rows)
@@ -386,10 +382,19 @@ class TableStore:
         """Every activity that reaches each customer, ShowInTimeline or not, by key or through
         a visitor (the index rows of its keys and visitors, each checked against the activity);
         each step for all of them at once: as many round trips as for one customer."""
+        return self.inputs_of_customers(customer_ids)[0]
+
+    def inputs_of_customers(
+        self, customer_ids: Sequence[str]
+    ) -> tuple[dict[str, list[Activity]], dict[str, dict[str, Any] | None]]:
+        """activities_of_customers and customer_attributes of the same customers, from one
+        read of their members and customer rows (an evaluation needs both)."""
         ids = list(dict.fromkeys(customer_ids))
-        wanted = set(ids)
-        keys = {(m["Entity"], m["Key"]) for found in self._members_of_many(ids) for m in found}
-        rows = [r for r in self._customer_rows(sorted(keys)) if r is not None and r["CustomerId"] in wanted]
+        rows = self._rows_of_many(ids)
+        return self._activities_reaching(ids, rows), _attributes_of(ids, rows)
+
+    def _activities_reaching(self, ids: Sequence[str], rows: Sequence[Entity]) -> dict[str, list[Activity]]:
+        """activities_of_customers, given the customers' rows (_rows_of_many)."""
         resolver = self._resolver(rows)
         streams = [_Stream(*keyed_range(r["Entity"], r["Key"]), r["Entity"], r["Key"]) for r in rows]
         for entity, link in resolver.visitors_of_keys((r["Entity"], r["Key"]) for r in rows):
@@ -735,3 +740,18 @@ def _matches(row: Entity, text: str, needle: str) -> bool:
         return True
     values = orjson.loads(row["Attributes"]).values()
     return any(needle in str(value).casefold() for value in values if value)
+
+
+def _attributes_of(customer_ids: Sequence[str], rows: Sequence[Entity]) -> dict[str, dict[str, Any] | None]:
+    """Each customer's Attributes from its customer rows, as get_customer merges them (the
+    first non-empty value of each, in (entity, key) order); None for one without rows."""
+    found: dict[str, dict[str, Any] | None] = dict.fromkeys(customer_ids)
+    for row in sorted(rows, key=lambda r: (r["Entity"], r["Key"])):
+        if row["CustomerId"] not in found:
+            continue
+        attributes = found[row["CustomerId"]] or {}
+        for name, value in orjson.loads(row["Attributes"]).items():
+            if attributes.get(name) in (None, ""):
+                attributes[name] = value
+        found[row["CustomerId"]] = attributes
+    return found

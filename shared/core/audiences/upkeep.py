@@ -78,8 +78,11 @@ def _evaluations(
 ) -> Iterable[tuple[str, Evaluation | None]]:
     """Each customer's evaluation, their activities and attributes read in one go; None for
     one that is gone."""
-    activities = store.activities_by_customer(ids)
-    attributes = store.attributes_of(ids)
+    both = getattr(store, "inputs_of", None)  # a store that reads both in one go (Azure Tables)
+    if both is not None:
+        activities, attributes = both(ids)
+    else:
+        activities, attributes = store.activities_by_customer(ids), store.attributes_of(ids)
     for customer_id in ids:
         found = attributes[customer_id]
         if found is None:
