@@ -198,3 +198,41 @@ def test_an_evaluation_overtaken_by_a_later_one_on_azure_is_evaluated_again(requ
         assert audiences_store.segment_members("Clickers", None, 10) == [r1]
     finally:
         store.close()
+
+
+@pytest.mark.azurite
+def test_a_files_customers_on_azure_are_evaluated_in_the_stores_chunks(request, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The per-file upkeep evaluates and saves as many customers together as the store says
+    (TableAudiences.evaluation_chunk, made 2 here): every one of them current, none saved
+    twice, the last chunk a short one."""
+    from tests.contract.conftest import _azure_tables
+
+    store, ledger = _azure_tables(request)
+    root = tmp_path / "export"
+    keys = ["R-1", "R-2", "R-3", "R-4", "R-5"]
+    try:
+        saved: list[list[str]] = []
+
+        class Chunked(type(bootstrap.open_audiences(store))):  # type: ignore[misc]
+            evaluation_chunk = 2
+
+            def save_audiences(self, results, fingerprint, at):  # type: ignore[no-untyped-def]
+                saved.append([r.customer_id for r in results])
+                return super().save_audiences(results, fingerprint, at)
+
+        audiences_store = Chunked(store)
+        ports = Ports(LocalFileSource(root), store, ledger, upkeep=ByFile(store, audiences_store, AUDIENCES, lambda: NOW))
+        _write(root, "RetailCustomers/c.csv", keys, 0)  # type: ignore[arg-type]
+        assert ingest_file(ports, CONFIG, "RetailCustomers/c.csv", IngestOptions()).status == DONE
+        saved.clear()
+        clicks = [event(f"e{i}", f"2021-09-30T1{i}:00:00Z", "v1", k) for i, k in enumerate(keys)]
+        _write(root, "EmailPromotion/a.csv", clicks, 1)
+        assert ingest_file(ports, CONFIG, "EmailPromotion/a.csv", IngestOptions()).status == DONE
+        assert [len(ids) for ids in saved] == [2, 2, 1]
+        assert sorted(c for ids in saved for c in ids) == sorted(audiences_store.customer_ids(None, 10))
+        stored = audiences_store.stored_audiences(audiences_store.customer_ids(None, 10))
+        fresh = _fresh(store, audiences_store)
+        assert {c: (s.measures, s.segments) for c, s in stored.items()} == fresh
+        assert all(m["Clicks"] == 1 for m, _ in fresh.values())
+    finally:
+        store.close()

@@ -57,6 +57,11 @@ def _state_where(customer_id: str) -> tuple[str, str]:
 
 
 class TableAudiences:
+    # Customers evaluated together (upkeep.chunk_of): each read and write is grouped by partition
+    # (32 buckets, <= 14 keys a query, <= 100 operations a transaction), so 1,000 at once make
+    # about a third fewer requests than 200; a 1k-row file's upkeep is one chunk.
+    evaluation_chunk = 1_000
+
     def __init__(self, store: TableStore) -> None:
         self.store = store
         self.io = store.io

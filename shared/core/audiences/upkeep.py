@@ -22,7 +22,7 @@ from shared.core.ports import AudienceStore, ChangeQueue, ProfileStore
 
 log = logging.getLogger(__name__)
 
-CHUNK = 200
+CHUNK = 200  # customers evaluated and saved together, unless the store says (chunk_of)
 _OVERTAKEN_ROUNDS = 20  # evaluations of customers others keep saving at the same moment
 # A file that touched this share of the customers (1/4) or more, on a store with one ordered
 # read of every customer's inputs, is evaluated by one ordered pass, not a query per customer.
@@ -36,6 +36,13 @@ EVALUATED = "evaluated"  # the mark naming the definitions every customer was la
 # The mark of a worker that died or was stopped inside a file: every customer evaluated before
 # that instant is evaluated again (see ByFile.suspect).
 SUSPECT = "suspect"
+
+
+def chunk_of(store: AudienceStore) -> int:
+    """How many customers to evaluate and save together: CHUNK, or the store's own
+    `evaluation_chunk` (Azure Tables groups each read and write by partition, so larger chunks
+    are fewer requests)."""
+    return getattr(store, "evaluation_chunk", CHUNK)
 
 
 def evaluate_as_of(
@@ -128,7 +135,7 @@ def _evaluate_stale(
         # rather than a query per customer; what a deadline leaves is stale next time.
         done = _save_every(profiles, store, audiences, now, first[0], deadline)
     done += _drain(
-        lambda: store.stale_customers(audiences.fingerprint, CHUNK, before),
+        lambda: store.stale_customers(audiences.fingerprint, chunk_of(store), before),
         lambda ids: evaluate_customers(profiles, store, audiences, ids, now), deadline,
     )  # fmt: skip
     if not store.stale_customers(audiences.fingerprint, 1, before):
@@ -165,7 +172,7 @@ def _save_every(
     done, results, stamp = 0, [], format_instant(now)
     for customer_id, found in _every_evaluation(profiles, store, audiences, now, start):
         results.append(_result(customer_id, found))
-        if len(results) == CHUNK:
+        if len(results) == chunk_of(store):
             store.save_audiences(results, audiences.fingerprint, stamp)
             done, results = done + len(results), []
             if deadline is not None and time.monotonic() >= deadline:
@@ -198,7 +205,7 @@ def _every_evaluation(
             yield customer_id, audiences.evaluate(activities, attributes, at)
         return
     after = None
-    while ids := store.customer_ids(after, CHUNK):
+    while ids := store.customer_ids(after, chunk_of(store)):
         yield from _evaluations(profiles, store, audiences, [c for c in ids if start is None or c >= start], at)
         after = ids[-1]
 
@@ -213,7 +220,7 @@ def evaluate_due(
         return 0
     stamp = format_instant(now)
     return _drain(
-        lambda: store.due_customers(stamp, CHUNK),
+        lambda: store.due_customers(stamp, chunk_of(store)),
         lambda ids: evaluate_customers(profiles, store, audiences, ids, now), deadline,
     )  # fmt: skip
 
@@ -293,9 +300,10 @@ class ByFile:
             if self._many(len(ids), ORDERED_MIN):
                 self._evaluate_in_one_pass(ids, now)
                 return
+            chunk = chunk_of(self.store)
             while done < len(ids):
-                evaluate_customers(self.profiles, self.store, self.audiences, ids[done : done + CHUNK], now)
-                done += CHUNK
+                evaluate_customers(self.profiles, self.store, self.audiences, ids[done : done + chunk], now)
+                done += chunk
         except Exception as exc:
             # The file is done whatever happens here: its rows are in. What was not evaluated
             # is marked due now, for the timer's next run (evaluate_due), and after a pass of
