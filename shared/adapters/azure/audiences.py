@@ -73,8 +73,9 @@ class TableAudiences:
     def evaluating(self) -> Iterator[object]:
         """Nothing can be held (Table Storage has no transaction across partitions), so the
         block fences instead: activities_by_customer (and inputs_of) reads each customer's
-        state before its activities, and a save finding a state other than that one (another evaluation saved
-        meanwhile, maybe having seen a write this one did not) refuses that customer: Overtaken.
+        state before its activities, and a save finding a state other than that one (another
+        evaluation saved meanwhile, maybe having seen a write this one did not) refuses that
+        customer: Overtaken.
         The last save of a customer is then one whose reads began after every earlier save."""
         outer = getattr(self._fence, "states", None)
         self._fence.states = {} if outer is None else outer

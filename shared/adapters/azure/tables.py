@@ -382,7 +382,8 @@ class TableStore:
         """Every activity that reaches each customer, ShowInTimeline or not, by key or through
         a visitor (the index rows of its keys and visitors, each checked against the activity);
         each step for all of them at once: as many round trips as for one customer."""
-        return self.inputs_of_customers(customer_ids)[0]
+        ids = list(dict.fromkeys(customer_ids))
+        return self._activities_reaching(ids, self._rows_of_many(ids))
 
     def inputs_of_customers(
         self, customer_ids: Sequence[str]

@@ -169,10 +169,10 @@ def _save_every(
 ) -> int:  # fmt: skip
     """Evaluate and store every customer from `start` on, in id order, a chunk at a time, until
     the deadline; returns how many were."""
-    done, results, stamp = 0, [], format_instant(now)
+    done, results, stamp, chunk = 0, [], format_instant(now), chunk_of(store)
     for customer_id, found in _every_evaluation(profiles, store, audiences, now, start):
         results.append(_result(customer_id, found))
-        if len(results) == chunk_of(store):
+        if len(results) == chunk:
             store.save_audiences(results, audiences.fingerprint, stamp)
             done, results = done + len(results), []
             if deadline is not None and time.monotonic() >= deadline:
