@@ -22,6 +22,7 @@ from shared.adapters.memory import MemoryLedger, MemoryStore
 from shared.adapters.sqlite.ledger import SqliteLedger
 from shared.adapters.sqlite.store import SqliteDatabase, SqliteStore
 from shared.core.audiences import side_by_side, upkeep
+from shared.core.audiences.measures import Columns
 from shared.core.audiences.touched import WatchedStore
 from shared.core.audiences.upkeep import ByFile
 from shared.core.config import parse_config
@@ -113,6 +114,16 @@ def _by_id(record: dict) -> str:  # type: ignore[type-arg]
     return str(record["ActivityId"])
 
 
+def _records(found: Columns) -> list[dict]:  # type: ignore[type-arg]
+    """A full pass's activities of a customer as records by id, once seen in the evaluator's
+    order: (ActivityTime, ActivityId)."""
+    records = found.records()
+    assert [(a["ActivityTime"], a["ActivityId"]) for a in records] == sorted(
+        (a["ActivityTime"], a["ActivityId"]) for a in records
+    )
+    return sorted(records, key=_by_id)
+
+
 def _fresh(profiles, audiences_store):  # type: ignore[no-untyped-def]
     """Every customer's evaluation at NOW, from the store as it is."""
     ids = audiences_store.customer_ids(None, 10_000)
@@ -178,18 +189,18 @@ def test_stored_audiences_equal_a_fresh_evaluation_after_any_files(kind: str, hi
             by_chunk = audiences_store.activities_by_customer(ids)
             attributes = audiences_store.attributes_of(ids)
             want = [(c, sorted(by_chunk[c], key=_by_id), attributes[c]) for c in ids]
-            got = [(c, sorted(found, key=_by_id), attrs) for c, found, attrs in audiences_store.evaluation_inputs()]
+            got = [(c, _records(found), attrs) for c, found, attrs in audiences_store.evaluation_inputs()]
             assert got == want
             start = ids[len(ids) // 2] if ids else None  # and from a customer on (a pass resumed)
-            got = [(c, sorted(found, key=_by_id), attrs) for c, found, attrs in audiences_store.evaluation_inputs(start)]
+            got = [(c, _records(found), attrs) for c, found, attrs in audiences_store.evaluation_inputs(start)]
             assert got == want[len(ids) // 2 :]
             fields = AUDIENCES.fields  # and read as only the fields the measures read
             only = [(c, [{f: a[f] for f in fields} for a in found], attrs) for c, found, attrs in want]
-            got = [(c, sorted(found, key=_by_id), attrs) for c, found, attrs in audiences_store.evaluation_inputs(None, fields)]
+            got = [(c, _records(found), attrs) for c, found, attrs in audiences_store.evaluation_inputs(None, fields)]
             assert got == only
             # and a run of customers, read on connections of its own (a forked child's)
             low, high = (ids[len(ids) // 3], ids[2 * len(ids) // 3]) if ids else (None, None)
-            got = [(c, sorted(found, key=_by_id), attrs)
+            got = [(c, _records(found), attrs)
                    for c, found, attrs in audiences_store.evaluation_inputs(low, fields, high, apart=True)]  # fmt: skip
             assert got == [x for x in only if low is None or low <= x[0] < high]
         for segment in AUDIENCES.segment_configs:

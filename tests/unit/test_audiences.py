@@ -91,6 +91,17 @@ def test_each_where_test_is_case_sensitive(test: dict[str, Any], expected: int) 
     assert evaluate(m, acts).measures["N"] == expected
 
 
+@pytest.mark.parametrize("test", [{"startsWith": "1"}, {"contains": "2"}])
+def test_a_text_test_of_a_value_not_text_is_false_not_an_error(test: dict[str, Any]) -> None:
+    # A store's records may hold a number or a null where text is tested: neither counts,
+    # whether the other values are text (each tested alone) or not.
+    m = [{"name": "N", "aggregate": "count", "where": {"Title": test}}]
+    acts = [act(DAY, "1", title="123"), act(DAY, "2", title=123), act(DAY, "3"), act(DAY, "4", title="132")]
+    assert evaluate(m, acts).measures["N"] == 2
+    assert evaluate(m, acts[1:3]).measures["N"] == 0
+    assert evaluate(m, acts[::3]).measures["N"] == 2
+
+
 def test_most_frequent_ties_go_to_the_smallest_value_and_nothing_is_null() -> None:
     m = [{"name": "Top", "aggregate": "mostFrequent", "of": "ExternalUrl"}]
     acts = [act(DAY, "1", url="b"), act(DAY, "2", url="a"), act(DAY, "3", url="b"), act(DAY, "4", url="a"),

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from shared.core.audiences.definitions import format_instant, parse_duration
 from shared.core.audiences.evaluator import Audiences
+from shared.core.audiences.measures import Columns
 from shared.core.config import parse_config
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -30,7 +31,10 @@ measure = st.fixed_dictionaries(
     {"aggregate": st.sampled_from(["count", "countDistinct", "mostFrequent", "first", "last"])},
     optional={"activities": st.sampled_from([["Clicks"], ["Views"], ["Clicks", "Views"]]),
               "window": st.sampled_from(["PT1H", "PT3H", "P1D"]),
-              "where": st.sampled_from([{"ExternalUrl": {"startsWith": "https://x/p/"}}, {"ActivityName": {"equals": "buy"}}])},
+              "where": st.sampled_from([
+                  {"ExternalUrl": {"startsWith": "https://x/p/"}}, {"ActivityName": {"equals": "buy"}},
+                  {"ExternalUrl": {"contains": "/p/"}}, {"ActivityName": {"in": ["buy", "sell"]}},
+                  {"ExternalUrl": {"contains": "home"}, "ActivityName": {"equals": "view"}}])},
 )  # fmt: skip
 
 
@@ -74,9 +78,13 @@ def _plain(m: dict[str, Any], activities: list[dict[str, Any]], at: datetime) ->
     return max((a for a in chosen if a["ActivityTime"] == earliest), key=lambda a: a["ActivityId"])[field]
 
 
-def _where(value: Any, test: dict[str, str]) -> bool:
+def _where(value: Any, test: dict[str, Any]) -> bool:
     if "equals" in test:
         return value == test["equals"]
+    if "in" in test:
+        return value in test["in"]
+    if "contains" in test:
+        return isinstance(value, str) and test["contains"] in value
     return isinstance(value, str) and value.startswith(test["startsWith"])
 
 
@@ -91,6 +99,9 @@ def test_every_measure_is_what_the_spec_says(activities, measures, minute) -> No
     # The fields the measures read are enough: a store's full pass reads only those.
     only = [{f: a[f] for f in audiences.fields} for a in activities]
     assert audiences.evaluate(only, {}, at) == found
+    # And read as a store's full pass reads them: rows of those fields, in any order.
+    rows = [(*(a[f] for f in audiences.fields), "the customer") for a in reversed(activities)]
+    assert audiences.evaluate(Columns.of_rows(audiences.fields, rows), {}, at) == found
     # Nothing changes before the next change the evaluation names (the timer reads the
     # customer again then, and only then); with none named, nothing changes at all.
     later = [at + timedelta(minutes=m) for m in (1, 30, 61, 180, 1500)]

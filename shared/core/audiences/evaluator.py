@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from shared.core.audiences.definitions import TIME_FIELD, MeasureConfig, format_instant
-from shared.core.audiences.measures import Measure, measure_values
+from shared.core.audiences.measures import Columns, Measure, measure_values
 from shared.core.audiences.rules import SegmentConfig, segment_order
 from shared.core.audiences.segments import RuleContext
 
@@ -46,8 +46,12 @@ class Audiences:
         return next((s for s in self.segment_configs if s.name == name), None)
 
     def evaluate(
-        self, activities: Sequence[Mapping[str, Any]], attributes: Mapping[str, Any], at: datetime
+        self, activities: Sequence[Mapping[str, Any]] | Columns, attributes: Mapping[str, Any], at: datetime
     ) -> Evaluation:
+        """The customer at `at`, from its activities as records in any order, or as columns
+        (a store's full pass reads them so: measures.Columns)."""
+        if not isinstance(activities, Columns):
+            activities = Columns.of_records(activities, self.fields)
         values, next_change = measure_values(self._measures, activities, at)
         context = RuleContext(values, attributes, at)
         for segment in self._ordered:
