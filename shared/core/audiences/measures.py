@@ -33,7 +33,8 @@ Mask = Iterable[bool]
 
 class Columns:
     """A customer's activities, one sequence per field, all in (ActivityTime, ActivityId)
-    order, a missing or null id as "". A field not read holds None throughout."""
+    order (a missing or null id ordered as "", kept as None). A field not read holds None
+    throughout."""
 
     __slots__ = ("_columns", "size")
 
