@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import sqlite3
 from collections.abc import Iterator, Sequence
 from operator import itemgetter
 from typing import Any
@@ -22,6 +23,7 @@ from shared.adapters.sqlite.store import (
 )
 from shared.core.audiences.measures import Columns
 from shared.core.audiences.records import (
+    ENTERED,
     AudienceResult,
     MembershipChange,
     StoredAudience,
@@ -169,36 +171,51 @@ class SqliteAudiences:
     def save_audiences(
         self, results: Sequence[AudienceResult], fingerprint: str, at: str
     ) -> list[MembershipChange]:
-        diffs = []
+        diffs: list[tuple[str, str, str, str]] = []
+        states, gone = [], []
         with self.db.transaction() as conn:
-            # Read inside the write transaction: a concurrent evaluator cannot interleave.
-            before = self.stored_audiences([r.customer_id for r in results])
+            # Read inside the write transaction: a concurrent evaluator cannot interleave. Only
+            # the segments: the diff needs nothing else of what was stored.
+            before = self._stored_segments(conn, [r.customer_id for r in results])
             for result in results:
-                old = before.get(result.customer_id)
-                diff = membership_diff(result.customer_id, old.segments if old else (), result.segments, at)
-                diffs += diff
-                for segment, customer_id, change, when in diff:
-                    if change == "entered":
-                        conn.execute("INSERT OR REPLACE INTO segment_members VALUES (?, ?, ?)",
-                                     (segment, customer_id, when))  # fmt: skip
-                    else:
-                        conn.execute("DELETE FROM segment_members WHERE segment = ? AND customer_id = ?",
-                                     (segment, customer_id))  # fmt: skip
+                diffs += membership_diff(result.customer_id, before.get(result.customer_id, ()), result.segments, at)
                 if result.measures is None:
-                    conn.execute("DELETE FROM audience_state WHERE customer_id = ?", (result.customer_id,))
-                    continue
-                conn.execute(
-                    "INSERT OR REPLACE INTO audience_state VALUES (?, ?, ?, ?, ?, ?)",
-                    (result.customer_id, orjson.dumps(result.measures).decode(),
-                     orjson.dumps(list(result.segments)).decode(), result.next_change, fingerprint, at),
-                )  # fmt: skip
-            first = None
-            for diff in diffs:
-                cursor = conn.execute(
-                    "INSERT INTO membership_changes (segment, customer_id, change, at) VALUES (?, ?, ?, ?)", diff
-                )
-                first = cursor.lastrowid if first is None else first
-        return [MembershipChange(first + i, *d) for i, d in enumerate(diffs)] if first else []
+                    gone.append((result.customer_id,))
+                else:
+                    states.append((result.customer_id, orjson.dumps(result.measures).decode(),
+                                   orjson.dumps(list(result.segments)).decode(), result.next_change,
+                                   fingerprint, at))  # fmt: skip
+            # A statement a kind, not one a row (a customer's changes all follow from one stored
+            # state: none enters and leaves the same segment in one save).
+            conn.executemany("INSERT OR REPLACE INTO segment_members VALUES (?, ?, ?)",
+                             [(s, c, when) for s, c, change, when in diffs if change == ENTERED])  # fmt: skip
+            conn.executemany("DELETE FROM segment_members WHERE segment = ? AND customer_id = ?",
+                             [(s, c) for s, c, change, _ in diffs if change != ENTERED])  # fmt: skip
+            conn.executemany("DELETE FROM audience_state WHERE customer_id = ?", gone)
+            # Updated where it is (REPLACE would delete and insert each row and its index entries).
+            conn.executemany(
+                "INSERT INTO audience_state VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id) DO UPDATE SET "
+                "measures = excluded.measures, segments = excluded.segments, next_change = excluded.next_change, "
+                "fingerprint = excluded.fingerprint, evaluated_at = excluded.evaluated_at", states,
+            )  # fmt: skip
+            if not diffs:
+                return []
+            conn.executemany("INSERT INTO membership_changes (segment, customer_id, change, at) VALUES (?, ?, ?, ?)", diffs)
+            # Numbered one after another: inside this write transaction, no one else inserts.
+            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        first = last - len(diffs) + 1
+        return [MembershipChange(first + i, *d) for i, d in enumerate(diffs)]
+
+    def _stored_segments(self, conn: sqlite3.Connection, customer_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        found: dict[str, tuple[str, ...]] = {}
+        for i in range(0, len(customer_ids), 500):
+            chunk = list(customer_ids[i : i + 500])
+            rows = conn.execute(
+                f"SELECT customer_id, segments FROM audience_state WHERE customer_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )  # fmt: skip
+            found.update((c, tuple(orjson.loads(segments))) for c, segments in rows)
+        return found
 
     def due_customers(self, now: str, limit: int) -> list[str]:
         rows = self.db.query(
