@@ -46,6 +46,9 @@ def test_saving_records_each_entry_and_exit_in_order(store, audiences) -> None: 
     assert all(x.seq < y.seq for x, y in itertools.pairwise(history))
     assert audiences.membership_changes("S", history[1].seq, 10) == history[2:]
     assert audiences.membership_changes("S", 0, 1) == history[:1]
+    # What a save returns is what it recorded, numbers included.
+    recorded = history + audiences.membership_changes("T", 0, 10)
+    assert sorted(first + second) == sorted(recorded)
 
 
 def test_saving_the_same_evaluation_again_records_nothing(audiences) -> None:  # type: ignore[no-untyped-def]
