@@ -141,11 +141,11 @@ def test_an_evaluation_read_before_anothers_write_is_not_stored_after_it(tmp_pat
         read, written = threading.Event(), threading.Event()
 
         class ReadsThenWaits(type(first_audiences)):  # type: ignore[misc]
-            def attributes_of(self, customer_ids):  # type: ignore[no-untyped-def]
-                found = super().attributes_of(customer_ids)
+            def evaluation_inputs_of(self, customer_ids, fields=None, apart=False):  # type: ignore[no-untyped-def]
+                found = list(super().evaluation_inputs_of(customer_ids, fields, apart))
                 read.set()
                 written.wait(timeout=2)  # the other worker's write, if it can land now
-                return found
+                return iter(found)
 
         reader = threading.Thread(target=evaluate_customers,
                                   args=(first, ReadsThenWaits(first_db), AUDIENCES, [r1], NOW))  # fmt: skip

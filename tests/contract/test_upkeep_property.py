@@ -203,6 +203,19 @@ def test_stored_audiences_equal_a_fresh_evaluation_after_any_files(kind: str, hi
             got = [(c, _records(found), attrs)
                    for c, found, attrs in audiences_store.evaluation_inputs(low, fields, high, apart=True)]  # fmt: skip
             assert got == [x for x in only if low is None or low <= x[0] < high]
+        if hasattr(audiences_store, "evaluation_inputs_of"):  # and the read of chosen customers
+            ids = list(fresh)
+            by_chunk = audiences_store.activities_by_customer(ids)
+            attributes = audiences_store.attributes_of(ids)
+            want = [(c, sorted(by_chunk[c], key=_by_id), attributes[c]) for c in ids]
+            chosen = [*ids[::2], "c-gone"]  # every other one, in no order, and one that is gone
+            got = [(c, _records(found), attrs) for c, found, attrs in audiences_store.evaluation_inputs_of(chosen[::-1])]
+            assert got == want[::2]
+            fields = AUDIENCES.fields
+            only = [(c, [{f: a[f] for f in fields} for a in found], attrs) for c, found, attrs in want]
+            got = [(c, _records(found), attrs)
+                   for c, found, attrs in audiences_store.evaluation_inputs_of(chosen, fields, apart=True)]  # fmt: skip
+            assert got == only[::2]
         for segment in AUDIENCES.segment_configs:
             members = [c for c, (_, segments) in fresh.items() if segment.name in segments]
             assert audiences_store.segment_members(segment.name, None, 10_000) == sorted(members)

@@ -103,7 +103,7 @@ def test_once_everyone_is_evaluated_a_file_notes_only_the_customers_its_rows_nam
             self.reads: list[Touched] = []
             self.evaluated: list[Touched] = []
 
-        def covers_all(self, references: int) -> bool:
+        def covers_all(self, references: int, partial: bool = False) -> bool:
             return references >= 2
 
         def reached(self, touched: Touched) -> set[str]:
@@ -137,7 +137,7 @@ def test_a_file_told_its_references_are_few_is_not_asked_again() -> None:
         def __init__(self) -> None:
             self.asked, self.reads = 0, 0
 
-        def covers_all(self, references: int) -> bool:
+        def covers_all(self, references: int, partial: bool = False) -> bool:
             self.asked += 1
             return False
 

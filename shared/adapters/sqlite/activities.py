@@ -21,6 +21,21 @@ from shared.core.model import Activity, CustomerRow
 
 # The visitor id of an activity row `a` as read: '' stands for "the same as the foreign key".
 VISITOR = "CASE a.visitor_id WHEN '' THEN a.activity_foreign_key ELSE a.visitor_id END"
+# How the unified_activities view resolves an activity: by key, else by its visitor's winner.
+UNIFIED = """
+SELECT a.activity_id, coalesce(c.customer_id, cv.customer_id) AS customer_id, s.activity_type,
+    s.activity_type_display, a.activity_name, a.activity_time, a.title, a.external_url,
+    s.source_entity, a.source_activity_id, a.activity_foreign_key, s.show_in_timeline,
+    s.source_file, s.source_etag, a.source_row, s.customer_entity,
+    {VISITOR} AS visitor_id,
+    CASE WHEN c.customer_id IS NOT NULL THEN 'key' WHEN cv.customer_id IS NOT NULL THEN 'visitor'
+    END AS identity_path
+FROM activities a JOIN activity_sources s ON s.source_id = a.source_id
+LEFT JOIN customer_rows c ON c.entity = s.customer_entity AND c.key = a.activity_foreign_key
+LEFT JOIN visitor_winners w ON c.customer_id IS NULL AND w.entity = s.customer_entity
+    AND w.visitor = {VISITOR}
+LEFT JOIN customer_rows cv ON cv.entity = w.entity AND cv.key = w.key
+""".replace("{VISITOR}", VISITOR)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS activity_sources (
     source_id INTEGER PRIMARY KEY, source_file TEXT NOT NULL, source_etag TEXT NOT NULL,
@@ -49,19 +64,8 @@ DROP INDEX IF EXISTS activities_by_source;
 DROP TRIGGER IF EXISTS activities_overlap;
 DROP VIEW IF EXISTS unified_activities;
 CREATE VIEW unified_activities AS
-SELECT a.activity_id, coalesce(c.customer_id, cv.customer_id) AS customer_id, s.activity_type,
-    s.activity_type_display, a.activity_name, a.activity_time, a.title, a.external_url,
-    s.source_entity, a.source_activity_id, a.activity_foreign_key, s.show_in_timeline,
-    s.source_file, s.source_etag, a.source_row, s.customer_entity,
-    {VISITOR} AS visitor_id,
-    CASE WHEN c.customer_id IS NOT NULL THEN 'key' WHEN cv.customer_id IS NOT NULL THEN 'visitor'
-    END AS identity_path
-FROM activities a JOIN activity_sources s ON s.source_id = a.source_id
-LEFT JOIN customer_rows c ON c.entity = s.customer_entity AND c.key = a.activity_foreign_key
-LEFT JOIN visitor_winners w ON c.customer_id IS NULL AND w.entity = s.customer_entity
-    AND w.visitor = {VISITOR}
-LEFT JOIN customer_rows cv ON cv.entity = w.entity AND cv.key = w.key;
-""".replace("{VISITOR}", VISITOR)
+{UNIFIED};
+""".replace("{UNIFIED}", UNIFIED.strip())
 # Every activity as the view resolves it, for a scan of them all (the export): the same joins,
 # but against the customer keys and the visitors' customers each materialized once, so that a
 # row's customer is one lookup in a transient index rather than an index and a table search.
@@ -84,6 +88,33 @@ LEFT JOIN visited v ON c.customer_id IS NULL AND v.entity = s.customer_entity
     AND v.visitor = {VISITOR}{WHERE})
 """
 ALL_RESOLVED = RESOLVED_TEMPLATE.replace("{VISITOR}", VISITOR).replace("{WHERE}", "")
+# The activities of many customers (their ids a JSON array, ?), found as store.REACHING finds
+# one customer's: by their keys, and by their visitors (anonymous visits by the visitor's id as
+# key, signed-in ones by the keys each visitor was linked to, keyless ones by the visitor
+# index); then `resolved` as the view resolves them, for a query to keep those whose customer
+# is one of `wanted`. Every step an index search from the customers: no scan of every activity,
+# and each activity row read in rowid order.
+MANY_RESOLVED = """
+WITH wanted(customer_id) AS MATERIALIZED (SELECT value FROM json_each(?)),
+keys AS MATERIALIZED (SELECT c.entity, c.key FROM wanted w CROSS JOIN customer_rows c
+                      ON c.customer_id = w.customer_id),
+visitors AS MATERIALIZED (SELECT w.entity, w.visitor FROM keys k CROSS JOIN visitor_winners w
+                          ON w.entity = k.entity AND w.key = k.key),
+linked AS MATERIALIZED (SELECT DISTINCT l.key, l.visitor FROM visitors v CROSS JOIN links l
+                        ON l.entity = v.entity AND l.visitor = v.visitor),
+reaching(r) AS (
+    SELECT rowid FROM activities
+    WHERE activity_foreign_key IN (SELECT key FROM keys UNION SELECT visitor FROM visitors)
+    UNION SELECT a.rowid FROM linked l JOIN activities a
+    ON a.activity_foreign_key = l.key AND a.visitor_id = l.visitor
+    UNION SELECT rowid FROM activities INDEXED BY activities_by_keyless_visitor
+    WHERE activity_foreign_key IS NULL AND visitor_id IS NOT NULL
+        AND visitor_id IN (SELECT visitor FROM visitors)
+),
+resolved AS ({UNIFIED})
+""".replace("{UNIFIED}", UNIFIED.replace(
+    "FROM activities a JOIN", "FROM reaching x CROSS JOIN activities a ON a.rowid = x.r JOIN", 1
+))  # fmt: skip
 # The same over the activities of a range of rowids (?, ?), both ends in: a part of an export.
 RESOLVED_BETWEEN = RESOLVED_TEMPLATE.replace("{VISITOR}", VISITOR).replace(
     "{WHERE}", "\nWHERE a.rowid BETWEEN ? AND ?"

@@ -6,13 +6,13 @@ from __future__ import annotations
 import contextlib
 import itertools
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any
 
 import orjson
 
-from shared.adapters.sqlite.activities import ALL_RESOLVED, CHUNK, VISITOR
+from shared.adapters.sqlite.activities import ALL_RESOLVED, CHUNK, MANY_RESOLVED, VISITOR
 from shared.adapters.sqlite.store import (
     ACTIVITY_COLUMNS,
     REACHING,
@@ -32,6 +32,8 @@ from shared.core.audiences.records import (
 from shared.core.audiences.touched import Ref, Touched
 from shared.core.model import ACTIVITY_FIELDS, Activity
 
+# Customers a query of evaluation_inputs_of: fewer queries, each holding their activities.
+MANY_CHUNK = 1_000
 _COLUMN_OF = {name: column for column, name in ACTIVITY_FIELDS.items()}  # record field -> view column
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audience_state (
@@ -130,25 +132,43 @@ class SqliteAudiences:
             f"WHERE {bounds} ORDER BY customer_id, entity, key", params))  # fmt: skip
         names = tuple(fields or ())
         columns = ", ".join(_COLUMN_OF[name] for name in names) if names else ACTIVITY_COLUMNS
-        width = len(names) if names else len(Activity._fields)
         # Customer last, so that zip(names, row) stops before it: no slice per row.
         rows = itertools.chain.from_iterable(stream(
             f"{ALL_RESOLVED} SELECT {columns}, customer_id FROM resolved "
             f"WHERE {bounds} ORDER BY customer_id", params))  # fmt: skip
-        groups = itertools.groupby(rows, key=itemgetter(width))
-        pending = next(groups, None)
-        for customer_id, found in itertools.groupby(customers, key=itemgetter(0)):
-            while pending is not None and pending[0] < customer_id:
-                pending = next(groups, None)
-            activities = Columns({})
-            if pending is not None and pending[0] == customer_id:
-                if names:
-                    activities = Columns.of_rows(names, list(pending[1]))
-                else:
-                    records = [_activity(row[:width]).to_record() for row in pending[1]]
-                    activities = Columns.of_records(records, records[0])
-                pending = next(groups, None)
-            yield customer_id, activities, _customer(customer_id, [r[1:] for r in found]).attributes
+        yield from _merged_inputs(customers, rows, names)
+
+    def evaluation_inputs_of(
+        self, customer_ids: Sequence[str], fields: Sequence[str] | None = None, apart: bool = False
+    ) -> Iterator[tuple[str, Columns, dict[str, Any]]]:
+        """As evaluation_inputs, but of these customers only (in id order; those without a
+        customer row are gone, and left out): their activities found through their keys and
+        visitors, as activities_by_customer finds one's, MANY_CHUNK customers a query, rather
+        than by a scan of every activity. The file's customers of a later file, most often a
+        share of them, cost their own activities, not the store's. `apart`: on connections of
+        its own (a forked child's)."""
+        names = tuple(fields or ())
+        columns = ", ".join(_COLUMN_OF[name] for name in names) if names else ACTIVITY_COLUMNS
+        ordered = sorted(set(customer_ids))
+        for i in range(0, len(ordered), MANY_CHUNK):
+            wanted = (orjson.dumps(ordered[i : i + MANY_CHUNK]).decode(),)
+            customers = self._rows(
+                "SELECT customer_id, entity, key, attributes, updated_at FROM customer_rows "
+                "WHERE customer_id IN (SELECT value FROM json_each(?)) ORDER BY customer_id, entity, key",
+                wanted, apart,
+            )  # fmt: skip
+            rows = self._rows(
+                f"{MANY_RESOLVED} SELECT {columns}, customer_id FROM resolved "
+                "WHERE customer_id IN (SELECT customer_id FROM wanted) ORDER BY customer_id", wanted, apart,
+            )  # fmt: skip
+            yield from _merged_inputs(customers, rows, names)
+
+    def _rows(self, sql: str, params: Sequence[object], apart: bool) -> Iterable[tuple]:
+        """One query's rows: from a connection of its own (apart), else from the shared one,
+        which sees what this process has not committed yet."""
+        if apart:
+            return itertools.chain.from_iterable(self.db.stream_apart(sql, params))
+        return self.db.query(sql, params)
 
     def attributes_of(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
         profiles = SqliteStore(self.db)
@@ -312,3 +332,26 @@ def _by_entity(refs: set[Ref]) -> dict[str, list[str]]:
     for entity, key in sorted(refs):
         found.setdefault(entity, []).append(key)
     return found
+
+
+def _merged_inputs(
+    customers: Iterable[tuple], rows: Iterable[tuple], names: tuple[str, ...]
+) -> Iterator[tuple[str, Columns, dict[str, Any]]]:
+    """Customer rows (customer_id, entity, key, attributes, updated_at) and activity rows
+    (`names`' columns, or every column, then customer_id), both in customer order, merged into
+    each customer's (id, activities, attributes)."""
+    width = len(names) if names else len(Activity._fields)
+    groups = itertools.groupby(rows, key=itemgetter(width))
+    pending = next(groups, None)
+    for customer_id, found in itertools.groupby(customers, key=itemgetter(0)):
+        while pending is not None and pending[0] < customer_id:
+            pending = next(groups, None)
+        activities = Columns({})
+        if pending is not None and pending[0] == customer_id:
+            if names:
+                activities = Columns.of_rows(names, list(pending[1]))
+            else:
+                records = [_activity(row[:width]).to_record() for row in pending[1]]
+                activities = Columns.of_records(records, records[0])
+            pending = next(groups, None)
+        yield customer_id, activities, _customer(customer_id, [r[1:] for r in found]).attributes

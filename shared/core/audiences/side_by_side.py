@@ -66,9 +66,16 @@ def _run(
     store: Any, audiences: Audiences, at: datetime, low: str | None, high: str | None,
     last: str | None, chosen: frozenset[str] | None,
 ) -> Iterator[list[Found]]:  # fmt: skip
-    """In a child: its run's evaluations, a batch at a time."""
+    """In a child: its run's evaluations, a batch at a time. Of chosen customers, only theirs
+    are read where the store can (evaluation_inputs_of), not every activity of the run."""
     batch: list[Found] = []
-    for customer_id, activities, attributes in store.evaluation_inputs(low, audiences.fields, high, apart=True):
+    many = getattr(store, "evaluation_inputs_of", None)
+    if chosen is not None and many is not None:
+        mine = sorted(c for c in chosen if (low is None or c >= low) and (high is None or c < high))
+        inputs = many(mine, audiences.fields, apart=True)
+    else:
+        inputs = store.evaluation_inputs(low, audiences.fields, high, apart=True)
+    for customer_id, activities, attributes in inputs:
         if last is not None and customer_id > last:
             break
         if chosen is None or customer_id in chosen:

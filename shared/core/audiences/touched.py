@@ -93,10 +93,11 @@ class FileUpkeep(Protocol):
         """The customers the references reach as the store is now."""
         ...
 
-    def covers_all(self, references: int) -> bool:
+    def covers_all(self, references: int, partial: bool = False) -> bool:
         """Whether a file naming this many keys and visitors is best evaluated as every
-        customer (Touched.everyone), rather than by reading whom they reach; may raise for a
-        fault of the store."""
+        customer (Touched.everyone), rather than by reading whom they reach; `partial`: the
+        first of a file's references only, asked in the middle of it (it names more). May
+        raise for a fault of the store."""
         ...
 
     def evaluate(self, touched: Touched) -> None:
@@ -179,7 +180,7 @@ class WatchedStore:
         touched = self.touched
         if not touched.everyone and not self._narrow:
             try:
-                touched.everyone = self.upkeep.covers_all(len(touched.keys) + len(touched.visitors))
+                touched.everyone = self.upkeep.covers_all(len(touched.keys) + len(touched.visitors), partial=True)
                 self._narrow = not touched.everyone
             except Exception as exc:  # a read for the upkeep never fails the file
                 log.warning("how many customers %d references reach: %s", len(touched), exc)
