@@ -56,6 +56,11 @@ CREATE TABLE IF NOT EXISTS audience_marks (name TEXT PRIMARY KEY, value TEXT NOT
 
 
 class SqliteAudiences:
+    # Customers evaluated together (upkeep.chunk_of): one query of evaluation_inputs_of and one
+    # write transaction each; 1,000 rather than 200 took a 1.1k-event file's upkeep onto the
+    # bench's 1.1M-event store from 0.43-0.44 s to 0.38-0.39 s.
+    evaluation_chunk = MANY_CHUNK
+
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
         # Statement by statement in a transaction of the database's own: executescript would
