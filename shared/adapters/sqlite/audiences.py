@@ -34,6 +34,11 @@ from shared.core.model import ACTIVITY_FIELDS, Activity
 
 # Customers a query of evaluation_inputs_of: fewer queries, each holding their activities.
 MANY_CHUNK = 1_000
+# The page cache of its reads on a connection of their own (a forked child's): their index
+# searches from many customers come back to the same pages. On the bench's 1.1M-event store, a
+# child's share of an 11k-event file's customers is read in 0.66-0.73 s with 8-48 MiB, against
+# 0.88-1.03 s with SQLite's default 2 MiB.
+MANY_CACHE_KIB = 16 * 1024
 _COLUMN_OF = {name: column for column, name in ACTIVITY_FIELDS.items()}  # record field -> view column
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audience_state (
@@ -170,9 +175,9 @@ class SqliteAudiences:
 
     def _rows(self, sql: str, params: Sequence[object], apart: bool) -> Iterable[tuple]:
         """One query's rows: from a connection of its own (apart), else from the shared one,
-        which sees what this process has not committed yet."""
+        which sees what this process has not committed yet (its page cache CACHE_KIB)."""
         if apart:
-            return itertools.chain.from_iterable(self.db.stream_apart(sql, params))
+            return itertools.chain.from_iterable(self.db.stream_apart(sql, params, cache_kib=MANY_CACHE_KIB))
         return self.db.query(sql, params)
 
     def attributes_of(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:

@@ -265,18 +265,22 @@ class SqliteDatabase:
     def stream_apart(
         self, sql: str, params: Sequence[object] = (), batch: int = 10_000,
         mend: Callable[[sqlite3.Connection, list[tuple]], list[Any]] | None = None,
+        cache_kib: int | None = None,
     ) -> Iterator[list[Any]]:  # fmt: skip
         """As stream, touching nothing of this object's but its path: what a forked child may
         call (the shared connection and its lock belong to the parent). `mend` makes each
-        batch what is yielded, reading from the same snapshot if it must."""
+        batch what is yielded, reading from the same snapshot if it must. `cache_kib`: a page
+        cache of that size, for a query whose index searches come back to the same pages."""
         with self.translate():
             conn = sqlite3.connect(self.path, check_same_thread=False)
         try:
             with self.translate():
                 conn.execute("PRAGMA query_only = 1")
                 conn.execute("PRAGMA busy_timeout = 30000")
-                # SQLite's default page cache (2 MiB): a scan reads each page once, and its
-                # lookups go to the keys it materialized. A larger one only grew the RSS.
+                # SQLite's default page cache (2 MiB) unless told: a scan reads each page once,
+                # and its lookups go to the keys it materialized. A larger one only grew the RSS.
+                if cache_kib is not None:
+                    conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
                 cursor = conn.execute(sql, params)
             while True:
                 with self.translate(), _collector_paused():
