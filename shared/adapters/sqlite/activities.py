@@ -88,33 +88,41 @@ LEFT JOIN visited v ON c.customer_id IS NULL AND v.entity = s.customer_entity
     AND v.visitor = {VISITOR}{WHERE})
 """
 ALL_RESOLVED = RESOLVED_TEMPLATE.replace("{VISITOR}", VISITOR).replace("{WHERE}", "")
-# The activities of many customers (their ids a JSON array, ?), found as store.REACHING finds
-# one customer's: by their keys, and by their visitors (anonymous visits by the visitor's id as
-# key, signed-in ones by the keys each visitor was linked to, keyless ones by the visitor
-# index); then `resolved` as the view resolves them, for a query to keep those whose customer
-# is one of `wanted`. Every step an index search from the customers: no scan of every activity,
-# and each activity row read in rowid order.
-MANY_RESOLVED = """
-WITH wanted(customer_id) AS MATERIALIZED (SELECT value FROM json_each(?)),
-keys AS MATERIALIZED (SELECT c.entity, c.key FROM wanted w CROSS JOIN customer_rows c
-                      ON c.customer_id = w.customer_id),
+
+
+def reaching(keys: str, column: str) -> str:
+    """CTEs ending in `reaching(found)`: the `column` (activity_id or rowid) of every activity that
+    may reach the customers whose (entity, key) rows `keys` selects: by their keys, and by
+    their visitors (anonymous visits by the visitor's id as key, signed-in ones by the keys
+    each visitor was linked to: every such visit made a link; keyless ones by the visitor
+    index). Each step an index search from the customers, none a scan of every activity; an
+    activity found may resolve to another customer (the view says)."""
+    return f"""keys AS MATERIALIZED ({keys}),
 visitors AS MATERIALIZED (SELECT w.entity, w.visitor FROM keys k CROSS JOIN visitor_winners w
                           ON w.entity = k.entity AND w.key = k.key),
 linked AS MATERIALIZED (SELECT DISTINCT l.key, l.visitor FROM visitors v CROSS JOIN links l
                         ON l.entity = v.entity AND l.visitor = v.visitor),
-reaching(r) AS (
-    SELECT rowid FROM activities
+reaching(found) AS (
+    SELECT {column} FROM activities
     WHERE activity_foreign_key IN (SELECT key FROM keys UNION SELECT visitor FROM visitors)
-    UNION SELECT a.rowid FROM linked l JOIN activities a
+    UNION SELECT a.{column} FROM linked l JOIN activities a
     ON a.activity_foreign_key = l.key AND a.visitor_id = l.visitor
-    UNION SELECT rowid FROM activities INDEXED BY activities_by_keyless_visitor
+    UNION SELECT {column} FROM activities INDEXED BY activities_by_keyless_visitor
     WHERE activity_foreign_key IS NULL AND visitor_id IS NOT NULL
         AND visitor_id IN (SELECT visitor FROM visitors)
-),
-resolved AS ({UNIFIED})
-""".replace("{UNIFIED}", UNIFIED.replace(
-    "FROM activities a JOIN", "FROM reaching x CROSS JOIN activities a ON a.rowid = x.r JOIN", 1
-))  # fmt: skip
+)"""
+
+
+# The activities of many customers (their ids a JSON array, ?) that may reach them, by rowid,
+# then `resolved` as the view resolves them, for a query to keep those whose customer is one of
+# `wanted`: each activity row read in rowid order.
+MANY_RESOLVED = (
+    "WITH wanted(customer_id) AS MATERIALIZED (SELECT value FROM json_each(?)),\n"
+    + reaching("SELECT c.entity, c.key FROM wanted w CROSS JOIN customer_rows c ON c.customer_id = w.customer_id", "rowid")
+    + ",\nresolved AS ("
+    + UNIFIED.replace("FROM activities a JOIN", "FROM reaching x CROSS JOIN activities a ON a.rowid = x.found JOIN", 1)
+    + ")\n"
+)
 # The same over the activities of a range of rowids (?, ?), both ends in: a part of an export.
 RESOLVED_BETWEEN = RESOLVED_TEMPLATE.replace("{VISITOR}", VISITOR).replace(
     "{WHERE}", "\nWHERE a.rowid BETWEEN ? AND ?"

@@ -668,21 +668,9 @@ class SqliteStore:
 
 # The activities that may reach a customer (its keys' and its visitors'), for a query to check
 # against the view: bounded by the customer's own data, through the indexes.
-REACHING = """
-WITH keys AS (SELECT entity, key FROM customer_rows WHERE customer_id = ?),
-visitors AS (SELECT w.entity, w.visitor FROM visitor_winners w JOIN keys k
-             ON w.entity = k.entity AND w.key = k.key),
-linked AS (SELECT DISTINCT l.key, l.visitor FROM visitors v CROSS JOIN links l
-           ON l.entity = v.entity AND l.visitor = v.visitor),
-reaching AS (
-    SELECT activity_id FROM activities
-    WHERE activity_foreign_key IN (SELECT key FROM keys UNION SELECT visitor FROM visitors)
-    UNION SELECT a.activity_id FROM linked l JOIN activities a
-    ON a.activity_foreign_key = l.key AND a.visitor_id = l.visitor
-    UNION SELECT activity_id FROM activities INDEXED BY activities_by_keyless_visitor
-    WHERE activity_foreign_key IS NULL AND visitor_id IS NOT NULL
-        AND visitor_id IN (SELECT visitor FROM visitors)
-)"""
+REACHING = "WITH " + activity_tables.reaching(
+    "SELECT entity, key FROM customer_rows WHERE customer_id = ?", "activity_id"
+)
 # A visitor's activities: anonymous ones by its id as key, signed-in ones by the keys it was
 # linked to (every such visit made a link), keyless ones by the visitor index.
 VISITOR_ACTIVITY_IDS = """
