@@ -21,21 +21,24 @@ from shared.core.model import Activity, CustomerRow
 
 # The visitor id of an activity row `a` as read: '' stands for "the same as the foreign key".
 VISITOR = "CASE a.visitor_id WHEN '' THEN a.activity_foreign_key ELSE a.visitor_id END"
-# How the unified_activities view resolves an activity: by key, else by its visitor's winner.
-UNIFIED = """
-SELECT a.activity_id, coalesce(c.customer_id, cv.customer_id) AS customer_id, s.activity_type,
+# An activity's columns as the unified_activities view names them, its visitor's customer
+# (when its key has none) from the row aliased {V}.
+_RESOLVED_COLUMNS = """a.activity_id, coalesce(c.customer_id, {V}.customer_id) AS customer_id, s.activity_type,
     s.activity_type_display, a.activity_name, a.activity_time, a.title, a.external_url,
     s.source_entity, a.source_activity_id, a.activity_foreign_key, s.show_in_timeline,
     s.source_file, s.source_etag, a.source_row, s.customer_entity,
     {VISITOR} AS visitor_id,
-    CASE WHEN c.customer_id IS NOT NULL THEN 'key' WHEN cv.customer_id IS NOT NULL THEN 'visitor'
-    END AS identity_path
+    CASE WHEN c.customer_id IS NOT NULL THEN 'key' WHEN {V}.customer_id IS NOT NULL THEN 'visitor'
+    END AS identity_path""".replace("{VISITOR}", VISITOR)
+# How the unified_activities view resolves an activity: by key, else by its visitor's winner.
+UNIFIED = f"""
+SELECT {_RESOLVED_COLUMNS.replace("{V}", "cv")}
 FROM activities a JOIN activity_sources s ON s.source_id = a.source_id
 LEFT JOIN customer_rows c ON c.entity = s.customer_entity AND c.key = a.activity_foreign_key
 LEFT JOIN visitor_winners w ON c.customer_id IS NULL AND w.entity = s.customer_entity
     AND w.visitor = {VISITOR}
 LEFT JOIN customer_rows cv ON cv.entity = w.entity AND cv.key = w.key
-""".replace("{VISITOR}", VISITOR)
+"""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS activity_sources (
     source_id INTEGER PRIMARY KEY, source_file TEXT NOT NULL, source_etag TEXT NOT NULL,
@@ -75,13 +78,7 @@ visited AS MATERIALIZED (
     SELECT w.entity, w.visitor, cv.customer_id FROM visitor_winners w
     JOIN customer_rows cv ON cv.entity = w.entity AND cv.key = w.key),
 resolved AS (
-SELECT a.activity_id, coalesce(c.customer_id, v.customer_id) AS customer_id, s.activity_type,
-    s.activity_type_display, a.activity_name, a.activity_time, a.title, a.external_url,
-    s.source_entity, a.source_activity_id, a.activity_foreign_key, s.show_in_timeline,
-    s.source_file, s.source_etag, a.source_row, s.customer_entity,
-    {VISITOR} AS visitor_id,
-    CASE WHEN c.customer_id IS NOT NULL THEN 'key' WHEN v.customer_id IS NOT NULL THEN 'visitor'
-    END AS identity_path
+SELECT """ + _RESOLVED_COLUMNS.replace("{V}", "v") + """
 FROM activities a JOIN activity_sources s ON s.source_id = a.source_id
 LEFT JOIN keyed c ON c.entity = s.customer_entity AND c.key = a.activity_foreign_key
 LEFT JOIN visited v ON c.customer_id IS NULL AND v.entity = s.customer_entity
