@@ -39,6 +39,8 @@ MANY_CHUNK = 1_000
 # child's share of an 11k-event file's customers is read in 0.66-0.73 s with 8-48 MiB, against
 # 0.88-1.03 s with SQLite's default 2 MiB.
 MANY_CACHE_KIB = 16 * 1024
+# A JSON array of [entity, key] pairs (?) as a table j(entity, key).
+_PAIRS = "(SELECT json_extract(value, '$[0]') AS entity, json_extract(value, '$[1]') AS key FROM json_each(?)) j"
 _COLUMN_OF = {name: column for column, name in ACTIVITY_FIELDS.items()}  # record field -> view column
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audience_state (
@@ -273,17 +275,18 @@ class SqliteAudiences:
                     f"WHERE a.activity_foreign_key IN ({', '.join('?' * len(chunk))}) "
                     f"AND s.customer_entity = ? AND {VISITOR} IS NOT NULL", [*chunk, entity],
                 ))  # fmt: skip
+        # Each kind in one query, the references a JSON array of pairs searched one by one
+        # (16k of them in 0.03 s, where lists of 500 pairs took 0.17-0.19 s).
         found: set[str] = set()
         for refs, sql in (
-            (touched.keys | touched.row_keys, "SELECT customer_id FROM customer_rows WHERE (entity, key) IN "),
-            (visitors, "SELECT DISTINCT c.customer_id FROM links l JOIN customer_rows c "
-                       "ON c.entity = l.entity AND c.key = l.key WHERE (l.entity, l.visitor) IN "),
+            (touched.keys | touched.row_keys, f"SELECT c.customer_id FROM {_PAIRS} CROSS JOIN customer_rows c "
+                                              "ON c.entity = j.entity AND c.key = j.key"),
+            (visitors, f"SELECT c.customer_id FROM {_PAIRS} CROSS JOIN links l "
+                       "ON l.entity = j.entity AND l.visitor = j.key "
+                       "JOIN customer_rows c ON c.entity = l.entity AND c.key = l.key"),
         ):  # fmt: skip
-            ordered = sorted(refs)
-            for i in range(0, len(ordered), CHUNK):
-                chunk = ordered[i : i + CHUNK]
-                pairs = f"(VALUES {', '.join(['(?, ?)'] * len(chunk))})"
-                found.update(r[0] for r in self.db.query(sql + pairs, [p for ref in chunk for p in ref]))
+            if refs:
+                found.update(r[0] for r in self.db.query(sql, (orjson.dumps(sorted(refs)).decode(),)))
         return found
 
     def stale_customers(self, fingerprint: str, limit: int, before: str | None = None) -> list[str]:
