@@ -152,6 +152,11 @@ def _bounds(small: bool) -> Iterator[None]:
                                   "sqlite-small-bounds", "sqlite-everyone", "sqlite-everyone-small-bounds"])  # fmt: skip
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(history=histories)
+@example(history=[  # v1 signs in as R-1, then visits anonymously: that visit reaches R-1 by its link
+    ("RetailCustomers/c.csv", [("R-1", "Oslo")]),
+    ("EmailPromotion/a.csv", [event("e1", "2021-09-30T12:00:00Z", "v1", "R-1")]),
+    ("EmailPromotion/b.csv", [event("e2", "2021-09-30T13:00:00Z", "v1", "")]),
+])
 @example(history=[  # another file's copy of e1 moves it from; a rewrite drops it
     ("RetailCustomers/c.csv", [("R-1", "Oslo"), ("R-2", "Oslo")]),
     ("EmailPromotion/a.csv", [event("e1", "2021-09-30T12:00:00Z", "v1", "R-1"),
