@@ -30,12 +30,13 @@ _OVERTAKEN_ROUNDS = 20  # evaluations of customers others keep saving at the sam
 ORDERED_SHARE = 4
 ORDERED_MIN = CHUNK  # and at least this many
 # A file whose keys and visitors are this many, and as many as the customers or more (see
-# ByFile.covers_all for a file's first ones), is evaluated as every customer in one pass: it reaches most of them (an event names a key and a
-# visitor), and reading whom its references reach (a look-up per reference), then only their
-# activities, would cost more than the pass's evaluations of the customers it misses. Below
-# that share, reading only the customers reached costs less (SQLite's evaluation_inputs_of: on
-# the bench's 1.1M-event store, a later 10k-event file reaching 7,367 of 20,000 customers is
-# evaluated in 1.8 s that way, against 2.7 s as everyone).
+# ByFile.covers_all for a file's first ones), is evaluated as every customer in one pass: it
+# reaches most of them (an event names a key and a visitor), and reading whom its references
+# reach (a look-up per reference), then only their activities, would cost more than the pass's
+# evaluations of the customers it misses. Below that share, reading only the customers reached
+# costs less (SQLite's evaluation_inputs_of: on the bench's 1.1M-event store, a later
+# 10k-event file reaching 7,367 of 20,000 customers is evaluated in 1.8 s that way, against
+# 2.7 s as everyone).
 EVERYONE_MIN = 2_000
 EVERYONE_SHARE = 1
 EVALUATED = "evaluated"  # the mark naming the definitions every customer was last evaluated by
@@ -372,9 +373,8 @@ class ByFile:
         self, ids: Sequence[str], now: datetime, everyone: bool = False
     ) -> Iterator[tuple[str, Evaluation]]:
         """The evaluations of those of `ids` (sorted) that are not gone, or of every customer:
-        side by side where that pays, else in this process; `ids` read alone, through their
-        keys and visitors (a store with an ordered read of everyone has evaluation_inputs_of),
-        rather than every activity from the first of them on."""
+        side by side where that pays, else in this process, `ids` a chunk at a time as
+        evaluate_customers reads them (only theirs, not every activity from the first on)."""
         found = side_by_side.evaluations(self.store, self.audiences, now, wanted=None if everyone else ids)
         if found is not None:
             with contextlib.closing(found):
@@ -383,5 +383,8 @@ class ByFile:
         if everyone:
             yield from _every_evaluation(self.profiles, self.store, self.audiences, now)
             return
-        for customer_id, activities, attributes in self.store.evaluation_inputs_of(ids, self.audiences.fields):
-            yield customer_id, self.audiences.evaluate(activities, attributes, now)
+        chunk = chunk_of(self.store)
+        for i in range(0, len(ids), chunk):
+            for customer_id, evaluation in _evaluations(self.profiles, self.store, self.audiences, ids[i : i + chunk], now):
+                if evaluation is not None:
+                    yield customer_id, evaluation
