@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any
@@ -142,8 +141,7 @@ class SqliteAudiences:
         customers = itertools.chain.from_iterable(stream(
             "SELECT customer_id, entity, key, attributes, updated_at FROM customer_rows "
             f"WHERE {bounds} ORDER BY customer_id, entity, key", params))  # fmt: skip
-        names = tuple(fields or ())
-        columns = ", ".join(_COLUMN_OF[name] for name in names) if names else ACTIVITY_COLUMNS
+        names, columns = _selected(fields)
         # Customer last, so that zip(names, row) stops before it: no slice per row.
         rows = itertools.chain.from_iterable(stream(
             f"{ALL_RESOLVED} SELECT {columns}, customer_id FROM resolved "
@@ -159,8 +157,7 @@ class SqliteAudiences:
         than by a scan of every activity. The file's customers of a later file, most often a
         share of them, cost their own activities, not the store's. `apart`: on connections of
         its own (a forked child's)."""
-        names = tuple(fields or ())
-        columns = ", ".join(_COLUMN_OF[name] for name in names) if names else ACTIVITY_COLUMNS
+        names, columns = _selected(fields)
         ordered = sorted(set(customer_ids))
         for i in range(0, len(ordered), MANY_CHUNK):
             wanted = (orjson.dumps(ordered[i : i + MANY_CHUNK]).decode(),)
@@ -206,11 +203,11 @@ class SqliteAudiences:
         diffs: list[tuple[str, str, str, str]] = []
         states, gone = [], []
         with self.db.transaction() as conn:
-            # Read inside the write transaction: a concurrent evaluator cannot interleave. Only
-            # the segments: the diff needs nothing else of what was stored.
-            before = self._stored_segments(conn, [r.customer_id for r in results])
+            # Read inside the write transaction: a concurrent evaluator cannot interleave.
+            before = self.stored_audiences([r.customer_id for r in results])
             for result in results:
-                diffs += membership_diff(result.customer_id, before.get(result.customer_id, ()), result.segments, at)
+                old = before.get(result.customer_id)
+                diffs += membership_diff(result.customer_id, old.segments if old else (), result.segments, at)
                 if result.measures is None:
                     gone.append((result.customer_id,))
                 else:
@@ -237,17 +234,6 @@ class SqliteAudiences:
             last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
         first = last - len(diffs) + 1
         return [MembershipChange(first + i, *d) for i, d in enumerate(diffs)]
-
-    def _stored_segments(self, conn: sqlite3.Connection, customer_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
-        found: dict[str, tuple[str, ...]] = {}
-        for i in range(0, len(customer_ids), 500):
-            chunk = list(customer_ids[i : i + 500])
-            rows = conn.execute(
-                f"SELECT customer_id, segments FROM audience_state WHERE customer_id IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            )  # fmt: skip
-            found.update((c, tuple(orjson.loads(segments))) for c, segments in rows)
-        return found
 
     def due_customers(self, now: str, limit: int) -> list[str]:
         rows = self.db.query(
@@ -345,6 +331,12 @@ def _by_entity(refs: set[Ref]) -> dict[str, list[str]]:
     for entity, key in sorted(refs):
         found.setdefault(entity, []).append(key)
     return found
+
+
+def _selected(fields: Sequence[str] | None) -> tuple[tuple[str, ...], str]:
+    """The record fields read (none: every one) and the view's columns holding them."""
+    names = tuple(fields or ())
+    return names, ", ".join(_COLUMN_OF[name] for name in names) if names else ACTIVITY_COLUMNS
 
 
 def _merged_inputs(
